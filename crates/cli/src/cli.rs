@@ -1,0 +1,112 @@
+//! Command-line grammar.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// CrossLogic: the control plane of an LLM inference cloud.
+///
+/// Configuration comes from environment variables (see `crosslogic config
+/// check`); with no DATABASE_URL and no DB_HOST a private PostgreSQL is
+/// started from the local installation in the data directory.
+#[derive(Debug, Parser)]
+#[command(name = "crosslogic", version, propagate_version = true)]
+pub struct Cli {
+    /// Data directory for the embedded database and local state
+    /// [env: CROSSLOGIC_DATA_DIR, default: ./.crosslogic].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the platform: HTTP server (/healthz, /readyz) and background workers.
+    ///
+    /// Migrates the database first. Stops gracefully on SIGINT/SIGTERM:
+    /// readiness turns 503, in-flight requests finish (SHUTDOWN_TIMEOUT),
+    /// background tasks stop, then the database closes.
+    Serve(ServeArgs),
+    /// Database administration: migrations, status, backup, maintenance.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [env: LISTEN_ADDR, default: 127.0.0.1:8080].
+    #[arg(long, value_name = "IP:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// Do not apply pending migrations at start.
+    #[arg(long)]
+    pub skip_migrations: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Apply pending migrations (database/schemas/*.sql, embedded in the binary).
+    ///
+    /// Safe to run from several processes at once (advisory lock). Fails,
+    /// naming the file, if an applied migration file has changed since.
+    Migrate,
+    /// Show applied and pending migrations, tables with row counts, and the database size.
+    Status {
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reverse migrations above version N (newest first), e.g. `--to 1`
+    /// drops deployments, deployment_nodes and the columns 02 added to nodes.
+    ///
+    /// Destroys data in the dropped tables: asks you to type the database
+    /// name unless --yes is given.
+    Rollback {
+        /// Keep migrations up to and including this version (0 = drop everything).
+        #[arg(long, value_name = "N")]
+        to: i32,
+        /// Do not ask for confirmation (for scripts).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Write a SQL backup with pg_dump (gzip-compressed when FILE ends in .gz).
+    Backup {
+        /// Output file, e.g. backup_20250119.sql.gz.
+        file: PathBuf,
+        /// Database on the same server to back up (e.g. skypilot_state); default: the platform database.
+        #[arg(long, value_name = "NAME")]
+        database: Option<String>,
+    },
+    /// Restore a backup made by `db backup` (plain or .gz) with psql, in one transaction.
+    ///
+    /// Replaces the objects in the backup: asks for confirmation unless --yes.
+    Restore {
+        /// Backup file (.sql or .sql.gz).
+        file: PathBuf,
+        /// Database on the same server to restore into (created if missing); default: the platform database.
+        #[arg(long, value_name = "NAME")]
+        database: Option<String>,
+        /// Do not ask for confirmation (for scripts).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Run VACUUM ANALYZE on the whole database.
+    Vacuum,
+    /// Table sizes, index usage and the slowest queries (pg_stat_statements).
+    Stats {
+        /// How many slow queries to list.
+        #[arg(long, default_value_t = 10)]
+        limit: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration and print the effective values, secrets redacted.
+    Check,
+}

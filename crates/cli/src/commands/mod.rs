@@ -1,0 +1,77 @@
+//! Command implementations: load configuration, call the libraries, print.
+
+mod config;
+mod db;
+mod serve;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use crosslogic_config::{Config, LogFormat};
+use crosslogic_db::Database;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command};
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut config = Config::from_env().context("invalid configuration")?;
+    if let Some(dir) = cli.data_dir {
+        config.data_dir = dir;
+    }
+    let default_filter = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn,crosslogic_db=info",
+    };
+    init_logging(config.log_format, default_filter);
+    match cli.command {
+        Command::Serve(args) => serve::run(config, args).await,
+        Command::Db(cmd) => db::run(&config, cmd).await,
+        Command::Config(cmd) => config::run(&config, cmd),
+    }
+}
+
+fn init_logging(format: LogFormat, default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Opens the configured database (starting the embedded one if needed).
+async fn open_db(config: &Config, wait: Duration) -> anyhow::Result<Database> {
+    Ok(Database::open(
+        &config.database,
+        &config.data_dir,
+        config.pg_bin.as_deref(),
+        wait,
+    )
+    .await?)
+}
+
+/// Asks the user to type `expected` to confirm a destructive action.
+/// Without a terminal (scripts, CI) it refuses and points at `--yes`.
+fn confirm(action: &str, expected: &str) -> anyhow::Result<()> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        anyhow::bail!("refusing to {action} without confirmation: no terminal to ask on; pass --yes to confirm");
+    }
+    let mut err = std::io::stderr();
+    write!(
+        err,
+        "This will {action}.\nType the database name ({expected}) to confirm: "
+    )?;
+    err.flush()?;
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer)?;
+    if answer.trim() != expected {
+        anyhow::bail!("confirmation did not match; nothing was changed");
+    }
+    Ok(())
+}

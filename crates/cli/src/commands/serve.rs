@@ -1,0 +1,59 @@
+//! `crosslogic serve`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use crosslogic_config::Config;
+use crosslogic_server::App;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::ServeArgs;
+
+pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    let shutdown = CancellationToken::new();
+    spawn_signal_handler(shutdown.clone())?;
+
+    // Bind first: a taken port fails before the database is touched.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (LISTEN_ADDR / --listen)",
+                config.listen
+            )
+        })?;
+    let db = super::open_db(&config, Duration::from_secs(30)).await?;
+    if db.is_embedded() {
+        tracing::info!(data_dir = %config.data_dir.display(), "using the embedded PostgreSQL");
+    }
+    if !args.skip_migrations {
+        let applied = crosslogic_db::migrate::migrate(db.pool()).await?;
+        tracing::info!(applied = ?applied, "database schema is current");
+    }
+    let app = App::new(listener, db, shutdown, config.shutdown_timeout);
+    tracing::info!(addr = %app.local_addr()?, "crosslogic is serving");
+    app.run().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT or SIGTERM starts the graceful shutdown; a second one is left to
+/// the default handler only after shutdown completes.
+fn spawn_signal_handler(shutdown: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
+    // Owned by the shutdown token: it ends as soon as shutdown begins.
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT received; shutting down"),
+            () = shutdown.cancelled() => return,
+        }
+        shutdown.cancel();
+    });
+    Ok(())
+}

@@ -1,0 +1,250 @@
+//! `crosslogic db …` and `crosslogic config check` end to end.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::run;
+use crosslogic_testkit::TestDb;
+use sqlx::Executor;
+
+#[tokio::test]
+async fn migrate_status_rollback_and_vacuum_work_against_an_external_database() {
+    let db = TestDb::new().await;
+    let env = [("DATABASE_URL", db.url.as_str())];
+
+    let (ok, out) = run(&env, &["db", "migrate"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("applied database/schemas/01_core_tables.sql"),
+        "{out}"
+    );
+    let (ok, out) = run(&env, &["db", "migrate"]);
+    assert!(
+        ok && out.contains("schema is up to date (version 3)"),
+        "{out}"
+    );
+
+    let (ok, out) = run(&env, &["db", "status"]);
+    assert!(ok, "{out}");
+    for needle in [
+        "01_core_tables",
+        "02_deployments",
+        "03_notifications",
+        "regions",
+        "database size:",
+    ] {
+        assert!(out.contains(needle), "status lacks {needle}: {out}");
+    }
+    assert!(!out.contains("pending"), "{out}");
+
+    // No terminal and no --yes: refuses, changes nothing.
+    let (ok, out) = run(&env, &["db", "rollback", "--to", "1"]);
+    assert!(!ok && out.contains("--yes"), "{out}");
+    let (ok, out) = run(&env, &["db", "rollback", "--to", "1", "--yes"]);
+    assert!(
+        ok && out.contains("rolled back version 3") && out.contains("rolled back version 2"),
+        "{out}"
+    );
+    let (ok, out) = run(&env, &["db", "status"]);
+    assert!(ok && out.contains("pending"), "{out}");
+    let (ok, out) = run(&env, &["db", "rollback", "--to", "9", "--yes"]);
+    assert!(!ok && out.contains("--to must be between 0 and 3"), "{out}");
+    let (ok, out) = run(&env, &["db", "migrate"]);
+    assert!(ok && out.contains("02_deployments"), "{out}");
+
+    let (ok, out) = run(&env, &["db", "vacuum"]);
+    assert!(ok && out.contains("VACUUM ANALYZE done"), "{out}");
+    let (ok, out) = run(&env, &["db", "stats"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("Table sizes")
+            && out.contains("Index usage")
+            && out.contains("regions_code_key"),
+        "{out}"
+    );
+    assert!(
+        out.contains("mean_exec_time") || out.contains("shared_preload_libraries"),
+        "{out}"
+    );
+    db.drop_db().await;
+}
+
+async fn rows(pool: &sqlx::PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn backup_and_restore_round_trip_plain_and_gzip() {
+    let db = TestDb::new().await;
+    let env = [("DATABASE_URL", db.url.as_str())];
+    assert!(run(&env, &["db", "migrate"]).0);
+    db.pool
+        .execute("INSERT INTO tenants (name, email) VALUES ('Backed Up', 'b@x.test')")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+
+    for name in ["backup.sql", "backup.sql.gz"] {
+        let file = dir.path().join(name);
+        let (ok, out) = run(&env, &["db", "backup", file.to_str().unwrap()]);
+        assert!(ok, "{out}");
+        let bytes = std::fs::read(&file).unwrap();
+        if name.ends_with(".gz") {
+            assert_eq!(&bytes[..2], &[0x1f, 0x8b], "not gzip");
+        } else {
+            assert!(String::from_utf8_lossy(&bytes).contains("CREATE TABLE public.tenants"));
+        }
+        // Damage the data, then restore.
+        db.pool
+            .execute("DELETE FROM tenants; DELETE FROM regions WHERE code = 'eu-west'")
+            .await
+            .unwrap();
+        let (ok, out) = run(&env, &["db", "restore", file.to_str().unwrap(), "--yes"]);
+        assert!(ok, "{out}");
+        assert_eq!(
+            rows(
+                &db.pool,
+                "SELECT count(*) FROM tenants WHERE email = 'b@x.test'"
+            )
+            .await,
+            1,
+            "{name}"
+        );
+        assert_eq!(
+            rows(&db.pool, "SELECT count(*) FROM regions").await,
+            4,
+            "{name}"
+        );
+        assert_eq!(
+            rows(&db.pool, "SELECT count(*) FROM schema_migrations").await,
+            3,
+            "{name}"
+        );
+    }
+    let (ok, out) = run(
+        &env,
+        &[
+            "db",
+            "restore",
+            dir.path().join("backup.sql").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        !ok && out.contains("--yes"),
+        "restore must ask for confirmation: {out}"
+    );
+    let (ok, out) = run(&env, &["db", "restore", "/nonexistent/backup.sql", "--yes"]);
+    assert!(!ok && out.contains("does not exist"), "{out}");
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn backup_and_restore_another_database_on_the_same_server() {
+    // As for SkyPilot's state database: `--database skypilot_state`.
+    let db = TestDb::new().await;
+    let state = format!("{}_skypilot_state", db.name);
+    let copy = format!("{}_restored", db.name);
+    db.pool
+        .execute(format!("CREATE DATABASE {state}").as_str())
+        .await
+        .unwrap();
+    let state_url = db.url.replace(&db.name, &state);
+    let state_pool = sqlx::PgPool::connect(&state_url).await.unwrap();
+    state_pool.execute("CREATE TABLE clusters (name text primary key); INSERT INTO clusters VALUES ('cic-aws-us-east-a10g-spot-1')").await.unwrap();
+    state_pool.close().await;
+
+    let env = [("DATABASE_URL", db.url.as_str())];
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("skypilot_backup.sql.gz");
+    let (ok, out) = run(
+        &env,
+        &["db", "backup", file.to_str().unwrap(), "--database", &state],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = run(
+        &env,
+        &[
+            "db",
+            "restore",
+            file.to_str().unwrap(),
+            "--database",
+            &copy,
+            "--yes",
+        ],
+    );
+    assert!(
+        ok && out.contains(&format!("created database {copy}")),
+        "{out}"
+    );
+    let copy_pool = sqlx::PgPool::connect(&db.url.replace(&db.name, &copy))
+        .await
+        .unwrap();
+    assert_eq!(rows(&copy_pool, "SELECT count(*) FROM clusters").await, 1);
+    copy_pool.close().await;
+    for extra in [&state, &copy] {
+        db.pool
+            .execute(format!("DROP DATABASE {extra} WITH (FORCE)").as_str())
+            .await
+            .unwrap();
+    }
+    db.drop_db().await;
+}
+
+#[test]
+fn config_check_prints_effective_values_with_secrets_redacted() {
+    let (ok, out) = run(
+        &[
+            ("DATABASE_URL", "postgresql://crosslogic:topsecretpw@db.internal:5432/crosslogic_iaas?sslmode=require"),
+            ("DB_MAX_OPEN_CONNS", "50"),
+            ("DB_CONN_MAX_LIFETIME", "1h"),
+            ("ADMIN_API_TOKEN", "admin-token-that-is-long-enough"),
+        ],
+        &["config", "check"],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(
+            "postgresql://crosslogic:****@db.internal:5432/crosslogic_iaas?sslmode=require"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("DB_MAX_OPEN_CONNS") && out.contains("50") && out.contains("1h"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("topsecretpw") && !out.contains("admin-token-that"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_bad_value_stops_the_program_naming_the_variable() {
+    for (var, value, needle) in [
+        ("DB_MAX_OPEN_CONNS", "lots", "DB_MAX_OPEN_CONNS"),
+        (
+            "DB_SSL_MODE",
+            "maybe",
+            "disable, prefer, require or verify-full",
+        ),
+        ("DB_CONN_MAX_LIFETIME", "10", "DB_CONN_MAX_LIFETIME"),
+    ] {
+        let (ok, out) = run(&[(var, value)], &["config", "check"]);
+        assert!(!ok, "{var}={value} accepted");
+        assert!(out.contains(needle), "{var}: {out}");
+    }
+}
+
+#[test]
+fn every_db_command_explains_itself_in_help() {
+    let (ok, out) = run(&[], &["db", "--help"]);
+    assert!(ok, "{out}");
+    for cmd in [
+        "migrate", "status", "rollback", "backup", "restore", "vacuum", "stats",
+    ] {
+        assert!(out.contains(cmd), "db --help lacks {cmd}: {out}");
+    }
+    let (ok, out) = run(&[], &["db", "rollback", "--help"]);
+    assert!(ok && out.contains("--to") && out.contains("--yes"), "{out}");
+}

@@ -1,0 +1,174 @@
+//! Configuration of the `crosslogic` binary, read once at start.
+//!
+//! Every value comes from an environment variable (12-factor); command-line
+//! flags may override a few of them after parsing. A bad value is reported
+//! with the variable's name and what it accepts; secrets (passwords, tokens)
+//! are held in [`secrecy::SecretString`] and never appear in `Debug`, errors
+//! or [`Config::report`].
+
+mod database;
+mod parse;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+pub use database::{DatabaseConfig, DatabaseTarget, ExternalDatabase, PoolConfig, SslMode};
+pub use parse::parse_duration;
+
+/// A configuration value that is missing or malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    /// The environment variable (or flag) at fault.
+    pub variable: String,
+    /// What is wrong and what is accepted. Never contains a secret.
+    pub message: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(variable: &str, message: impl Into<String>) -> Self {
+        ConfigError {
+            variable: variable.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Log output format (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The whole effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where PostgreSQL is and how to pool connections to it.
+    pub database: DatabaseConfig,
+    /// HTTP listen address (`LISTEN_ADDR`, default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// Directory for local state: the embedded PostgreSQL cluster, spools
+    /// (`CROSSLOGIC_DATA_DIR`, default `./.crosslogic`).
+    pub data_dir: PathBuf,
+    /// Directory holding `initdb` and `postgres` for the embedded database
+    /// (`CROSSLOGIC_PG_BIN`); searched on PATH and usual locations when unset.
+    pub pg_bin: Option<PathBuf>,
+    /// Redis for shared rate-limit state (`REDIS_URL`); optional.
+    pub redis_url: Option<SecretString>,
+    /// Operator token for the admin API (`ADMIN_API_TOKEN`).
+    pub admin_api_token: Option<SecretString>,
+    /// How long shutdown waits for in-flight requests (`SHUTDOWN_TIMEOUT`, 30s).
+    pub shutdown_timeout: Duration,
+    /// `LOG_FORMAT`: `text` (default) or `json`.
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_vars(&std::env::vars().collect())
+    }
+
+    /// Reads configuration from a variable map (the environment, or a test's).
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let database = DatabaseConfig::from_vars(&get)?;
+        let listen = match get("LISTEN_ADDR") {
+            Some(v) => parse::socket_addr("LISTEN_ADDR", v)?,
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        };
+        let data_dir = PathBuf::from(get("CROSSLOGIC_DATA_DIR").unwrap_or(".crosslogic"));
+        let pg_bin = get("CROSSLOGIC_PG_BIN").map(PathBuf::from);
+        let redis_url = match get("REDIS_URL") {
+            Some(v) => Some(parse::redis_url("REDIS_URL", v)?),
+            None => None,
+        };
+        let admin_api_token = match get("ADMIN_API_TOKEN") {
+            Some(v) if v.len() < 16 => {
+                return Err(ConfigError::new(
+                    "ADMIN_API_TOKEN",
+                    "too short: use at least 16 characters (e.g. `openssl rand -hex 32`)",
+                ))
+            }
+            Some(v) => Some(SecretString::from(v.to_owned())),
+            None => None,
+        };
+        let shutdown_timeout = match get("SHUTDOWN_TIMEOUT") {
+            Some(v) => parse::duration_var("SHUTDOWN_TIMEOUT", v)?,
+            None => Duration::from_secs(30),
+        };
+        let log_format = match get("LOG_FORMAT") {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "LOG_FORMAT",
+                    format!("invalid value {other:?}: expected text or json"),
+                ))
+            }
+        };
+        Ok(Config {
+            database,
+            listen,
+            data_dir,
+            pg_bin,
+            redis_url,
+            admin_api_token,
+            shutdown_timeout,
+            log_format,
+        })
+    }
+
+    /// The effective configuration as `(name, value)` lines for
+    /// `crosslogic config check`, with every secret redacted.
+    pub fn report(&self) -> Vec<(String, String)> {
+        let mut out = self.database.report();
+        out.push(("LISTEN_ADDR".into(), self.listen.to_string()));
+        out.push((
+            "CROSSLOGIC_DATA_DIR".into(),
+            self.data_dir.display().to_string(),
+        ));
+        out.push((
+            "CROSSLOGIC_PG_BIN".into(),
+            self.pg_bin
+                .as_ref()
+                .map_or_else(|| "(search PATH)".into(), |p| p.display().to_string()),
+        ));
+        out.push((
+            "REDIS_URL".into(),
+            self.redis_url
+                .as_ref()
+                .map_or_else(|| "(unset: in-process limits)".into(), parse::redact_url),
+        ));
+        out.push((
+            "ADMIN_API_TOKEN".into(),
+            if self.admin_api_token.is_some() {
+                "(set, redacted)".into()
+            } else {
+                "(unset: admin API disabled)".into()
+            },
+        ));
+        out.push((
+            "SHUTDOWN_TIMEOUT".into(),
+            humantime::format_duration(self.shutdown_timeout).to_string(),
+        ));
+        out.push((
+            "LOG_FORMAT".into(),
+            match self.log_format {
+                LogFormat::Text => "text".into(),
+                LogFormat::Json => "json".into(),
+            },
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

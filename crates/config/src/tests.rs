@@ -1,0 +1,273 @@
+//! Configuration parsing: every variable, good and bad values.
+
+use super::*;
+use secrecy::ExposeSecret;
+
+fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn err(pairs: &[(&str, &str)]) -> ConfigError {
+    Config::from_vars(&vars(pairs)).unwrap_err()
+}
+
+fn external(cfg: &Config) -> &ExternalDatabase {
+    match &cfg.database.target {
+        DatabaseTarget::External(db) => db,
+        DatabaseTarget::Embedded => panic!("expected an external database"),
+    }
+}
+
+#[test]
+fn nothing_configured_means_embedded_database_and_seed_pool_defaults() {
+    let cfg = Config::from_vars(&HashMap::new()).unwrap();
+    assert!(matches!(cfg.database.target, DatabaseTarget::Embedded));
+    assert_eq!(cfg.database.pool.max_open, 25);
+    assert_eq!(cfg.database.pool.max_idle, 5);
+    assert_eq!(
+        cfg.database.pool.conn_max_lifetime,
+        Some(Duration::from_secs(300))
+    );
+    assert_eq!(cfg.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(cfg.data_dir, PathBuf::from(".crosslogic"));
+    assert_eq!(cfg.shutdown_timeout, Duration::from_secs(30));
+    assert_eq!(cfg.log_format, LogFormat::Text);
+}
+
+#[test]
+fn database_url_is_parsed_into_its_parts() {
+    let cfg = Config::from_vars(&vars(&[(
+        "DATABASE_URL",
+        "postgresql://crosslogic:s%40cret@db.example.com:6543/crosslogic_iaas?sslmode=require",
+    )]))
+    .unwrap();
+    let db = external(&cfg);
+    assert_eq!(db.host, "db.example.com");
+    assert_eq!(db.port, 6543);
+    assert_eq!(db.user, "crosslogic");
+    assert_eq!(db.password.as_ref().unwrap().expose_secret(), "s@cret");
+    assert_eq!(db.dbname, "crosslogic_iaas");
+    assert_eq!(db.ssl_mode, SslMode::Require);
+}
+
+#[test]
+fn database_url_accepts_a_socket_directory_in_host_parameter() {
+    let cfg = Config::from_vars(&vars(&[(
+        "DATABASE_URL",
+        "postgres:///mydb?host=/var/run/postgresql&user=me",
+    )]))
+    .unwrap();
+    let db = external(&cfg);
+    assert_eq!(db.host, "/var/run/postgresql");
+    assert_eq!(db.user, "me");
+    assert_eq!(db.dbname, "mydb");
+}
+
+#[test]
+fn db_ssl_mode_overrides_the_url_and_accepts_the_four_modes() {
+    for (mode, want) in [
+        ("disable", SslMode::Disable),
+        ("prefer", SslMode::Prefer),
+        ("require", SslMode::Require),
+        ("verify-full", SslMode::VerifyFull),
+    ] {
+        let cfg = Config::from_vars(&vars(&[
+            ("DATABASE_URL", "postgres://u@h/db?sslmode=disable"),
+            ("DB_SSL_MODE", mode),
+        ]))
+        .unwrap();
+        assert_eq!(external(&cfg).ssl_mode, want);
+    }
+    let e = err(&[("DB_HOST", "h"), ("DB_SSL_MODE", "verify-ca")]);
+    assert_eq!(e.variable, "DB_SSL_MODE");
+    assert!(
+        e.message
+            .contains("disable, prefer, require or verify-full"),
+        "{e}"
+    );
+}
+
+#[test]
+fn db_variables_build_an_external_target_with_seed_defaults() {
+    let cfg = Config::from_vars(&vars(&[("DB_HOST", "localhost"), ("DB_PASSWORD", "pw")])).unwrap();
+    let db = external(&cfg);
+    assert_eq!(
+        (
+            db.host.as_str(),
+            db.port,
+            db.user.as_str(),
+            db.dbname.as_str()
+        ),
+        ("localhost", 5432, "crosslogic", "crosslogic_iaas")
+    );
+    assert_eq!(db.ssl_mode, SslMode::Prefer);
+
+    let cfg = Config::from_vars(&vars(&[
+        ("DB_HOST", "10.0.0.5"),
+        ("DB_PORT", "6432"),
+        ("DB_USER", "svc"),
+        ("DB_PASSWORD", "pw"),
+        ("DB_NAME", "prod"),
+        ("DB_SSL_MODE", "require"),
+    ]))
+    .unwrap();
+    let db = external(&cfg);
+    assert_eq!(
+        (
+            db.host.as_str(),
+            db.port,
+            db.user.as_str(),
+            db.dbname.as_str()
+        ),
+        ("10.0.0.5", 6432, "svc", "prod")
+    );
+}
+
+#[test]
+fn bad_values_name_the_variable_and_what_is_accepted() {
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: &[Case] = &[
+        (
+            &[("DB_HOST", "h"), ("DB_PORT", "abc")],
+            "DB_PORT",
+            "1 to 65535",
+        ),
+        (
+            &[("DB_HOST", "h"), ("DB_PORT", "70000")],
+            "DB_PORT",
+            "1 to 65535",
+        ),
+        (
+            &[("DB_MAX_OPEN_CONNS", "0")],
+            "DB_MAX_OPEN_CONNS",
+            "1 to 10000",
+        ),
+        (
+            &[("DB_MAX_OPEN_CONNS", "-3")],
+            "DB_MAX_OPEN_CONNS",
+            "1 to 10000",
+        ),
+        (
+            &[("DB_MAX_IDLE_CONNS", "many")],
+            "DB_MAX_IDLE_CONNS",
+            "0 to 10000",
+        ),
+        (
+            &[("DB_CONN_MAX_LIFETIME", "5")],
+            "DB_CONN_MAX_LIFETIME",
+            "no unit",
+        ),
+        (
+            &[("DB_CONN_MAX_LIFETIME", "five minutes")],
+            "DB_CONN_MAX_LIFETIME",
+            "30s, 5m, 1h",
+        ),
+        (
+            &[("DATABASE_URL", "mysql://u:p@h/db")],
+            "DATABASE_URL",
+            "postgresql://",
+        ),
+        (
+            &[("DATABASE_URL", "not a url")],
+            "DATABASE_URL",
+            "postgresql://",
+        ),
+        (
+            &[("DATABASE_URL", "postgres://u@h:5432/")],
+            "DATABASE_URL",
+            "no database name",
+        ),
+        (
+            &[("DATABASE_URL", "postgres://u@h/db?pool=3")],
+            "DATABASE_URL",
+            "unsupported parameter",
+        ),
+        (&[("DB_PASSWORD", "pw")], "DB_PASSWORD", "DB_HOST"),
+        (&[("LISTEN_ADDR", "8080")], "LISTEN_ADDR", "IP:PORT"),
+        (&[("REDIS_URL", "http://x")], "REDIS_URL", "redis://"),
+        (
+            &[("ADMIN_API_TOKEN", "short")],
+            "ADMIN_API_TOKEN",
+            "16 characters",
+        ),
+        (&[("SHUTDOWN_TIMEOUT", "soon")], "SHUTDOWN_TIMEOUT", "30s"),
+        (&[("LOG_FORMAT", "xml")], "LOG_FORMAT", "text or json"),
+    ];
+    for (pairs, var, needle) in cases {
+        let e = err(pairs);
+        assert_eq!(e.variable, *var, "for {pairs:?}");
+        assert!(e.to_string().contains(needle), "for {pairs:?}: {e}");
+    }
+}
+
+#[test]
+fn durations_accept_the_forms_the_seed_uses() {
+    for (text, secs) in [
+        ("30s", 30),
+        ("5m", 300),
+        ("1h", 3600),
+        ("1h30m", 5400),
+        ("90s", 90),
+    ] {
+        let cfg = Config::from_vars(&vars(&[("DB_CONN_MAX_LIFETIME", text)])).unwrap();
+        assert_eq!(
+            cfg.database.pool.conn_max_lifetime,
+            Some(Duration::from_secs(secs)),
+            "{text}"
+        );
+    }
+    assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+    let cfg = Config::from_vars(&vars(&[("DB_CONN_MAX_LIFETIME", "0")])).unwrap();
+    assert_eq!(cfg.database.pool.conn_max_lifetime, None);
+}
+
+#[test]
+fn pool_sizes_are_read_and_idle_is_capped_by_open() {
+    let cfg = Config::from_vars(&vars(&[
+        ("DB_MAX_OPEN_CONNS", "50"),
+        ("DB_MAX_IDLE_CONNS", "10"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        (cfg.database.pool.max_open, cfg.database.pool.max_idle),
+        (50, 10)
+    );
+    let cfg = Config::from_vars(&vars(&[
+        ("DB_MAX_OPEN_CONNS", "3"),
+        ("DB_MAX_IDLE_CONNS", "10"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        (cfg.database.pool.max_open, cfg.database.pool.max_idle),
+        (3, 3)
+    );
+}
+
+#[test]
+fn secrets_never_appear_in_errors_debug_or_the_report() {
+    let secret = "hunter2-very-secret";
+    let url = format!("postgresql://crosslogic:{secret}@db:5432/x?sslmode=bogus");
+    let e = err(&[("DATABASE_URL", &url)]);
+    assert!(!e.to_string().contains(secret));
+
+    let url = format!("postgresql://crosslogic:{secret}@db:5432/x");
+    let cfg = Config::from_vars(&vars(&[
+        ("DATABASE_URL", &url),
+        ("REDIS_URL", &format!("redis://:{secret}@localhost:6379/0")),
+        ("ADMIN_API_TOKEN", &format!("{secret}-admin-token")),
+    ]))
+    .unwrap();
+    let report = format!("{:?}", cfg.report());
+    assert!(!report.contains(secret), "{report}");
+    assert!(
+        report.contains("postgresql://crosslogic:****@db:5432/x"),
+        "{report}"
+    );
+    assert!(!format!("{cfg:?}").contains(secret));
+
+    let cfg = Config::from_vars(&vars(&[("DB_HOST", "db"), ("DB_PASSWORD", secret)])).unwrap();
+    assert!(!format!("{:?} {cfg:?}", cfg.report()).contains(secret));
+}

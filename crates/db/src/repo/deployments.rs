@@ -1,0 +1,216 @@
+//! `deployments` and `deployment_nodes`.
+
+use chrono::{DateTime, Utc};
+use crosslogic_core::{DeploymentNodeStatus, DeploymentStatus, DeploymentStrategy, Provider};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+use crate::error::{DbResult, OrNotFound};
+
+/// A row of `deployments`.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Deployment {
+    pub id: Uuid,
+    pub name: String,
+    pub model_name: String,
+    pub min_replicas: i32,
+    pub max_replicas: i32,
+    pub current_replicas: i32,
+    #[sqlx(try_from = "String")]
+    pub strategy: DeploymentStrategy,
+    /// `None` = any provider.
+    pub provider: Option<String>,
+    /// Forced region code; `None` = any allowed region.
+    pub region: Option<String>,
+    /// A GPU type name or `auto`.
+    pub gpu_type: String,
+    pub gpu_count: Option<i32>,
+    pub use_spot: bool,
+    #[sqlx(try_from = "String")]
+    pub status: DeploymentStatus,
+    pub metadata: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+macro_rules! columns {
+    () => {
+        "id, name, model_name, min_replicas, max_replicas, current_replicas, strategy, provider, region, gpu_type, \
+         gpu_count, use_spot, status, metadata, created_at, updated_at, deleted_at"
+    };
+}
+
+/// A deployment to create.
+#[derive(Debug, Clone)]
+pub struct NewDeployment {
+    pub name: String,
+    pub model_name: String,
+    pub min_replicas: i32,
+    pub max_replicas: i32,
+    pub strategy: DeploymentStrategy,
+    pub provider: Option<Provider>,
+    pub region: Option<String>,
+    pub gpu_type: String,
+    pub gpu_count: Option<i32>,
+    pub use_spot: bool,
+    pub metadata: Value,
+}
+
+/// Inserts a deployment. Unknown model/region → `ForeignKey`; min > max →
+/// `Invalid { "deployments_replicas_bounds" }`; taken name → `Conflict`.
+pub async fn create(db: impl PgExecutor<'_>, d: &NewDeployment) -> DbResult<Deployment> {
+    Ok(sqlx::query_as(concat!(
+        "INSERT INTO deployments (name, model_name, min_replicas, max_replicas, strategy, provider, region, gpu_type,
+                                  gpu_count, use_spot, metadata)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ",
+        columns!()
+    ))
+    .bind(&d.name)
+    .bind(&d.model_name)
+    .bind(d.min_replicas)
+    .bind(d.max_replicas)
+    .bind(d.strategy.as_str())
+    .bind(d.provider.map(|p| p.as_str()))
+    .bind(&d.region)
+    .bind(&d.gpu_type)
+    .bind(d.gpu_count)
+    .bind(d.use_spot)
+    .bind(&d.metadata)
+    .fetch_one(db)
+    .await?)
+}
+
+/// One deployment by id.
+pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> DbResult<Deployment> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM deployments WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+    .or_not_found("deployment")
+}
+
+/// One deployment by name.
+pub async fn get_by_name(db: impl PgExecutor<'_>, name: &str) -> DbResult<Deployment> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM deployments WHERE name = $1"
+    ))
+    .bind(name)
+    .fetch_optional(db)
+    .await
+    .or_not_found("deployment")
+}
+
+/// Deployments, optionally of one status (deleted ones only when asked for).
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    status: Option<DeploymentStatus>,
+) -> DbResult<Vec<Deployment>> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM deployments WHERE ($1::text IS NULL AND status <> 'deleted' OR status = $1) ORDER BY name"
+    ))
+    .bind(status.map(|s| s.as_str()))
+    .fetch_all(db)
+    .await?)
+}
+
+/// Bounds and placement to change; `None` leaves a value as it is.
+#[derive(Debug, Clone, Default)]
+pub struct DeploymentPatch {
+    pub min_replicas: Option<i32>,
+    pub max_replicas: Option<i32>,
+    pub strategy: Option<DeploymentStrategy>,
+    pub gpu_type: Option<String>,
+    pub use_spot: Option<bool>,
+}
+
+/// Applies a patch (the bounds CHECK still holds: min ≤ max).
+pub async fn update(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    p: &DeploymentPatch,
+) -> DbResult<Deployment> {
+    sqlx::query_as(concat!(
+        "UPDATE deployments SET min_replicas = COALESCE($2, min_replicas), max_replicas = COALESCE($3, max_replicas),
+                strategy = COALESCE($4, strategy), gpu_type = COALESCE($5, gpu_type), use_spot = COALESCE($6, use_spot)
+          WHERE id = $1 AND status <> 'deleted' RETURNING ",
+        columns!()
+    ))
+    .bind(id)
+    .bind(p.min_replicas)
+    .bind(p.max_replicas)
+    .bind(p.strategy.map(|s| s.as_str()))
+    .bind(&p.gpu_type)
+    .bind(p.use_spot)
+    .fetch_optional(db)
+    .await
+    .or_not_found("deployment")
+}
+
+/// Pauses, resumes or deletes (soft) a deployment.
+pub async fn set_status(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    status: DeploymentStatus,
+) -> DbResult<Deployment> {
+    sqlx::query_as(concat!(
+        "UPDATE deployments SET status = $2,
+                deleted_at = CASE WHEN $2 = 'deleted' THEN now() ELSE NULL END
+          WHERE id = $1 AND status <> 'deleted' RETURNING ",
+        columns!()
+    ))
+    .bind(id)
+    .bind(status.as_str())
+    .fetch_optional(db)
+    .await
+    .or_not_found("deployment")
+}
+
+/// Records the number of live replicas the reconciler counted.
+pub async fn set_current_replicas(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    replicas: i32,
+) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE deployments SET current_replicas = $2 WHERE id = $1 AND current_replicas <> $2",
+    )
+    .bind(id)
+    .bind(replicas)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Sets a member node's status within its deployment.
+pub async fn set_member_status(
+    db: impl PgExecutor<'_>,
+    deployment_id: Uuid,
+    node_id: Uuid,
+    status: DeploymentNodeStatus,
+) -> DbResult<()> {
+    let done = sqlx::query(
+        "UPDATE deployment_nodes SET status = $3 WHERE deployment_id = $1 AND node_id = $2",
+    )
+    .bind(deployment_id)
+    .bind(node_id)
+    .bind(status.as_str())
+    .execute(db)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(crate::DbError::NotFound {
+            entity: "deployment node",
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! `events`: the durable outbox of domain events. Publish in the same
+//! transaction as the change; delivery workers claim unprocessed events with
+//! `FOR UPDATE SKIP LOCKED`, so concurrent workers never take the same one.
+//! An insert trigger sends `NOTIFY crosslogic_events, '<id>'` to wake them.
+
+use chrono::{DateTime, Utc};
+use crosslogic_core::EventSeverity;
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::error::DbResult;
+
+/// The channel the insert trigger notifies.
+pub const NOTIFY_CHANNEL: &str = "crosslogic_events";
+
+/// A row of `events`.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Event {
+    pub id: i64,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub tenant_id: Option<Uuid>,
+    #[sqlx(try_from = "String")]
+    pub severity: EventSeverity,
+    pub payload: Value,
+    pub created_at: DateTime<Utc>,
+    pub fanned_out_at: Option<DateTime<Utc>>,
+    pub fanout_attempts: i32,
+    pub last_error: Option<String>,
+}
+
+macro_rules! columns {
+    () => {
+        "id, event_id, event_type, tenant_id, severity, payload, created_at, fanned_out_at, fanout_attempts, last_error"
+    };
+}
+
+/// A domain event to publish, e.g. `tenant.created`, `apikey.revoked`.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_type: String,
+    pub tenant_id: Option<Uuid>,
+    pub severity: EventSeverity,
+    pub payload: Value,
+}
+
+impl NewEvent {
+    /// An `info` event.
+    pub fn info(event_type: &str, tenant_id: Option<Uuid>, payload: Value) -> NewEvent {
+        NewEvent {
+            event_type: event_type.to_owned(),
+            tenant_id,
+            severity: EventSeverity::Info,
+            payload,
+        }
+    }
+}
+
+/// Appends an event; returns it with its id.
+pub async fn publish(db: impl PgExecutor<'_>, event: &NewEvent) -> DbResult<Event> {
+    Ok(sqlx::query_as(concat!(
+        "INSERT INTO events (event_type, tenant_id, severity, payload) VALUES ($1, $2, $3, $4) RETURNING ",
+        columns!()
+    ))
+    .bind(&event.event_type)
+    .bind(event.tenant_id)
+    .bind(event.severity.as_str())
+    .bind(&event.payload)
+    .fetch_one(db)
+    .await?)
+}
+
+/// Locks up to `limit` events not yet fanned out, oldest first, skipping
+/// those another worker holds. Call inside a transaction; mark each with
+/// [`mark_fanned_out`] or [`mark_fanout_failed`] before committing.
+pub async fn claim_pending(tx: &mut PgConnection, limit: i64) -> DbResult<Vec<Event>> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM events WHERE fanned_out_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
+    ))
+    .bind(limit)
+    .fetch_all(tx)
+    .await?)
+}
+
+/// Marks an event as handed to the delivery tables.
+pub async fn mark_fanned_out(db: impl PgExecutor<'_>, id: i64) -> DbResult<()> {
+    sqlx::query("UPDATE events SET fanned_out_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Records a failed fan-out attempt (the event stays pending).
+pub async fn mark_fanout_failed(db: impl PgExecutor<'_>, id: i64, error: &str) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE events SET fanout_attempts = fanout_attempts + 1, last_error = $2 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Recent events, newest first, optionally for one tenant and/or type prefix
+/// (`node.` matches every node event).
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    tenant_id: Option<Uuid>,
+    type_prefix: Option<&str>,
+    before_id: Option<i64>,
+    limit: i64,
+) -> DbResult<Vec<Event>> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM events
+          WHERE ($1::uuid IS NULL OR tenant_id = $1)
+            AND ($2::text IS NULL OR starts_with(event_type, $2))
+            AND ($3::bigint IS NULL OR id < $3)
+          ORDER BY id DESC LIMIT $4"
+    ))
+    .bind(tenant_id)
+    .bind(type_prefix)
+    .bind(before_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}

@@ -1,0 +1,332 @@
+//! Migrations against a real PostgreSQL: empty database, double apply,
+//! parity with `psql -f` in either order, rollback and re-migrate,
+//! concurrent migrators, and changed files.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crosslogic_db::migrate::{self, MigrateError, MIGRATIONS};
+use crosslogic_testkit::TestDb;
+use sqlx::PgPool;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// `pg_dump --schema-only` without the bookkeeping table and without the
+/// per-dump random `\restrict` keys, so two equal schemas compare equal.
+fn schema_dump(url: &str) -> String {
+    let out = Command::new("pg_dump")
+        .args([
+            "--schema-only",
+            "--no-owner",
+            "--no-privileges",
+            "--exclude-table=schema_migrations",
+            "--dbname",
+            url,
+        ])
+        .output()
+        .expect("run pg_dump");
+    assert!(
+        out.status.success(),
+        "pg_dump failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn psql_apply(url: &str) {
+    for m in MIGRATIONS {
+        let file = repo_root().join(m.path());
+        let out = Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f"])
+            .arg(&file)
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql -f {} failed: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+async fn public_tables(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn migrating_an_empty_database_creates_every_table_and_the_seed_rows() {
+    let db = TestDb::new().await;
+    let applied = migrate::migrate(&db.pool).await.unwrap();
+    assert_eq!(applied, vec![1, 2, 3]);
+    let tables = public_tables(&db.pool).await;
+    for t in [
+        "tenants",
+        "environments",
+        "api_keys",
+        "regions",
+        "models",
+        "gpu_types",
+        "gpu_prices",
+        "nodes",
+        "usage_records",
+        "usage_hourly",
+        "billing_events",
+        "credits",
+        "reservations",
+        "audit_logs",
+        "health_checks",
+        "webhook_events",
+        "events",
+        "deployments",
+        "deployment_nodes",
+        "notification_deliveries",
+        "notification_config",
+        "schema_migrations",
+    ] {
+        assert!(
+            tables.contains(&t.to_owned()),
+            "missing table {t}; have {tables:?}"
+        );
+    }
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM regions").await, 4);
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM models WHERE type = 'chat'").await,
+        5
+    );
+    assert!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM models WHERE type = 'embedding'"
+        )
+        .await
+            >= 1
+    );
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM gpu_types").await, 5);
+    let mumbai: String =
+        sqlx::query_scalar("SELECT cost_multiplier::text FROM regions WHERE code = 'in-mumbai'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(mumbai, "0.700");
+    // The seed's "Verify Installation" query works.
+    sqlx::query("SELECT * FROM deployments LIMIT 1")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn migrating_twice_applies_nothing_the_second_time() {
+    let db = TestDb::new().await;
+    migrate::migrate(&db.pool).await.unwrap();
+    let before = schema_dump(&db.url);
+    assert_eq!(migrate::migrate(&db.pool).await.unwrap(), Vec::<i32>::new());
+    assert_eq!(schema_dump(&db.url), before);
+    let states = migrate::status(&db.pool).await.unwrap();
+    assert!(states
+        .iter()
+        .all(|s| s.applied_at.is_some() && s.checksum_ok));
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn psql_files_applied_twice_are_harmless_and_keep_seed_rows_single() {
+    let db = TestDb::new().await;
+    psql_apply(&db.url);
+    let once = schema_dump(&db.url);
+    let rows = count(&db.pool, "SELECT (SELECT count(*) FROM regions) + (SELECT count(*) FROM models) + (SELECT count(*) FROM gpu_prices)").await;
+    psql_apply(&db.url);
+    assert_eq!(schema_dump(&db.url), once);
+    assert_eq!(
+        count(&db.pool, "SELECT (SELECT count(*) FROM regions) + (SELECT count(*) FROM models) + (SELECT count(*) FROM gpu_prices)").await,
+        rows
+    );
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn psql_and_the_binary_produce_the_same_schema_in_either_order() {
+    let by_psql = TestDb::new().await;
+    let by_binary = TestDb::new().await;
+    psql_apply(&by_psql.url);
+    migrate::migrate(&by_binary.pool).await.unwrap();
+    let reference = schema_dump(&by_psql.url);
+    assert!(
+        reference.contains("CREATE TABLE public.deployments"),
+        "dump looks empty"
+    );
+    assert_eq!(
+        schema_dump(&by_binary.url),
+        reference,
+        "psql -f and crosslogic db migrate differ"
+    );
+
+    // psql first, then the binary: it records the files and changes nothing.
+    assert_eq!(
+        migrate::migrate(&by_psql.pool).await.unwrap(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(schema_dump(&by_psql.url), reference);
+    // binary first, then psql: still the same.
+    psql_apply(&by_binary.url);
+    assert_eq!(schema_dump(&by_binary.url), reference);
+    by_psql.drop_db().await;
+    by_binary.drop_db().await;
+}
+
+#[tokio::test]
+async fn rollback_to_1_drops_deployments_and_remigrating_restores_the_same_schema() {
+    let db = TestDb::new().await;
+    migrate::migrate(&db.pool).await.unwrap();
+    let original = schema_dump(&db.url);
+
+    assert_eq!(migrate::rollback_to(&db.pool, 1).await.unwrap(), vec![3, 2]);
+    let tables = public_tables(&db.pool).await;
+    for gone in [
+        "deployments",
+        "deployment_nodes",
+        "notification_deliveries",
+        "notification_config",
+    ] {
+        assert!(!tables.contains(&gone.to_owned()), "{gone} still exists");
+    }
+    let node_cols: Vec<String> = sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'nodes' AND column_name IN ('cluster_name', 'model_name', 'deployment_id')",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert!(
+        node_cols.is_empty(),
+        "02's columns left on nodes: {node_cols:?}"
+    );
+    assert!(tables.contains(&"tenants".to_owned()));
+
+    assert_eq!(migrate::migrate(&db.pool).await.unwrap(), vec![2, 3]);
+    assert_eq!(schema_dump(&db.url), original);
+
+    assert_eq!(
+        migrate::rollback_to(&db.pool, 0).await.unwrap(),
+        vec![3, 2, 1]
+    );
+    assert!(
+        public_tables(&db.pool).await.is_empty(),
+        "rollback --to 0 left tables"
+    );
+    assert_eq!(migrate::migrate(&db.pool).await.unwrap(), vec![1, 2, 3]);
+    assert_eq!(schema_dump(&db.url), original);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn concurrent_migrators_all_succeed_and_apply_each_file_once() {
+    let db = TestDb::new().await;
+    let mut handles = Vec::new();
+    for _ in 0..4 {
+        let url = db.url.clone();
+        handles.push(tokio::spawn(async move {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(2)
+                .connect(&url)
+                .await
+                .unwrap();
+            let r = migrate::migrate(&pool).await;
+            pool.close().await;
+            r
+        }));
+    }
+    let mut applied_total = Vec::new();
+    for h in handles {
+        applied_total.extend(h.await.unwrap().expect("a concurrent migrate failed"));
+    }
+    applied_total.sort_unstable();
+    assert_eq!(
+        applied_total,
+        vec![1, 2, 3],
+        "each file must be applied by exactly one migrator"
+    );
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM schema_migrations").await,
+        3
+    );
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM regions").await, 4);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_changed_file_is_an_error_naming_the_file() {
+    let db = TestDb::new().await;
+    migrate::migrate(&db.pool).await.unwrap();
+    sqlx::query("UPDATE schema_migrations SET checksum = 'deadbeef' WHERE version = 2")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let err = migrate::migrate(&db.pool).await.unwrap_err();
+    assert!(
+        matches!(err, MigrateError::ChecksumMismatch { .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("database/schemas/02_deployments.sql"),
+        "{err}"
+    );
+    let states = migrate::status(&db.pool).await.unwrap();
+    assert!(!states.iter().find(|s| s.version == 2).unwrap().checksum_ok);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn a_database_newer_than_the_binary_is_refused() {
+    let db = TestDb::new().await;
+    migrate::migrate(&db.pool).await.unwrap();
+    sqlx::query(
+        "INSERT INTO schema_migrations (version, name, checksum) VALUES (99, '99_future', 'x')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let err = migrate::migrate(&db.pool).await.unwrap_err();
+    assert!(err.to_string().contains("99_future"), "{err}");
+    db.drop_db().await;
+}
+
+#[test]
+fn checksums_are_the_sha256_that_sha256sum_prints() {
+    for m in MIGRATIONS {
+        let out = Command::new("sha256sum")
+            .arg(repo_root().join(m.path()))
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            text.split_whitespace().next().unwrap(),
+            m.checksum(),
+            "{}",
+            m.name
+        );
+    }
+}

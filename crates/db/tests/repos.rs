@@ -1,0 +1,657 @@
+//! Repository functions against a real database: round trips, typed
+//! constraint errors, idempotent writes and outbox claiming.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use chrono::{Duration, Utc};
+use crosslogic_core::*;
+use crosslogic_db::repo::{self, *};
+use crosslogic_db::{migrate, DbError};
+use crosslogic_testkit::TestDb;
+use serde_json::json;
+use uuid::Uuid;
+
+async fn migrated() -> TestDb {
+    let db = TestDb::new().await;
+    migrate::migrate(&db.pool).await.unwrap();
+    db
+}
+
+fn new_tenant(email: &str) -> tenants::NewTenant {
+    tenants::NewTenant {
+        name: "Acme".into(),
+        email: email.into(),
+        billing_plan: BillingPlan::Serverless,
+        stripe_customer_id: None,
+        region_preferences: json!(["in-mumbai"]),
+        metadata: json!({}),
+    }
+}
+
+#[tokio::test]
+async fn tenants_environments_and_keys_round_trip_with_typed_errors() {
+    let db = migrated().await;
+    let p = &db.pool;
+    let t = tenants::create(p, &new_tenant("ops@acme.test"))
+        .await
+        .unwrap();
+    assert_eq!(t.status, TenantStatus::Active);
+    let dup = tenants::create(p, &new_tenant("ops@acme.test"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&dup, DbError::Conflict { constraint } if constraint == "tenants_email_key"),
+        "{dup:?}"
+    );
+
+    let env = environments::create(
+        p,
+        &environments::NewEnvironment {
+            tenant_id: t.id,
+            name: "prod".into(),
+            region: Some("in-mumbai".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            env.quota_tokens_per_day,
+            env.quota_tokens_per_minute,
+            env.concurrency_limit
+        ),
+        (1_000_000, 10_000, 10)
+    );
+    let bad_region = environments::create(
+        p,
+        &environments::NewEnvironment {
+            tenant_id: t.id,
+            name: "dev".into(),
+            region: Some("mars-1".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(bad_region, DbError::ForeignKey { .. }),
+        "{bad_region:?}"
+    );
+    let dup_env = environments::create(
+        p,
+        &environments::NewEnvironment {
+            tenant_id: t.id,
+            name: "prod".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(dup_env, DbError::Conflict { .. }));
+
+    let new_key = api_keys::NewApiKey {
+        key_hash: "h1".into(),
+        key_prefix: "cl_abc123".into(),
+        tenant_id: t.id,
+        environment_id: env.id,
+        user_id: None,
+        name: "ci".into(),
+        role: ApiKeyRole::Developer,
+        rate_limit_tokens_per_min: None,
+        rate_limit_requests_per_min: None,
+        concurrency_limit: None,
+        expires_at: Some(Utc::now() + Duration::days(30)),
+        metadata: json!({}),
+    };
+    let key = api_keys::create(p, &new_key).await.unwrap();
+    assert_eq!(
+        (key.rate_limit_requests_per_min, key.concurrency_limit),
+        (60, 5)
+    );
+    // An environment of another tenant cannot take the key.
+    let other = tenants::create(p, &new_tenant("other@x.test"))
+        .await
+        .unwrap();
+    let wrong = api_keys::create(
+        p,
+        &api_keys::NewApiKey {
+            key_hash: "h2".into(),
+            tenant_id: other.id,
+            ..new_key.clone()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(
+        wrong,
+        DbError::NotFound {
+            entity: "environment"
+        }
+    ));
+
+    let auth = api_keys::auth_by_hash(p, "h1").await.unwrap();
+    assert_eq!(
+        (auth.key_id, auth.tenant_id, auth.environment_id),
+        (key.id, t.id, env.id)
+    );
+    assert_eq!(auth.environment_region.as_deref(), Some("in-mumbai"));
+    assert!(matches!(
+        api_keys::auth_by_hash(p, "nope").await,
+        Err(DbError::NotFound { .. })
+    ));
+
+    let revoked = api_keys::set_status(p, key.id, ApiKeyStatus::Revoked)
+        .await
+        .unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert!(matches!(
+        api_keys::set_status(p, key.id, ApiKeyStatus::Active).await,
+        Err(DbError::NotFound { .. })
+    ));
+
+    let now = Utc::now();
+    assert_eq!(
+        api_keys::touch_last_used(p, &[key.id], &[now])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        api_keys::touch_last_used(p, &[key.id], &[now - Duration::hours(1)])
+            .await
+            .unwrap(),
+        0,
+        "moved backwards"
+    );
+
+    let patched = tenants::update(
+        p,
+        t.id,
+        &tenants::TenantPatch {
+            concurrency_limit: Some(3),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (patched.concurrency_limit, patched.name.as_str()),
+        (Some(3), "Acme")
+    );
+    let deleted = tenants::set_status(p, t.id, TenantStatus::Deleted)
+        .await
+        .unwrap();
+    assert!(deleted.deleted_at.is_some());
+    let listed = tenants::list(p, None, None, 10).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![other.id],
+        "deleted tenants are hidden"
+    );
+    assert!(matches!(
+        tenants::get(p, Uuid::new_v4()).await,
+        Err(DbError::NotFound { entity: "tenant" })
+    ));
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn tenant_list_pages_with_a_keyset_cursor() {
+    let db = migrated().await;
+    for i in 0..5 {
+        tenants::create(&db.pool, &new_tenant(&format!("t{i}@x.test")))
+            .await
+            .unwrap();
+    }
+    let first = tenants::list(&db.pool, None, None, 2).await.unwrap();
+    let second = tenants::list(&db.pool, None, Some(first[1].id), 2)
+        .await
+        .unwrap();
+    let third = tenants::list(&db.pool, None, Some(second[1].id), 2)
+        .await
+        .unwrap();
+    let mut seen: Vec<Uuid> = first
+        .iter()
+        .chain(&second)
+        .chain(&third)
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(seen.len(), 5);
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 5, "pages overlap");
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn usage_batches_are_idempotent_and_roll_up_per_hour() {
+    let db = migrated().await;
+    let p = &db.pool;
+    let t = tenants::create(p, &new_tenant("u@x.test")).await.unwrap();
+    let model = catalog::get_model(p, "llama-3-8b").await.unwrap();
+    assert_eq!((model.price_input, model.price_output), (50_000, 50_000));
+    let mumbai = catalog::get_region(p, "in-mumbai").await.unwrap();
+    assert_eq!(mumbai.cost_multiplier_milli, 700);
+    let hour = Utc::now() - Duration::hours(2);
+    let records: Vec<usage::UsageRecord> = (0..10)
+        .map(|i| usage::UsageRecord {
+            request_id: format!("req-{i}"),
+            timestamp: hour,
+            tenant_id: t.id,
+            environment_id: None,
+            api_key_id: None,
+            region_id: Some(mumbai.id),
+            model_id: Some(model.id),
+            model_name: model.name.clone(),
+            node_id: None,
+            prompt_tokens: 100,
+            completion_tokens: 50,
+            cached_tokens: 0,
+            latency_ms: 10 * (i + 1),
+            cost_microdollars: cost_microdollars(
+                100,
+                50,
+                model.input_price(),
+                model.output_price(),
+                700,
+            )
+            .0,
+            status: UsageStatus::Completed,
+            metadata: json!({}),
+        })
+        .collect();
+    assert_eq!(usage::insert_batch(p, &records).await.unwrap(), 10);
+    assert_eq!(
+        usage::insert_batch(p, &records).await.unwrap(),
+        0,
+        "replayed batch duplicated rows"
+    );
+    assert_eq!(usage::insert_batch(p, &[]).await.unwrap(), 0);
+
+    let totals = usage::totals(
+        p,
+        t.id,
+        None,
+        hour - Duration::hours(1),
+        Utc::now(),
+        usage::UsageGroup::Model,
+    )
+    .await
+    .unwrap();
+    assert_eq!(totals.len(), 1);
+    assert_eq!((totals[0].requests, totals[0].total_tokens), (10, 1500));
+
+    assert_eq!(usage::rollup_hour(p, hour).await.unwrap(), 1);
+    assert_eq!(
+        usage::rollup_hour(p, hour).await.unwrap(),
+        1,
+        "rollup is an upsert"
+    );
+    let rows = usage::hourly(p, t.id, hour - Duration::hours(1), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "one row per key even with NULL environment");
+    assert_eq!(rows[0].total_requests, 10);
+    assert_eq!(rows[0].p50_latency_ms, Some(55.0));
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn outbox_events_are_claimed_once_across_concurrent_workers() {
+    let db = migrated().await;
+    let p = &db.pool;
+    for i in 0..6 {
+        events::publish(
+            p,
+            &events::NewEvent::info("tenant.created", None, json!({ "i": i })),
+        )
+        .await
+        .unwrap();
+    }
+    let mut a = p.begin().await.unwrap();
+    let mut b = p.begin().await.unwrap();
+    let got_a = events::claim_pending(&mut a, 4).await.unwrap();
+    let got_b = events::claim_pending(&mut b, 4).await.unwrap();
+    assert_eq!(
+        (got_a.len(), got_b.len()),
+        (4, 2),
+        "SKIP LOCKED must split the events"
+    );
+    for e in got_a.iter().chain(&got_b) {
+        assert!(
+            got_a.iter().filter(|x| x.id == e.id).count()
+                + got_b.iter().filter(|x| x.id == e.id).count()
+                == 1
+        );
+    }
+    for e in &got_a {
+        events::mark_fanned_out(&mut *a, e.id).await.unwrap();
+    }
+    a.commit().await.unwrap();
+    b.rollback().await.unwrap();
+    let mut c = p.begin().await.unwrap();
+    assert_eq!(
+        events::claim_pending(&mut c, 10).await.unwrap().len(),
+        2,
+        "rolled-back claims return to the queue"
+    );
+    c.rollback().await.unwrap();
+    let bad = events::publish(p, &events::NewEvent::info("Not A Type", None, json!({})))
+        .await
+        .unwrap_err();
+    assert!(matches!(bad, DbError::Invalid { .. }), "{bad:?}");
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn deployments_and_nodes_enforce_their_rules() {
+    let db = migrated().await;
+    let p = &db.pool;
+    let spec = deployments::NewDeployment {
+        name: "llama-prod".into(),
+        model_name: "llama-3-8b".into(),
+        min_replicas: 2,
+        max_replicas: 6,
+        strategy: DeploymentStrategy::Spread,
+        provider: None,
+        region: None,
+        gpu_type: "auto".into(),
+        gpu_count: None,
+        use_spot: true,
+        metadata: json!({}),
+    };
+    let d = deployments::create(p, &spec).await.unwrap();
+    let bad_model = deployments::create(
+        p,
+        &deployments::NewDeployment {
+            name: "x".into(),
+            model_name: "gpt-9".into(),
+            ..spec.clone()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(bad_model, DbError::ForeignKey { .. }),
+        "{bad_model:?}"
+    );
+    let bad_bounds = deployments::create(
+        p,
+        &deployments::NewDeployment {
+            name: "y".into(),
+            min_replicas: 7,
+            ..spec.clone()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&bad_bounds, DbError::Invalid { constraint } if constraint == "deployments_replicas_bounds"),
+        "{bad_bounds:?}"
+    );
+
+    let node = nodes::create(
+        p,
+        &nodes::NewNode {
+            cluster_name: "cic-local-in-mumbai-sim-od-1".into(),
+            provider: Provider::Local,
+            region_code: Some("in-mumbai".into()),
+            instance_type: None,
+            gpu_type: Some("L4".into()),
+            gpu_count: 1,
+            vram_total_gb: Some(24),
+            model_name: "llama-3-8b".into(),
+            deployment_id: Some(d.id),
+            spot_instance: false,
+            agent_token_hash: Some("tokhash".into()),
+            metadata: json!({}),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (node.status, node.region_code.as_deref()),
+        (NodeStatus::Launching, Some("in-mumbai"))
+    );
+    assert!(node.model_id.is_some());
+    let registered = nodes::register(p, node.id, "http://127.0.0.1:9000", Some("127.0.0.1"), None)
+        .await
+        .unwrap();
+    assert_eq!(registered.status, NodeStatus::Initializing);
+    assert!(
+        nodes::transition(p, node.id, NodeStatus::Active, &[NodeStatus::Initializing])
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        nodes::transition(p, node.id, NodeStatus::Active, &[])
+            .await
+            .unwrap()
+            .is_none(),
+        "no-op transition reported a change"
+    );
+    let st = nodes::heartbeat(
+        p,
+        node.id,
+        &nodes::Load {
+            running_requests: 3,
+            waiting_requests: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(st, NodeStatus::Active);
+    let routable = nodes::routable(p).await.unwrap();
+    assert_eq!(routable.len(), 1);
+    assert_eq!(
+        routable[0].endpoint_url.as_deref(),
+        Some("http://127.0.0.1:9000")
+    );
+    nodes::record_health_check(
+        p,
+        node.id,
+        HealthCheckStatus::Healthy,
+        Some(3),
+        None,
+        &json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        nodes::recent_health_checks(p, node.id, 5)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    deployments::set_member_status(p, d.id, node.id, DeploymentNodeStatus::Draining)
+        .await
+        .unwrap();
+    let listed = nodes::list(
+        p,
+        &nodes::NodeFilter {
+            deployment_id: Some(d.id),
+            ..Default::default()
+        },
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(listed.len(), 1);
+    // Deleting the deployment row keeps the node (deployment_id set null).
+    sqlx::query("DELETE FROM deployments WHERE id = $1")
+        .bind(d.id)
+        .execute(p)
+        .await
+        .unwrap();
+    assert_eq!(nodes::get(p, node.id).await.unwrap().deployment_id, None);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn catalog_billing_and_notifications_round_trip() {
+    let db = migrated().await;
+    let p = &db.pool;
+    let gpus = catalog::gpu_catalog(p).await.unwrap();
+    assert_eq!(gpus.len(), 15);
+    let l4 = gpus
+        .iter()
+        .find(|g| g.gpu_type == "L4" && g.provider == Provider::Aws)
+        .unwrap();
+    assert_eq!(
+        (
+            l4.vram_gb,
+            l4.on_demand_microdollars_per_hour,
+            l4.spot_microdollars_per_hour
+        ),
+        (24, 800_000, Some(240_000))
+    );
+    let mut offer = l4.clone();
+    offer.provider = Provider::Local;
+    offer.on_demand_microdollars_per_hour = 0;
+    catalog::upsert_gpu_offer(p, &offer).await.unwrap();
+    assert_eq!(catalog::gpu_catalog(p).await.unwrap().len(), 16);
+    assert_eq!(catalog::list_regions(p).await.unwrap().len(), 4);
+    let m = catalog::set_model_status(p, "gemma-7b", ModelStatus::Deprecated)
+        .await
+        .unwrap();
+    assert_eq!(m.status, ModelStatus::Deprecated);
+
+    let t = tenants::create(p, &new_tenant("b@x.test")).await.unwrap();
+    let ev = billing::NewBillingEvent {
+        tenant_id: t.id,
+        event_type: BillingEventType::Usage,
+        amount_microdollars: 1234,
+        stripe_customer_id: None,
+        idempotency_key: Some("usage-2026-11-25T10".into()),
+        description: None,
+        period_start: None,
+        period_end: None,
+        metadata: json!({}),
+    };
+    assert!(billing::create_event(p, &ev).await.unwrap().is_some());
+    assert!(
+        billing::create_event(p, &ev).await.unwrap().is_none(),
+        "idempotency key reused"
+    );
+    billing::grant_credit(
+        p,
+        t.id,
+        CreditType::SignupBonus,
+        1000,
+        Some("welcome"),
+        None,
+    )
+    .await
+    .unwrap();
+    let mut tx = p.begin().await.unwrap();
+    assert_eq!(
+        billing::consume_credits(&mut tx, t.id, 1500).await.unwrap(),
+        1000
+    );
+    tx.commit().await.unwrap();
+    assert!(billing::usable_credits(p, t.id).await.unwrap().is_empty());
+    assert!(
+        billing::record_webhook(p, "stripe", "evt_1", "invoice.paid", &json!({}))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !billing::record_webhook(p, "stripe", "evt_1", "invoice.paid", &json!({}))
+            .await
+            .unwrap()
+    );
+
+    notifications::upsert_config(
+        p,
+        t.id,
+        NotificationChannel::Slack,
+        true,
+        "http://hooks.local/x",
+        Some(&["node.dead".to_owned()]),
+        &json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        notifications::subscribers(p, t.id, "node.dead")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(notifications::subscribers(p, t.id, "tenant.created")
+        .await
+        .unwrap()
+        .is_empty());
+    let e = events::publish(
+        p,
+        &events::NewEvent::info("node.dead", Some(t.id), json!({})),
+    )
+    .await
+    .unwrap();
+    let d = notifications::enqueue(
+        p,
+        e.id,
+        &e.event_type,
+        Some(t.id),
+        NotificationChannel::Slack,
+        "http://hooks.local/x",
+        8,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(notifications::enqueue(
+        p,
+        e.id,
+        &e.event_type,
+        Some(t.id),
+        NotificationChannel::Slack,
+        "http://hooks.local/x",
+        8
+    )
+    .await
+    .unwrap()
+    .is_none());
+    let mut tx = p.begin().await.unwrap();
+    assert_eq!(
+        notifications::claim_due(&mut tx, 10).await.unwrap().len(),
+        1
+    );
+    let sent = notifications::record_attempt(
+        &mut *tx,
+        d.id,
+        &notifications::Attempt {
+            status: DeliveryStatus::Sent,
+            request_body: None,
+            response_status: Some(200),
+            response_body: Some("ok"),
+            error: None,
+            next_retry_at: None,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert!(sent.sent_at.is_some());
+    repo::audit::record(
+        p,
+        &audit::NewAuditEntry {
+            tenant_id: Some(t.id),
+            actor: "admin",
+            action: "tenant.create",
+            resource_type: "tenant",
+            resource_id: Some(t.id.to_string()),
+            details: json!({}),
+            ip_address: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(audit::list(p, Some(t.id), 10).await.unwrap().len(), 1);
+    db.drop_db().await;
+}

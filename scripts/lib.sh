@@ -1,0 +1,95 @@
+# Shared helpers for scripts/serve.sh and scripts/test.sh (sourced, not run).
+# They install what is missing (apt-get, when root) or say exactly what to install.
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+as_root_or_say() {
+  # as_root_or_say "<what>" pkg...: installs Debian packages or explains how.
+  local what=$1; shift
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing $what: $*"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null 2>&1; then
+      apt-get update -qq >/dev/null 2>&1 || true
+      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null \
+        || die "apt-get install $* failed"
+    fi
+  else
+    die "$what is missing. Install it with: sudo apt-get install -y $*"
+  fi
+}
+
+pg_bin_dir() {
+  # The newest installed PostgreSQL server bin directory (holding initdb).
+  local d
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -n -r); do
+    [ -x "$d/initdb" ] && { echo "$d"; return 0; }
+  done
+  local i; i=$(command -v initdb 2>/dev/null) && { dirname "$(readlink -f "$i")"; return 0; }
+  return 1
+}
+
+ensure_cargo() {
+  command -v cargo >/dev/null || die "cargo is missing: install Rust from https://rustup.rs"
+  command -v cc >/dev/null || as_root_or_say "a C compiler" build-essential
+}
+
+ensure_postgres_installed() {
+  pg_bin_dir >/dev/null || as_root_or_say "PostgreSQL" postgresql postgresql-client
+  command -v psql >/dev/null || as_root_or_say "the PostgreSQL client" postgresql-client
+}
+
+ensure_redis_installed() {
+  command -v redis-server >/dev/null || as_root_or_say "Redis" redis-server
+}
+
+run_as_pg() {
+  # Runs a PostgreSQL server tool as the unprivileged 'postgres' user when root.
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+ensure_test_postgres() {
+  # Exports CROSSLOGIC_TEST_DATABASE_URL: a server where tests may create databases.
+  if [ -n "${CROSSLOGIC_TEST_DATABASE_URL:-}" ]; then
+    psql "$CROSSLOGIC_TEST_DATABASE_URL" -Atqc 'select 1' >/dev/null \
+      || die "CROSSLOGIC_TEST_DATABASE_URL is set but not reachable"
+    return
+  fi
+  local url=postgresql://postgres@127.0.0.1:5432/postgres
+  if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && [ "$(id -u)" = 0 ] && command -v pg_ctlcluster >/dev/null; then
+    local v; for v in $(ls /etc/postgresql 2>/dev/null); do
+      log "starting PostgreSQL cluster $v/main"
+      pg_ctlcluster --skip-systemctl-redirect "$v" main start >/dev/null 2>&1 || true
+    done
+    for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+  fi
+  if PGCONNECT_TIMEOUT=3 psql "$url" -Atqc 'select 1' >/dev/null 2>&1; then
+    export CROSSLOGIC_TEST_DATABASE_URL=$url
+    return
+  fi
+  # No usable server (not running, or no trust auth): a throwaway cluster.
+  local bin dir=/var/tmp/crosslogic-test-pg port=55432
+  bin=$(pg_bin_dir) || die "PostgreSQL server binaries not found"
+  url=postgresql://postgres@127.0.0.1:$port/postgres
+  if ! psql "$url" -Atqc 'select 1' >/dev/null 2>&1; then
+    log "starting a throwaway PostgreSQL on 127.0.0.1:$port ($dir)"
+    mkdir -p "$dir"; chmod 755 "$dir"
+    [ "$(id -u)" = 0 ] && chown postgres: "$dir"
+    [ -f "$dir/data/PG_VERSION" ] || run_as_pg "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
+    run_as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
+      -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir -c max_connections=300 -c fsync=off" start >/dev/null
+  fi
+  export CROSSLOGIC_TEST_DATABASE_URL=$url
+}
+
+ensure_test_redis() {
+  # Exports CROSSLOGIC_TEST_REDIS_URL.
+  if [ -n "${CROSSLOGIC_TEST_REDIS_URL:-}" ]; then return; fi
+  if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    log "starting Redis on 127.0.0.1:6379"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+      --dir /var/tmp --logfile /var/tmp/crosslogic-test-redis.log >/dev/null
+    for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break; sleep 0.1; done
+  fi
+  export CROSSLOGIC_TEST_REDIS_URL=redis://127.0.0.1:6379
+}
