@@ -26,7 +26,6 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 log "tests (PostgreSQL: ${CROSSLOGIC_TEST_DATABASE_URL}, Redis: ${CROSSLOGIC_TEST_REDIS_URL})"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
-  cargo test --workspace --doc --quiet
 else
   cargo test --workspace --no-fail-fast "$@"
 fi
