@@ -150,6 +150,10 @@ pub async fn migrate(pool: &PgPool) -> Result<Vec<i32>, MigrateError> {
             .bind(MIGRATION_LOCK_KEY)
             .execute(&mut *tx)
             .await?;
+        // "already exists, skipping" notices are expected on every run.
+        (&mut *tx)
+            .execute("SET LOCAL client_min_messages = warning")
+            .await?;
         (&mut *tx).execute(CREATE_BOOKKEEPING).await?;
         let recorded: Option<String> =
             sqlx::query_scalar("SELECT checksum FROM schema_migrations WHERE version = $1")
