@@ -79,11 +79,7 @@ impl Server {
                     if line.contains("crosslogic is serving") {
                         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
                         let addr = v["fields"]["addr"].as_str().unwrap().to_owned();
-                        return Ok(Server {
-                            child,
-                            addr,
-                            log: rx,
-                        });
+                        return Ok(Server { child, addr, log: rx });
                     }
                     seen.push_str(&line);
                     seen.push('\n');
@@ -121,10 +117,7 @@ impl Server {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "server did not exit within 60s of {sig}"
-            );
+            assert!(Instant::now() < deadline, "server did not exit within 60s of {sig}");
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -15,15 +15,9 @@ async fn migrate_status_rollback_and_vacuum_work_against_an_external_database() 
 
     let (ok, out) = run(&env, &["db", "migrate"]);
     assert!(ok, "{out}");
-    assert!(
-        out.contains("applied database/schemas/01_core_tables.sql"),
-        "{out}"
-    );
+    assert!(out.contains("applied database/schemas/01_core_tables.sql"), "{out}");
     let (ok, out) = run(&env, &["db", "migrate"]);
-    assert!(
-        ok && out.contains("schema is up to date (version 3)"),
-        "{out}"
-    );
+    assert!(ok && out.contains("schema is up to date (version 3)"), "{out}");
 
     let (ok, out) = run(&env, &["db", "status"]);
     assert!(ok, "{out}");
@@ -58,9 +52,7 @@ async fn migrate_status_rollback_and_vacuum_work_against_an_external_database() 
     let (ok, out) = run(&env, &["db", "stats"]);
     assert!(ok, "{out}");
     assert!(
-        out.contains("Table sizes")
-            && out.contains("Index usage")
-            && out.contains("regions_code_key"),
+        out.contains("Table sizes") && out.contains("Index usage") && out.contains("regions_code_key"),
         "{out}"
     );
     assert!(
@@ -103,19 +95,11 @@ async fn backup_and_restore_round_trip_plain_and_gzip() {
         let (ok, out) = run(&env, &["db", "restore", file.to_str().unwrap(), "--yes"]);
         assert!(ok, "{out}");
         assert_eq!(
-            rows(
-                &db.pool,
-                "SELECT count(*) FROM tenants WHERE email = 'b@x.test'"
-            )
-            .await,
+            rows(&db.pool, "SELECT count(*) FROM tenants WHERE email = 'b@x.test'").await,
             1,
             "{name}"
         );
-        assert_eq!(
-            rows(&db.pool, "SELECT count(*) FROM regions").await,
-            4,
-            "{name}"
-        );
+        assert_eq!(rows(&db.pool, "SELECT count(*) FROM regions").await, 4, "{name}");
         assert_eq!(
             rows(&db.pool, "SELECT count(*) FROM schema_migrations").await,
             3,
@@ -124,16 +108,9 @@ async fn backup_and_restore_round_trip_plain_and_gzip() {
     }
     let (ok, out) = run(
         &env,
-        &[
-            "db",
-            "restore",
-            dir.path().join("backup.sql").to_str().unwrap(),
-        ],
+        &["db", "restore", dir.path().join("backup.sql").to_str().unwrap()],
     );
-    assert!(
-        !ok && out.contains("--yes"),
-        "restore must ask for confirmation: {out}"
-    );
+    assert!(!ok && out.contains("--yes"), "restore must ask for confirmation: {out}");
     let (ok, out) = run(&env, &["db", "restore", "/nonexistent/backup.sql", "--yes"]);
     assert!(!ok && out.contains("does not exist"), "{out}");
     db.drop_db().await;
@@ -157,29 +134,14 @@ async fn backup_and_restore_another_database_on_the_same_server() {
     let env = [("DATABASE_URL", db.url.as_str())];
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("skypilot_backup.sql.gz");
-    let (ok, out) = run(
-        &env,
-        &["db", "backup", file.to_str().unwrap(), "--database", &state],
-    );
+    let (ok, out) = run(&env, &["db", "backup", file.to_str().unwrap(), "--database", &state]);
     assert!(ok, "{out}");
     let (ok, out) = run(
         &env,
-        &[
-            "db",
-            "restore",
-            file.to_str().unwrap(),
-            "--database",
-            &copy,
-            "--yes",
-        ],
+        &["db", "restore", file.to_str().unwrap(), "--database", &copy, "--yes"],
     );
-    assert!(
-        ok && out.contains(&format!("created database {copy}")),
-        "{out}"
-    );
-    let copy_pool = sqlx::PgPool::connect(&db.url.replace(&db.name, &copy))
-        .await
-        .unwrap();
+    assert!(ok && out.contains(&format!("created database {copy}")), "{out}");
+    let copy_pool = sqlx::PgPool::connect(&db.url.replace(&db.name, &copy)).await.unwrap();
     assert_eq!(rows(&copy_pool, "SELECT count(*) FROM clusters").await, 1);
     copy_pool.close().await;
     for extra in [&state, &copy] {
@@ -195,7 +157,10 @@ async fn backup_and_restore_another_database_on_the_same_server() {
 fn config_check_prints_effective_values_with_secrets_redacted() {
     let (ok, out) = run(
         &[
-            ("DATABASE_URL", "postgresql://crosslogic:topsecretpw@db.internal:5432/crosslogic_iaas?sslmode=require"),
+            (
+                "DATABASE_URL",
+                "postgresql://crosslogic:topsecretpw@db.internal:5432/crosslogic_iaas?sslmode=require",
+            ),
             ("DB_MAX_OPEN_CONNS", "50"),
             ("DB_CONN_MAX_LIFETIME", "1h"),
             ("ADMIN_API_TOKEN", "admin-token-that-is-long-enough"),
@@ -204,9 +169,7 @@ fn config_check_prints_effective_values_with_secrets_redacted() {
     );
     assert!(ok, "{out}");
     assert!(
-        out.contains(
-            "postgresql://crosslogic:****@db.internal:5432/crosslogic_iaas?sslmode=require"
-        ),
+        out.contains("postgresql://crosslogic:****@db.internal:5432/crosslogic_iaas?sslmode=require"),
         "{out}"
     );
     assert!(
@@ -223,11 +186,7 @@ fn config_check_prints_effective_values_with_secrets_redacted() {
 fn a_bad_value_stops_the_program_naming_the_variable() {
     for (var, value, needle) in [
         ("DB_MAX_OPEN_CONNS", "lots", "DB_MAX_OPEN_CONNS"),
-        (
-            "DB_SSL_MODE",
-            "maybe",
-            "disable, prefer, require or verify-full",
-        ),
+        ("DB_SSL_MODE", "maybe", "disable, prefer, require or verify-full"),
         ("DB_CONN_MAX_LIFETIME", "10", "DB_CONN_MAX_LIFETIME"),
     ] {
         let (ok, out) = run(&[(var, value)], &["config", "check"]);
@@ -240,9 +199,7 @@ fn a_bad_value_stops_the_program_naming_the_variable() {
 fn every_db_command_explains_itself_in_help() {
     let (ok, out) = run(&[], &["db", "--help"]);
     assert!(ok, "{out}");
-    for cmd in [
-        "migrate", "status", "rollback", "backup", "restore", "vacuum", "stats",
-    ] {
+    for cmd in ["migrate", "status", "rollback", "backup", "restore", "vacuum", "stats"] {
         assert!(out.contains(cmd), "db --help lacks {cmd}: {out}");
     }
     let (ok, out) = run(&[], &["db", "rollback", "--help"]);

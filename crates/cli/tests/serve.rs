@@ -29,32 +29,20 @@ async fn serve_runs_on_the_embedded_database_and_shuts_down_cleanly() {
     assert_eq!((status, body["database"].as_str()), (200, Some("ok")));
 
     // A second server on the same data directory is refused, clearly.
-    let err = Server::start(&env, &[])
-        .err()
-        .expect("second serve must fail");
-    assert!(
-        err.contains("in use by another crosslogic process"),
-        "{err}"
-    );
+    let err = Server::start(&env, &[]).err().expect("second serve must fail");
+    assert!(err.contains("in use by another crosslogic process"), "{err}");
 
     let status = server.signal_and_wait(Signal::SIGTERM);
     assert!(status.success(), "serve exited with {status}");
     let socket = dir.path().join("run/.s.PGSQL.5432");
-    assert!(
-        !socket.exists(),
-        "embedded PostgreSQL still running after shutdown"
-    );
+    assert!(!socket.exists(), "embedded PostgreSQL still running after shutdown");
 
     // Data written while stopped (through `db` commands on the same directory) survives.
     let out = common::crosslogic(&env)
         .args(["db", "status", "--json"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let regions = doc["tables"]
         .as_array()
@@ -102,10 +90,7 @@ fn serve_reports_a_database_it_cannot_use_without_the_password() {
     let mut url = url::Url::parse(&crosslogic_testkit::admin_url()).unwrap();
     url.set_password(Some("sup3rs3cret")).unwrap();
     url.set_path("/clt_no_such_database");
-    let (ok, out) = run(
-        &[("DATABASE_URL", url.as_str())],
-        &["serve", "--listen", "127.0.0.1:0"],
-    );
+    let (ok, out) = run(&[("DATABASE_URL", url.as_str())], &["serve", "--listen", "127.0.0.1:0"]);
     assert!(!ok);
     assert!(out.contains("cannot connect to postgresql://"), "{out}");
     assert!(out.contains(":****@"), "{out}");

@@ -40,9 +40,7 @@ impl SslMode {
             "verify-full" => Ok(SslMode::VerifyFull),
             other => Err(ConfigError::new(
                 var,
-                format!(
-                    "invalid value {other:?}: expected disable, prefer, require or verify-full"
-                ),
+                format!("invalid value {other:?}: expected disable, prefer, require or verify-full"),
             )),
         }
     }
@@ -103,18 +101,13 @@ impl ExternalDatabase {
         }
     }
 
-    fn from_url(
-        value: &str,
-        ssl_override: Option<SslMode>,
-    ) -> Result<ExternalDatabase, ConfigError> {
+    fn from_url(value: &str, ssl_override: Option<SslMode>) -> Result<ExternalDatabase, ConfigError> {
         const VAR: &str = "DATABASE_URL";
         // Never echo the URL itself: it may hold a password.
         let url = url::Url::parse(value).map_err(|e| {
             ConfigError::new(
                 VAR,
-                format!(
-                    "not a valid URL ({e}): expected postgresql://user:password@host:5432/dbname"
-                ),
+                format!("not a valid URL ({e}): expected postgresql://user:password@host:5432/dbname"),
             )
         })?;
         if !matches!(url.scheme(), "postgres" | "postgresql") {
@@ -168,9 +161,7 @@ impl ExternalDatabase {
             ));
         }
         Ok(ExternalDatabase {
-            host: host
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "localhost".to_owned()),
+            host: host.filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".to_owned()),
             port: port.unwrap_or(5432),
             user: user.unwrap_or_else(|| "postgres".to_owned()),
             password: password.map(SecretString::from),
@@ -232,9 +223,7 @@ pub struct DatabaseConfig {
 }
 
 impl DatabaseConfig {
-    pub(crate) fn from_vars<'a>(
-        get: &dyn Fn(&str) -> Option<&'a str>,
-    ) -> Result<DatabaseConfig, ConfigError> {
+    pub(crate) fn from_vars<'a>(get: &dyn Fn(&str) -> Option<&'a str>) -> Result<DatabaseConfig, ConfigError> {
         let ssl_override = get("DB_SSL_MODE")
             .map(|v| SslMode::parse("DB_SSL_MODE", v))
             .transpose()?;
@@ -303,11 +292,7 @@ impl DatabaseConfig {
                 out.push(("DATABASE_URL".into(), db.redacted_url()));
                 out.push((
                     "DB_PASSWORD".into(),
-                    if db
-                        .password
-                        .as_ref()
-                        .is_some_and(|p| !p.expose_secret().is_empty())
-                    {
+                    if db.password.as_ref().is_some_and(|p| !p.expose_secret().is_empty()) {
                         "(set, redacted)".into()
                     } else {
                         "(unset)".into()
@@ -323,10 +308,9 @@ impl DatabaseConfig {
         out.push(("DB_MAX_IDLE_CONNS".into(), self.pool.max_idle.to_string()));
         out.push((
             "DB_CONN_MAX_LIFETIME".into(),
-            self.pool.conn_max_lifetime.map_or_else(
-                || "0 (unlimited)".into(),
-                |d| humantime::format_duration(d).to_string(),
-            ),
+            self.pool
+                .conn_max_lifetime
+                .map_or_else(|| "0 (unlimited)".into(), |d| humantime::format_duration(d).to_string()),
         ));
         out
     }

@@ -131,10 +131,7 @@ impl Config {
     pub fn report(&self) -> Vec<(String, String)> {
         let mut out = self.database.report();
         out.push(("LISTEN_ADDR".into(), self.listen.to_string()));
-        out.push((
-            "CROSSLOGIC_DATA_DIR".into(),
-            self.data_dir.display().to_string(),
-        ));
+        out.push(("CROSSLOGIC_DATA_DIR".into(), self.data_dir.display().to_string()));
         out.push((
             "CROSSLOGIC_PG_BIN".into(),
             self.pg_bin

@@ -17,9 +17,8 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
     if v.chars().all(|c| c.is_ascii_digit()) {
         return Err(format!("{v:?} has no unit: write e.g. {v}s or {v}m"));
     }
-    humantime::parse_duration(v).map_err(|e| {
-        format!("{v:?} is not a duration ({e}): expected forms like 30s, 5m, 1h, 1h30m")
-    })
+    humantime::parse_duration(v)
+        .map_err(|e| format!("{v:?} is not a duration ({e}): expected forms like 30s, 5m, 1h, 1h30m"))
 }
 
 pub(crate) fn duration_var(var: &str, value: &str) -> Result<Duration, ConfigError> {
@@ -40,9 +39,7 @@ pub(crate) fn socket_addr(var: &str, value: &str) -> Result<SocketAddr, ConfigEr
     value.parse().map_err(|_| {
         ConfigError::new(
             var,
-            format!(
-                "invalid value {value:?}: expected IP:PORT such as 127.0.0.1:8080 or 0.0.0.0:8080"
-            ),
+            format!("invalid value {value:?}: expected IP:PORT such as 127.0.0.1:8080 or 0.0.0.0:8080"),
         )
     })
 }

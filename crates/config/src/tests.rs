@@ -4,10 +4,7 @@ use super::*;
 use secrecy::ExposeSecret;
 
 fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
 }
 
 fn err(pairs: &[(&str, &str)]) -> ConfigError {
@@ -27,10 +24,7 @@ fn nothing_configured_means_embedded_database_and_seed_pool_defaults() {
     assert!(matches!(cfg.database.target, DatabaseTarget::Embedded));
     assert_eq!(cfg.database.pool.max_open, 25);
     assert_eq!(cfg.database.pool.max_idle, 5);
-    assert_eq!(
-        cfg.database.pool.conn_max_lifetime,
-        Some(Duration::from_secs(300))
-    );
+    assert_eq!(cfg.database.pool.conn_max_lifetime, Some(Duration::from_secs(300)));
     assert_eq!(cfg.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(cfg.data_dir, PathBuf::from(".crosslogic"));
     assert_eq!(cfg.shutdown_timeout, Duration::from_secs(30));
@@ -83,11 +77,7 @@ fn db_ssl_mode_overrides_the_url_and_accepts_the_four_modes() {
     }
     let e = err(&[("DB_HOST", "h"), ("DB_SSL_MODE", "verify-ca")]);
     assert_eq!(e.variable, "DB_SSL_MODE");
-    assert!(
-        e.message
-            .contains("disable, prefer, require or verify-full"),
-        "{e}"
-    );
+    assert!(e.message.contains("disable, prefer, require or verify-full"), "{e}");
 }
 
 #[test]
@@ -95,12 +85,7 @@ fn db_variables_build_an_external_target_with_seed_defaults() {
     let cfg = Config::from_vars(&vars(&[("DB_HOST", "localhost"), ("DB_PASSWORD", "pw")])).unwrap();
     let db = external(&cfg);
     assert_eq!(
-        (
-            db.host.as_str(),
-            db.port,
-            db.user.as_str(),
-            db.dbname.as_str()
-        ),
+        (db.host.as_str(), db.port, db.user.as_str(), db.dbname.as_str()),
         ("localhost", 5432, "crosslogic", "crosslogic_iaas")
     );
     assert_eq!(db.ssl_mode, SslMode::Prefer);
@@ -116,12 +101,7 @@ fn db_variables_build_an_external_target_with_seed_defaults() {
     .unwrap();
     let db = external(&cfg);
     assert_eq!(
-        (
-            db.host.as_str(),
-            db.port,
-            db.user.as_str(),
-            db.dbname.as_str()
-        ),
+        (db.host.as_str(), db.port, db.user.as_str(), db.dbname.as_str()),
         ("10.0.0.5", 6432, "svc", "prod")
     );
 }
@@ -130,51 +110,19 @@ fn db_variables_build_an_external_target_with_seed_defaults() {
 fn bad_values_name_the_variable_and_what_is_accepted() {
     type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
     let cases: &[Case] = &[
-        (
-            &[("DB_HOST", "h"), ("DB_PORT", "abc")],
-            "DB_PORT",
-            "1 to 65535",
-        ),
-        (
-            &[("DB_HOST", "h"), ("DB_PORT", "70000")],
-            "DB_PORT",
-            "1 to 65535",
-        ),
-        (
-            &[("DB_MAX_OPEN_CONNS", "0")],
-            "DB_MAX_OPEN_CONNS",
-            "1 to 10000",
-        ),
-        (
-            &[("DB_MAX_OPEN_CONNS", "-3")],
-            "DB_MAX_OPEN_CONNS",
-            "1 to 10000",
-        ),
-        (
-            &[("DB_MAX_IDLE_CONNS", "many")],
-            "DB_MAX_IDLE_CONNS",
-            "0 to 10000",
-        ),
-        (
-            &[("DB_CONN_MAX_LIFETIME", "5")],
-            "DB_CONN_MAX_LIFETIME",
-            "no unit",
-        ),
+        (&[("DB_HOST", "h"), ("DB_PORT", "abc")], "DB_PORT", "1 to 65535"),
+        (&[("DB_HOST", "h"), ("DB_PORT", "70000")], "DB_PORT", "1 to 65535"),
+        (&[("DB_MAX_OPEN_CONNS", "0")], "DB_MAX_OPEN_CONNS", "1 to 10000"),
+        (&[("DB_MAX_OPEN_CONNS", "-3")], "DB_MAX_OPEN_CONNS", "1 to 10000"),
+        (&[("DB_MAX_IDLE_CONNS", "many")], "DB_MAX_IDLE_CONNS", "0 to 10000"),
+        (&[("DB_CONN_MAX_LIFETIME", "5")], "DB_CONN_MAX_LIFETIME", "no unit"),
         (
             &[("DB_CONN_MAX_LIFETIME", "five minutes")],
             "DB_CONN_MAX_LIFETIME",
             "30s, 5m, 1h",
         ),
-        (
-            &[("DATABASE_URL", "mysql://u:p@h/db")],
-            "DATABASE_URL",
-            "postgresql://",
-        ),
-        (
-            &[("DATABASE_URL", "not a url")],
-            "DATABASE_URL",
-            "postgresql://",
-        ),
+        (&[("DATABASE_URL", "mysql://u:p@h/db")], "DATABASE_URL", "postgresql://"),
+        (&[("DATABASE_URL", "not a url")], "DATABASE_URL", "postgresql://"),
         (
             &[("DATABASE_URL", "postgres://u@h:5432/")],
             "DATABASE_URL",
@@ -188,11 +136,7 @@ fn bad_values_name_the_variable_and_what_is_accepted() {
         (&[("DB_PASSWORD", "pw")], "DB_PASSWORD", "DB_HOST"),
         (&[("LISTEN_ADDR", "8080")], "LISTEN_ADDR", "IP:PORT"),
         (&[("REDIS_URL", "http://x")], "REDIS_URL", "redis://"),
-        (
-            &[("ADMIN_API_TOKEN", "short")],
-            "ADMIN_API_TOKEN",
-            "16 characters",
-        ),
+        (&[("ADMIN_API_TOKEN", "short")], "ADMIN_API_TOKEN", "16 characters"),
         (&[("SHUTDOWN_TIMEOUT", "soon")], "SHUTDOWN_TIMEOUT", "30s"),
         (&[("LOG_FORMAT", "xml")], "LOG_FORMAT", "text or json"),
     ];
@@ -205,13 +149,7 @@ fn bad_values_name_the_variable_and_what_is_accepted() {
 
 #[test]
 fn durations_accept_the_forms_the_seed_uses() {
-    for (text, secs) in [
-        ("30s", 30),
-        ("5m", 300),
-        ("1h", 3600),
-        ("1h30m", 5400),
-        ("90s", 90),
-    ] {
+    for (text, secs) in [("30s", 30), ("5m", 300), ("1h", 3600), ("1h30m", 5400), ("90s", 90)] {
         let cfg = Config::from_vars(&vars(&[("DB_CONN_MAX_LIFETIME", text)])).unwrap();
         assert_eq!(
             cfg.database.pool.conn_max_lifetime,
@@ -226,24 +164,10 @@ fn durations_accept_the_forms_the_seed_uses() {
 
 #[test]
 fn pool_sizes_are_read_and_idle_is_capped_by_open() {
-    let cfg = Config::from_vars(&vars(&[
-        ("DB_MAX_OPEN_CONNS", "50"),
-        ("DB_MAX_IDLE_CONNS", "10"),
-    ]))
-    .unwrap();
-    assert_eq!(
-        (cfg.database.pool.max_open, cfg.database.pool.max_idle),
-        (50, 10)
-    );
-    let cfg = Config::from_vars(&vars(&[
-        ("DB_MAX_OPEN_CONNS", "3"),
-        ("DB_MAX_IDLE_CONNS", "10"),
-    ]))
-    .unwrap();
-    assert_eq!(
-        (cfg.database.pool.max_open, cfg.database.pool.max_idle),
-        (3, 3)
-    );
+    let cfg = Config::from_vars(&vars(&[("DB_MAX_OPEN_CONNS", "50"), ("DB_MAX_IDLE_CONNS", "10")])).unwrap();
+    assert_eq!((cfg.database.pool.max_open, cfg.database.pool.max_idle), (50, 10));
+    let cfg = Config::from_vars(&vars(&[("DB_MAX_OPEN_CONNS", "3"), ("DB_MAX_IDLE_CONNS", "10")])).unwrap();
+    assert_eq!((cfg.database.pool.max_open, cfg.database.pool.max_idle), (3, 3));
 }
 
 #[test]
@@ -262,10 +186,7 @@ fn secrets_never_appear_in_errors_debug_or_the_report() {
     .unwrap();
     let report = format!("{:?}", cfg.report());
     assert!(!report.contains(secret), "{report}");
-    assert!(
-        report.contains("postgresql://crosslogic:****@db:5432/x"),
-        "{report}"
-    );
+    assert!(report.contains("postgresql://crosslogic:****@db:5432/x"), "{report}");
     assert!(!format!("{cfg:?}").contains(secret));
 
     let cfg = Config::from_vars(&vars(&[("DB_HOST", "db"), ("DB_PASSWORD", secret)])).unwrap();

@@ -166,15 +166,9 @@ mod tests {
     fn every_variant_round_trips_through_its_string_form() {
         for s in NodeStatus::ALL {
             assert_eq!(s.as_str().parse::<NodeStatus>().unwrap(), *s);
-            assert_eq!(
-                serde_json::to_string(s).unwrap(),
-                format!("\"{}\"", s.as_str())
-            );
+            assert_eq!(serde_json::to_string(s).unwrap(), format!("\"{}\"", s.as_str()));
         }
-        assert_eq!(
-            "read-only".parse::<ApiKeyRole>().unwrap(),
-            ApiKeyRole::ReadOnly
-        );
+        assert_eq!("read-only".parse::<ApiKeyRole>().unwrap(), ApiKeyRole::ReadOnly);
         assert_eq!("on-prem".parse::<Provider>().unwrap(), Provider::OnPrem);
     }
 

@@ -72,11 +72,7 @@ fn libpq_command(tool: &Path, db: &ExternalDatabase) -> Command {
 /// Dumps `db` to `file` (plain SQL with `DROP … IF EXISTS` first, so a
 /// restore replaces what is there; gzip when the name ends in `.gz`). Writes
 /// to `file.partial` and renames on success. Returns the bytes written.
-pub async fn backup(
-    db: &ExternalDatabase,
-    tools_dir: Option<&Path>,
-    file: &Path,
-) -> Result<u64, BackupError> {
+pub async fn backup(db: &ExternalDatabase, tools_dir: Option<&Path>, file: &Path) -> Result<u64, BackupError> {
     let db = db.clone();
     let tools_dir = tools_dir.map(Path::to_path_buf);
     let file = file.to_path_buf();
@@ -88,11 +84,7 @@ pub async fn backup(
         })?
 }
 
-fn backup_blocking(
-    db: &ExternalDatabase,
-    tools_dir: Option<&Path>,
-    file: &Path,
-) -> Result<u64, BackupError> {
+fn backup_blocking(db: &ExternalDatabase, tools_dir: Option<&Path>, file: &Path) -> Result<u64, BackupError> {
     let tool = find_client_tool("pg_dump", tools_dir).map_err(BackupError::ToolMissing)?;
     let partial = PathBuf::from(format!("{}.partial", file.display()));
     let out = File::create(&partial).map_err(io(format!("cannot create {}", partial.display())))?;
@@ -117,9 +109,7 @@ fn backup_blocking(
     let copied = if is_gz(file) {
         let mut enc = GzEncoder::new(BufWriter::new(out), flate2::Compression::default());
         let n = std::io::copy(&mut stdout, &mut enc).map_err(io("writing backup"))?;
-        enc.finish()
-            .and_then(|mut w| w.flush())
-            .map_err(io("writing backup"))?;
+        enc.finish().and_then(|mut w| w.flush()).map_err(io("writing backup"))?;
         n
     } else {
         let mut w = BufWriter::new(out);
@@ -137,18 +127,13 @@ fn backup_blocking(
             stderr,
         });
     }
-    std::fs::rename(&partial, file)
-        .map_err(io(format!("cannot move backup to {}", file.display())))?;
+    std::fs::rename(&partial, file).map_err(io(format!("cannot move backup to {}", file.display())))?;
     Ok(copied)
 }
 
 /// Replays a backup (plain or `.gz`) into `db` with `psql`, in one
 /// transaction that stops at the first error.
-pub async fn restore(
-    db: &ExternalDatabase,
-    tools_dir: Option<&Path>,
-    file: &Path,
-) -> Result<(), BackupError> {
+pub async fn restore(db: &ExternalDatabase, tools_dir: Option<&Path>, file: &Path) -> Result<(), BackupError> {
     let db = db.clone();
     let tools_dir = tools_dir.map(Path::to_path_buf);
     let file = file.to_path_buf();
@@ -160,11 +145,7 @@ pub async fn restore(
         })?
 }
 
-fn restore_blocking(
-    db: &ExternalDatabase,
-    tools_dir: Option<&Path>,
-    file: &Path,
-) -> Result<(), BackupError> {
+fn restore_blocking(db: &ExternalDatabase, tools_dir: Option<&Path>, file: &Path) -> Result<(), BackupError> {
     let tool = find_client_tool("psql", tools_dir).map_err(BackupError::ToolMissing)?;
     let input = File::open(file).map_err(io(format!("cannot open {}", file.display())))?;
     let mut reader: Box<dyn Read> = if is_gz(file) {
@@ -173,15 +154,7 @@ fn restore_blocking(
         Box::new(BufReader::new(input))
     };
     let mut child = libpq_command(&tool, db)
-        .args([
-            "-X",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "--single-transaction",
-            "-f",
-            "-",
-        ])
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

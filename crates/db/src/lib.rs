@@ -80,11 +80,7 @@ impl Database {
                 }
             }
         };
-        Ok(Database {
-            pool,
-            target,
-            embedded,
-        })
+        Ok(Database { pool, target, embedded })
     }
 
     /// The connection pool.
@@ -121,9 +117,7 @@ fn is_refused(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(io) => matches!(
             io.kind(),
-            std::io::ErrorKind::ConnectionRefused
-                | std::io::ErrorKind::NotFound
-                | std::io::ErrorKind::ConnectionReset
+            std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionReset
         ),
         sqlx::Error::PoolTimedOut => true,
         // 57P03: the server is starting up.
@@ -135,11 +129,10 @@ fn is_refused(e: &sqlx::Error) -> bool {
 /// Creates database `name` on the server of `pool` if it does not exist
 /// (used for `skypilot_state` and for restores into a new database).
 pub async fn ensure_database(pool: &PgPool, name: &str) -> Result<bool, sqlx::Error> {
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(name)
-            .fetch_one(pool)
-            .await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(name)
+        .fetch_one(pool)
+        .await?;
     if exists {
         return Ok(false);
     }

@@ -42,10 +42,7 @@ pub async fn database_size(pool: &PgPool) -> Result<String, sqlx::Error> {
 
 /// `VACUUM ANALYZE` of the whole database (cannot run inside a transaction).
 pub async fn vacuum_analyze(pool: &PgPool) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql("VACUUM ANALYZE")
-        .execute(pool)
-        .await
-        .map(|_| ())
+    sqlx::raw_sql("VACUUM ANALYZE").execute(pool).await.map(|_| ())
 }
 
 /// One index and how often it was used (the seed's monitoring query).
@@ -122,11 +119,10 @@ pub async fn slow_queries(pool: &PgPool, limit: i64) -> Result<Vec<SlowQuery>, S
     if !preloaded {
         return Err(SlowQueriesError::Unavailable(ENABLE_HINT.to_owned()));
     }
-    let installed: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements')",
-    )
-    .fetch_one(pool)
-    .await?;
+    let installed: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements')")
+            .fetch_one(pool)
+            .await?;
     if !installed {
         if let Err(e) = sqlx::raw_sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             .execute(pool)

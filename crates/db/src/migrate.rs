@@ -125,18 +125,15 @@ struct Applied {
 }
 
 async fn applied(pool: &PgPool) -> Result<Vec<Applied>, sqlx::Error> {
-    let exists: bool =
-        sqlx::query_scalar("SELECT to_regclass('public.schema_migrations') IS NOT NULL")
-            .fetch_one(pool)
-            .await?;
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('public.schema_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await?;
     if !exists {
         return Ok(Vec::new());
     }
-    sqlx::query_as(
-        "SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version",
-    )
-    .fetch_all(pool)
-    .await
+    sqlx::query_as("SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version")
+        .fetch_all(pool)
+        .await
 }
 
 /// Applies every pending migration; returns the versions applied now.
@@ -151,15 +148,12 @@ pub async fn migrate(pool: &PgPool) -> Result<Vec<i32>, MigrateError> {
             .execute(&mut *tx)
             .await?;
         // "already exists, skipping" notices are expected on every run.
-        (&mut *tx)
-            .execute("SET LOCAL client_min_messages = warning")
-            .await?;
+        (&mut *tx).execute("SET LOCAL client_min_messages = warning").await?;
         (&mut *tx).execute(CREATE_BOOKKEEPING).await?;
-        let recorded: Option<String> =
-            sqlx::query_scalar("SELECT checksum FROM schema_migrations WHERE version = $1")
-                .bind(m.version)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let recorded: Option<String> = sqlx::query_scalar("SELECT checksum FROM schema_migrations WHERE version = $1")
+            .bind(m.version)
+            .fetch_optional(&mut *tx)
+            .await?;
         let checksum = m.checksum();
         // End the transaction explicitly on every path: a dropped
         // transaction is only rolled back when its connection is next used,
@@ -182,10 +176,7 @@ pub async fn migrate(pool: &PgPool) -> Result<Vec<i32>, MigrateError> {
         let started = Instant::now();
         if let Err(source) = (&mut *tx).execute(m.sql).await {
             let _ = tx.rollback().await;
-            return Err(MigrateError::Apply {
-                path: m.path(),
-                source,
-            });
+            return Err(MigrateError::Apply { path: m.path(), source });
         }
         let ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
         sqlx::query("INSERT INTO schema_migrations (version, name, checksum, execution_ms) VALUES ($1, $2, $3, $4)")
@@ -276,9 +267,7 @@ pub async fn rollback_to(pool: &PgPool, target: i32) -> Result<Vec<i32>, Migrate
             });
         }
         if m.version == 1 {
-            (&mut *tx)
-                .execute("DROP TABLE IF EXISTS schema_migrations")
-                .await?;
+            (&mut *tx).execute("DROP TABLE IF EXISTS schema_migrations").await?;
         } else {
             sqlx::query("DELETE FROM schema_migrations WHERE version = $1")
                 .bind(m.version)

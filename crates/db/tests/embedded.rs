@@ -38,8 +38,7 @@ async fn embedded_database_keeps_data_across_restarts_and_refuses_a_second_owner
     let err = EmbeddedPostgres::start(dir.path(), None).await.unwrap_err();
     assert!(matches!(err, EmbeddedError::Locked { .. }), "{err:?}");
     assert!(
-        err.to_string()
-            .contains("in use by another crosslogic process"),
+        err.to_string().contains("in use by another crosslogic process"),
         "{err}"
     );
 
@@ -49,14 +48,11 @@ async fn embedded_database_keeps_data_across_restarts_and_refuses_a_second_owner
     assert!(!socket.exists(), "server still listening after stop");
 
     let pg = EmbeddedPostgres::start(dir.path(), None).await.unwrap();
-    let p = pool::connect(&pg.connection(), &Default::default())
+    let p = pool::connect(&pg.connection(), &Default::default()).await.unwrap();
+    let name: String = sqlx::query_scalar("SELECT name FROM tenants WHERE email = 'persist@x.test'")
+        .fetch_one(&p)
         .await
         .unwrap();
-    let name: String =
-        sqlx::query_scalar("SELECT name FROM tenants WHERE email = 'persist@x.test'")
-            .fetch_one(&p)
-            .await
-            .unwrap();
     assert_eq!(name, "Persisted");
     assert!(migrate::migrate(&p).await.unwrap().is_empty());
     p.close().await;

@@ -12,10 +12,12 @@ use sqlx::PgPool;
 /// constraints but none of its NOT NULLs or foreign keys.
 async fn accepted(pool: &PgPool, table: &str, column: &str, value: &str) -> bool {
     let mut tx = pool.begin().await.unwrap();
-    sqlx::raw_sql(&format!("CREATE TEMP TABLE probe (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS) ON COMMIT DROP"))
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    sqlx::raw_sql(&format!(
+        "CREATE TEMP TABLE probe (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS) ON COMMIT DROP"
+    ))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
     let cols: Vec<String> = sqlx::query_scalar(
         "SELECT attname::text FROM pg_attribute WHERE attrelid = 'probe'::regclass AND attnum > 0 AND attnotnull",
     )
@@ -33,10 +35,7 @@ async fn accepted(pool: &PgPool, table: &str, column: &str, value: &str) -> bool
         .execute(&mut *tx)
         .await
         .map_err(|e| {
-            let code = e
-                .as_database_error()
-                .and_then(|d| d.code())
-                .map(|c| c.into_owned());
+            let code = e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned());
             assert_eq!(
                 code.as_deref(),
                 Some("23514"),
@@ -88,20 +87,8 @@ async fn every_core_enum_value_is_accepted_by_its_check_constraint() {
     check(p, "deployments", "strategy", DeploymentStrategy::ALL).await;
     check(p, "deployments", "status", DeploymentStatus::ALL).await;
     check(p, "deployment_nodes", "status", DeploymentNodeStatus::ALL).await;
-    check(
-        p,
-        "notification_config",
-        "channel",
-        NotificationChannel::ALL,
-    )
-    .await;
-    check(
-        p,
-        "notification_deliveries",
-        "channel",
-        NotificationChannel::ALL,
-    )
-    .await;
+    check(p, "notification_config", "channel", NotificationChannel::ALL).await;
+    check(p, "notification_deliveries", "channel", NotificationChannel::ALL).await;
     check(p, "notification_deliveries", "status", DeliveryStatus::ALL).await;
     db.drop_db().await;
 }

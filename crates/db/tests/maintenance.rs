@@ -14,27 +14,20 @@ async fn status_tables_report_exact_row_counts_and_sizes() {
     let regions = tables.iter().find(|t| t.table_name == "regions").unwrap();
     assert_eq!(regions.row_count, 4);
     assert!(regions.total_bytes > 0);
-    assert!(!maintenance::database_size(&db.pool)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(!maintenance::database_size(&db.pool).await.unwrap().is_empty());
     maintenance::vacuum_analyze(&db.pool).await.unwrap();
     let idx = maintenance::index_usage(&db.pool).await.unwrap();
-    assert!(
-        idx.iter().any(|i| i.index_name == "regions_code_key"),
-        "{idx:?}"
-    );
+    assert!(idx.iter().any(|i| i.index_name == "regions_code_key"), "{idx:?}");
     db.drop_db().await;
 }
 
 #[tokio::test]
 async fn slow_queries_either_list_statements_or_explain_how_to_enable_the_extension() {
     let db = TestDb::new().await;
-    let preloaded: String =
-        sqlx::query_scalar("SELECT current_setting('shared_preload_libraries')")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    let preloaded: String = sqlx::query_scalar("SELECT current_setting('shared_preload_libraries')")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     match maintenance::slow_queries(&db.pool, 5).await {
         Ok(rows) => assert!(
             preloaded.contains("pg_stat_statements"),

@@ -67,10 +67,7 @@ async fn up_status_down_work_and_share_bookkeeping_with_the_binary() {
     for needle in ["01_core_tables", "03_notifications", "regions", "tenants"] {
         assert!(s.contains(needle), "status lacks {needle}: {s}");
     }
-    assert!(
-        s.to_lowercase().contains("size"),
-        "status lacks the database size: {s}"
-    );
+    assert!(s.to_lowercase().contains("size"), "status lacks the database size: {s}");
 
     // down without a terminal and without --yes refuses and changes nothing.
     let refused = run(&["down"], &env);
@@ -126,10 +123,7 @@ fn missing_connection_settings_are_a_clear_error() {
     let out = run(&["status"], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let t = text(&out);
-    assert!(
-        t.contains("DATABASE_URL") && t.contains("DB_PASSWORD"),
-        "{t}"
-    );
+    assert!(t.contains("DATABASE_URL") && t.contains("DB_PASSWORD"), "{t}");
 }
 
 #[tokio::test]

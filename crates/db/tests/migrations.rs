@@ -67,12 +67,10 @@ async fn count(pool: &PgPool, sql: &str) -> i64 {
 }
 
 async fn public_tables(pool: &PgPool) -> Vec<String> {
-    sqlx::query_scalar(
-        "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap()
+    sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
+        .fetch_all(pool)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -105,30 +103,19 @@ async fn migrating_an_empty_database_creates_every_table_and_the_seed_rows() {
         "notification_config",
         "schema_migrations",
     ] {
-        assert!(
-            tables.contains(&t.to_owned()),
-            "missing table {t}; have {tables:?}"
-        );
+        assert!(tables.contains(&t.to_owned()), "missing table {t}; have {tables:?}");
     }
     assert_eq!(count(&db.pool, "SELECT count(*) FROM regions").await, 4);
     assert_eq!(
         count(&db.pool, "SELECT count(*) FROM models WHERE type = 'chat'").await,
         5
     );
-    assert!(
-        count(
-            &db.pool,
-            "SELECT count(*) FROM models WHERE type = 'embedding'"
-        )
-        .await
-            >= 1
-    );
+    assert!(count(&db.pool, "SELECT count(*) FROM models WHERE type = 'embedding'").await >= 1);
     assert_eq!(count(&db.pool, "SELECT count(*) FROM gpu_types").await, 5);
-    let mumbai: String =
-        sqlx::query_scalar("SELECT cost_multiplier::text FROM regions WHERE code = 'in-mumbai'")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    let mumbai: String = sqlx::query_scalar("SELECT cost_multiplier::text FROM regions WHERE code = 'in-mumbai'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(mumbai, "0.700");
     // The seed's "Verify Installation" query works.
     sqlx::query("SELECT * FROM deployments LIMIT 1")
@@ -146,9 +133,7 @@ async fn migrating_twice_applies_nothing_the_second_time() {
     assert_eq!(migrate::migrate(&db.pool).await.unwrap(), Vec::<i32>::new());
     assert_eq!(schema_dump(&db.url), before);
     let states = migrate::status(&db.pool).await.unwrap();
-    assert!(states
-        .iter()
-        .all(|s| s.applied_at.is_some() && s.checksum_ok));
+    assert!(states.iter().all(|s| s.applied_at.is_some() && s.checksum_ok));
     db.drop_db().await;
 }
 
@@ -157,11 +142,19 @@ async fn psql_files_applied_twice_are_harmless_and_keep_seed_rows_single() {
     let db = TestDb::new().await;
     psql_apply(&db.url);
     let once = schema_dump(&db.url);
-    let rows = count(&db.pool, "SELECT (SELECT count(*) FROM regions) + (SELECT count(*) FROM models) + (SELECT count(*) FROM gpu_prices)").await;
+    let rows = count(
+        &db.pool,
+        "SELECT (SELECT count(*) FROM regions) + (SELECT count(*) FROM models) + (SELECT count(*) FROM gpu_prices)",
+    )
+    .await;
     psql_apply(&db.url);
     assert_eq!(schema_dump(&db.url), once);
     assert_eq!(
-        count(&db.pool, "SELECT (SELECT count(*) FROM regions) + (SELECT count(*) FROM models) + (SELECT count(*) FROM gpu_prices)").await,
+        count(
+            &db.pool,
+            "SELECT (SELECT count(*) FROM regions) + (SELECT count(*) FROM models) + (SELECT count(*) FROM gpu_prices)"
+        )
+        .await,
         rows
     );
     db.drop_db().await;
@@ -185,10 +178,7 @@ async fn psql_and_the_binary_produce_the_same_schema_in_either_order() {
     );
 
     // psql first, then the binary: it records the files and changes nothing.
-    assert_eq!(
-        migrate::migrate(&by_psql.pool).await.unwrap(),
-        vec![1, 2, 3]
-    );
+    assert_eq!(migrate::migrate(&by_psql.pool).await.unwrap(), vec![1, 2, 3]);
     assert_eq!(schema_dump(&by_psql.url), reference);
     // binary first, then psql: still the same.
     psql_apply(&by_binary.url);
@@ -219,23 +209,14 @@ async fn rollback_to_1_drops_deployments_and_remigrating_restores_the_same_schem
     .fetch_all(&db.pool)
     .await
     .unwrap();
-    assert!(
-        node_cols.is_empty(),
-        "02's columns left on nodes: {node_cols:?}"
-    );
+    assert!(node_cols.is_empty(), "02's columns left on nodes: {node_cols:?}");
     assert!(tables.contains(&"tenants".to_owned()));
 
     assert_eq!(migrate::migrate(&db.pool).await.unwrap(), vec![2, 3]);
     assert_eq!(schema_dump(&db.url), original);
 
-    assert_eq!(
-        migrate::rollback_to(&db.pool, 0).await.unwrap(),
-        vec![3, 2, 1]
-    );
-    assert!(
-        public_tables(&db.pool).await.is_empty(),
-        "rollback --to 0 left tables"
-    );
+    assert_eq!(migrate::rollback_to(&db.pool, 0).await.unwrap(), vec![3, 2, 1]);
+    assert!(public_tables(&db.pool).await.is_empty(), "rollback --to 0 left tables");
     assert_eq!(migrate::migrate(&db.pool).await.unwrap(), vec![1, 2, 3]);
     assert_eq!(schema_dump(&db.url), original);
     db.drop_db().await;
@@ -268,10 +249,7 @@ async fn concurrent_migrators_all_succeed_and_apply_each_file_once() {
         vec![1, 2, 3],
         "each file must be applied by exactly one migrator"
     );
-    assert_eq!(
-        count(&db.pool, "SELECT count(*) FROM schema_migrations").await,
-        3
-    );
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM schema_migrations").await, 3);
     assert_eq!(count(&db.pool, "SELECT count(*) FROM regions").await, 4);
     db.drop_db().await;
 }
@@ -285,15 +263,8 @@ async fn a_changed_file_is_an_error_naming_the_file() {
         .await
         .unwrap();
     let err = migrate::migrate(&db.pool).await.unwrap_err();
-    assert!(
-        matches!(err, MigrateError::ChecksumMismatch { .. }),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string()
-            .contains("database/schemas/02_deployments.sql"),
-        "{err}"
-    );
+    assert!(matches!(err, MigrateError::ChecksumMismatch { .. }), "{err:?}");
+    assert!(err.to_string().contains("database/schemas/02_deployments.sql"), "{err}");
     let states = migrate::status(&db.pool).await.unwrap();
     assert!(!states.iter().find(|s| s.version == 2).unwrap().checksum_ok);
     db.drop_db().await;
@@ -303,12 +274,10 @@ async fn a_changed_file_is_an_error_naming_the_file() {
 async fn a_database_newer_than_the_binary_is_refused() {
     let db = TestDb::new().await;
     migrate::migrate(&db.pool).await.unwrap();
-    sqlx::query(
-        "INSERT INTO schema_migrations (version, name, checksum) VALUES (99, '99_future', 'x')",
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    sqlx::query("INSERT INTO schema_migrations (version, name, checksum) VALUES (99, '99_future', 'x')")
+        .execute(&db.pool)
+        .await
+        .unwrap();
     let err = migrate::migrate(&db.pool).await.unwrap_err();
     assert!(err.to_string().contains("99_future"), "{err}");
     db.drop_db().await;
@@ -322,11 +291,6 @@ fn checksums_are_the_sha256_that_sha256sum_prints() {
             .output()
             .unwrap();
         let text = String::from_utf8(out.stdout).unwrap();
-        assert_eq!(
-            text.split_whitespace().next().unwrap(),
-            m.checksum(),
-            "{}",
-            m.name
-        );
+        assert_eq!(text.split_whitespace().next().unwrap(), m.checksum(), "{}", m.name);
     }
 }

@@ -32,13 +32,9 @@ fn new_tenant(email: &str) -> tenants::NewTenant {
 async fn tenants_environments_and_keys_round_trip_with_typed_errors() {
     let db = migrated().await;
     let p = &db.pool;
-    let t = tenants::create(p, &new_tenant("ops@acme.test"))
-        .await
-        .unwrap();
+    let t = tenants::create(p, &new_tenant("ops@acme.test")).await.unwrap();
     assert_eq!(t.status, TenantStatus::Active);
-    let dup = tenants::create(p, &new_tenant("ops@acme.test"))
-        .await
-        .unwrap_err();
+    let dup = tenants::create(p, &new_tenant("ops@acme.test")).await.unwrap_err();
     assert!(
         matches!(&dup, DbError::Conflict { constraint } if constraint == "tenants_email_key"),
         "{dup:?}"
@@ -74,10 +70,7 @@ async fn tenants_environments_and_keys_round_trip_with_typed_errors() {
     )
     .await
     .unwrap_err();
-    assert!(
-        matches!(bad_region, DbError::ForeignKey { .. }),
-        "{bad_region:?}"
-    );
+    assert!(matches!(bad_region, DbError::ForeignKey { .. }), "{bad_region:?}");
     let dup_env = environments::create(
         p,
         &environments::NewEnvironment {
@@ -105,14 +98,9 @@ async fn tenants_environments_and_keys_round_trip_with_typed_errors() {
         metadata: json!({}),
     };
     let key = api_keys::create(p, &new_key).await.unwrap();
-    assert_eq!(
-        (key.rate_limit_requests_per_min, key.concurrency_limit),
-        (60, 5)
-    );
+    assert_eq!((key.rate_limit_requests_per_min, key.concurrency_limit), (60, 5));
     // An environment of another tenant cannot take the key.
-    let other = tenants::create(p, &new_tenant("other@x.test"))
-        .await
-        .unwrap();
+    let other = tenants::create(p, &new_tenant("other@x.test")).await.unwrap();
     let wrong = api_keys::create(
         p,
         &api_keys::NewApiKey {
@@ -123,12 +111,7 @@ async fn tenants_environments_and_keys_round_trip_with_typed_errors() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(
-        wrong,
-        DbError::NotFound {
-            entity: "environment"
-        }
-    ));
+    assert!(matches!(wrong, DbError::NotFound { entity: "environment" }));
 
     let auth = api_keys::auth_by_hash(p, "h1").await.unwrap();
     assert_eq!(
@@ -141,9 +124,7 @@ async fn tenants_environments_and_keys_round_trip_with_typed_errors() {
         Err(DbError::NotFound { .. })
     ));
 
-    let revoked = api_keys::set_status(p, key.id, ApiKeyStatus::Revoked)
-        .await
-        .unwrap();
+    let revoked = api_keys::set_status(p, key.id, ApiKeyStatus::Revoked).await.unwrap();
     assert!(revoked.revoked_at.is_some());
     assert!(matches!(
         api_keys::set_status(p, key.id, ApiKeyStatus::Active).await,
@@ -151,12 +132,7 @@ async fn tenants_environments_and_keys_round_trip_with_typed_errors() {
     ));
 
     let now = Utc::now();
-    assert_eq!(
-        api_keys::touch_last_used(p, &[key.id], &[now])
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(api_keys::touch_last_used(p, &[key.id], &[now]).await.unwrap(), 1);
     assert_eq!(
         api_keys::touch_last_used(p, &[key.id], &[now - Duration::hours(1)])
             .await
@@ -175,13 +151,8 @@ async fn tenants_environments_and_keys_round_trip_with_typed_errors() {
     )
     .await
     .unwrap();
-    assert_eq!(
-        (patched.concurrency_limit, patched.name.as_str()),
-        (Some(3), "Acme")
-    );
-    let deleted = tenants::set_status(p, t.id, TenantStatus::Deleted)
-        .await
-        .unwrap();
+    assert_eq!((patched.concurrency_limit, patched.name.as_str()), (Some(3), "Acme"));
+    let deleted = tenants::set_status(p, t.id, TenantStatus::Deleted).await.unwrap();
     assert!(deleted.deleted_at.is_some());
     let listed = tenants::list(p, None, None, 10).await.unwrap();
     assert_eq!(
@@ -205,18 +176,9 @@ async fn tenant_list_pages_with_a_keyset_cursor() {
             .unwrap();
     }
     let first = tenants::list(&db.pool, None, None, 2).await.unwrap();
-    let second = tenants::list(&db.pool, None, Some(first[1].id), 2)
-        .await
-        .unwrap();
-    let third = tenants::list(&db.pool, None, Some(second[1].id), 2)
-        .await
-        .unwrap();
-    let mut seen: Vec<Uuid> = first
-        .iter()
-        .chain(&second)
-        .chain(&third)
-        .map(|t| t.id)
-        .collect();
+    let second = tenants::list(&db.pool, None, Some(first[1].id), 2).await.unwrap();
+    let third = tenants::list(&db.pool, None, Some(second[1].id), 2).await.unwrap();
+    let mut seen: Vec<Uuid> = first.iter().chain(&second).chain(&third).map(|t| t.id).collect();
     assert_eq!(seen.len(), 5);
     seen.sort();
     seen.dedup();
@@ -249,14 +211,7 @@ async fn usage_batches_are_idempotent_and_roll_up_per_hour() {
             completion_tokens: 50,
             cached_tokens: 0,
             latency_ms: 10 * (i + 1),
-            cost_microdollars: cost_microdollars(
-                100,
-                50,
-                model.input_price(),
-                model.output_price(),
-                700,
-            )
-            .0,
+            cost_microdollars: cost_microdollars(100, 50, model.input_price(), model.output_price(), 700).0,
             status: UsageStatus::Completed,
             metadata: json!({}),
         })
@@ -283,11 +238,7 @@ async fn usage_batches_are_idempotent_and_roll_up_per_hour() {
     assert_eq!((totals[0].requests, totals[0].total_tokens), (10, 1500));
 
     assert_eq!(usage::rollup_hour(p, hour).await.unwrap(), 1);
-    assert_eq!(
-        usage::rollup_hour(p, hour).await.unwrap(),
-        1,
-        "rollup is an upsert"
-    );
+    assert_eq!(usage::rollup_hour(p, hour).await.unwrap(), 1, "rollup is an upsert");
     let rows = usage::hourly(p, t.id, hour - Duration::hours(1), Utc::now())
         .await
         .unwrap();
@@ -302,28 +253,17 @@ async fn outbox_events_are_claimed_once_across_concurrent_workers() {
     let db = migrated().await;
     let p = &db.pool;
     for i in 0..6 {
-        events::publish(
-            p,
-            &events::NewEvent::info("tenant.created", None, json!({ "i": i })),
-        )
-        .await
-        .unwrap();
+        events::publish(p, &events::NewEvent::info("tenant.created", None, json!({ "i": i })))
+            .await
+            .unwrap();
     }
     let mut a = p.begin().await.unwrap();
     let mut b = p.begin().await.unwrap();
     let got_a = events::claim_pending(&mut a, 4).await.unwrap();
     let got_b = events::claim_pending(&mut b, 4).await.unwrap();
-    assert_eq!(
-        (got_a.len(), got_b.len()),
-        (4, 2),
-        "SKIP LOCKED must split the events"
-    );
+    assert_eq!((got_a.len(), got_b.len()), (4, 2), "SKIP LOCKED must split the events");
     for e in got_a.iter().chain(&got_b) {
-        assert!(
-            got_a.iter().filter(|x| x.id == e.id).count()
-                + got_b.iter().filter(|x| x.id == e.id).count()
-                == 1
-        );
+        assert!(got_a.iter().filter(|x| x.id == e.id).count() + got_b.iter().filter(|x| x.id == e.id).count() == 1);
     }
     for e in &got_a {
         events::mark_fanned_out(&mut *a, e.id).await.unwrap();
@@ -372,10 +312,7 @@ async fn deployments_and_nodes_enforce_their_rules() {
     )
     .await
     .unwrap_err();
-    assert!(
-        matches!(bad_model, DbError::ForeignKey { .. }),
-        "{bad_model:?}"
-    );
+    assert!(matches!(bad_model, DbError::ForeignKey { .. }), "{bad_model:?}");
     let bad_bounds = deployments::create(
         p,
         &deployments::NewDeployment {
@@ -446,27 +383,11 @@ async fn deployments_and_nodes_enforce_their_rules() {
     assert_eq!(st, NodeStatus::Active);
     let routable = nodes::routable(p).await.unwrap();
     assert_eq!(routable.len(), 1);
-    assert_eq!(
-        routable[0].endpoint_url.as_deref(),
-        Some("http://127.0.0.1:9000")
-    );
-    nodes::record_health_check(
-        p,
-        node.id,
-        HealthCheckStatus::Healthy,
-        Some(3),
-        None,
-        &json!({}),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        nodes::recent_health_checks(p, node.id, 5)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(routable[0].endpoint_url.as_deref(), Some("http://127.0.0.1:9000"));
+    nodes::record_health_check(p, node.id, HealthCheckStatus::Healthy, Some(3), None, &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(nodes::recent_health_checks(p, node.id, 5).await.unwrap().len(), 1);
     deployments::set_member_status(p, d.id, node.id, DeploymentNodeStatus::Draining)
         .await
         .unwrap();
@@ -537,21 +458,11 @@ async fn catalog_billing_and_notifications_round_trip() {
         billing::create_event(p, &ev).await.unwrap().is_none(),
         "idempotency key reused"
     );
-    billing::grant_credit(
-        p,
-        t.id,
-        CreditType::SignupBonus,
-        1000,
-        Some("welcome"),
-        None,
-    )
-    .await
-    .unwrap();
+    billing::grant_credit(p, t.id, CreditType::SignupBonus, 1000, Some("welcome"), None)
+        .await
+        .unwrap();
     let mut tx = p.begin().await.unwrap();
-    assert_eq!(
-        billing::consume_credits(&mut tx, t.id, 1500).await.unwrap(),
-        1000
-    );
+    assert_eq!(billing::consume_credits(&mut tx, t.id, 1500).await.unwrap(), 1000);
     tx.commit().await.unwrap();
     assert!(billing::usable_credits(p, t.id).await.unwrap().is_empty());
     assert!(
@@ -576,23 +487,14 @@ async fn catalog_billing_and_notifications_round_trip() {
     )
     .await
     .unwrap();
-    assert_eq!(
-        notifications::subscribers(p, t.id, "node.dead")
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(notifications::subscribers(p, t.id, "node.dead").await.unwrap().len(), 1);
     assert!(notifications::subscribers(p, t.id, "tenant.created")
         .await
         .unwrap()
         .is_empty());
-    let e = events::publish(
-        p,
-        &events::NewEvent::info("node.dead", Some(t.id), json!({})),
-    )
-    .await
-    .unwrap();
+    let e = events::publish(p, &events::NewEvent::info("node.dead", Some(t.id), json!({})))
+        .await
+        .unwrap();
     let d = notifications::enqueue(
         p,
         e.id,
@@ -618,10 +520,7 @@ async fn catalog_billing_and_notifications_round_trip() {
     .unwrap()
     .is_none());
     let mut tx = p.begin().await.unwrap();
-    assert_eq!(
-        notifications::claim_due(&mut tx, 10).await.unwrap().len(),
-        1
-    );
+    assert_eq!(notifications::claim_due(&mut tx, 10).await.unwrap().len(), 1);
     let sent = notifications::record_attempt(
         &mut *tx,
         d.id,

@@ -20,19 +20,13 @@ async fn uses_tls(db: &TestDb, mode: SslMode) -> Result<bool, sqlx::Error> {
 #[tokio::test]
 async fn ssl_modes_behave_as_libpq_documents() {
     let db = TestDb::new().await;
-    let server_ssl: String = sqlx::query_scalar("SHOW ssl")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let server_ssl: String = sqlx::query_scalar("SHOW ssl").fetch_one(&db.pool).await.unwrap();
     assert!(
         !uses_tls(&db, SslMode::Disable).await.unwrap(),
         "disable must not use TLS"
     );
     if server_ssl == "on" {
-        assert!(
-            uses_tls(&db, SslMode::Require).await.unwrap(),
-            "require must use TLS"
-        );
+        assert!(uses_tls(&db, SslMode::Require).await.unwrap(), "require must use TLS");
         assert!(
             uses_tls(&db, SslMode::Prefer).await.unwrap(),
             "prefer must use TLS when offered"

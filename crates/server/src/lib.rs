@@ -18,7 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use crosslogic_control::admin::AdminState;
 use crosslogic_db::Database;
+use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -33,8 +35,11 @@ pub struct AppState {
 }
 
 /// All routes of the process.
-pub fn router(state: AppState) -> Router {
-    Router::new().merge(ops::routes()).with_state(state)
+pub fn router(state: AppState, admin: AdminState) -> Router {
+    Router::new()
+        .merge(ops::routes())
+        .with_state(state)
+        .merge(crosslogic_control::admin::router(admin))
 }
 
 /// A bound server with its database and background tasks.
@@ -44,6 +49,7 @@ pub struct App {
     tasks: TaskTracker,
     shutdown: CancellationToken,
     shutdown_timeout: Duration,
+    admin_token: Option<SecretString>,
 }
 
 impl App {
@@ -53,6 +59,7 @@ impl App {
         db: Database,
         shutdown: CancellationToken,
         shutdown_timeout: Duration,
+        admin_token: Option<SecretString>,
     ) -> App {
         App {
             listener,
@@ -60,6 +67,7 @@ impl App {
             tasks: TaskTracker::new(),
             shutdown,
             shutdown_timeout,
+            admin_token,
         }
     }
 
@@ -76,13 +84,15 @@ impl App {
             tasks,
             shutdown,
             shutdown_timeout,
+            admin_token,
         } = self;
         let state = AppState {
             pool: db.pool().clone(),
             draining: Arc::new(AtomicBool::new(false)),
         };
         let draining = state.draining.clone();
-        let app = router(state);
+        let admin = AdminState::new(db.pool().clone(), admin_token.as_ref());
+        let app = router(state, admin).into_make_service_with_connect_info::<std::net::SocketAddr>();
 
         let stop_accepting = shutdown.clone();
         let mut server = tokio::spawn(async move {
@@ -117,9 +127,7 @@ impl App {
 
         // Phase 3: database.
         tracing::info!("shutdown: phase 3, closing the database");
-        db.close()
-            .await
-            .map_err(|e| RunError::Database(e.to_string()))?;
+        db.close().await.map_err(|e| RunError::Database(e.to_string()))?;
         tracing::info!("shutdown complete");
         Ok(())
     }

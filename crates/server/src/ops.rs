@@ -25,21 +25,10 @@ async fn healthz() -> Json<Value> {
 /// Readiness: not shutting down, and the database answers within 2 s.
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     if state.draining.load(Ordering::SeqCst) {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "draining" })),
-        );
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "draining" })));
     }
-    match tokio::time::timeout(
-        Duration::from_secs(2),
-        crosslogic_db::repo::ping(&state.pool),
-    )
-    .await
-    {
-        Ok(Ok(())) => (
-            StatusCode::OK,
-            Json(json!({ "status": "ready", "database": "ok" })),
-        ),
+    match tokio::time::timeout(Duration::from_secs(2), crosslogic_db::repo::ping(&state.pool)).await {
+        Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready", "database": "ok" }))),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: database check failed");
             (

@@ -58,11 +58,7 @@ impl TestDb {
 
     /// The database as a configured external target.
     pub fn target(&self) -> ExternalDatabase {
-        match Config::from_vars(&self.env())
-            .expect("config")
-            .database
-            .target
-        {
+        match Config::from_vars(&self.env()).expect("config").database.target {
             crosslogic_config::DatabaseTarget::External(db) => db,
             crosslogic_config::DatabaseTarget::Embedded => unreachable!(),
         }

@@ -26,15 +26,9 @@ async fn dispatch(db: &Database, cmd: DbCommand) -> anyhow::Result<ExitCode> {
         DbCommand::Migrate => {
             let applied = migrate::migrate(pool).await?;
             if applied.is_empty() {
-                output::line(&format!(
-                    "schema is up to date (version {})",
-                    migrate::latest_version()
-                ));
+                output::line(&format!("schema is up to date (version {})", migrate::latest_version()));
             } else {
-                for m in migrate::MIGRATIONS
-                    .iter()
-                    .filter(|m| applied.contains(&m.version))
-                {
+                for m in migrate::MIGRATIONS.iter().filter(|m| applied.contains(&m.version)) {
                     output::line(&format!("applied {}", m.path()));
                 }
             }
@@ -60,9 +54,7 @@ async fn dispatch(db: &Database, cmd: DbCommand) -> anyhow::Result<ExitCode> {
             }
             let done = migrate::rollback_to(pool, to).await?;
             if done.is_empty() {
-                output::line(&format!(
-                    "nothing to roll back: no applied migration above {to}"
-                ));
+                output::line(&format!("nothing to roll back: no applied migration above {to}"));
             }
             for v in done {
                 output::line(&format!("rolled back version {v}"));
@@ -80,11 +72,7 @@ async fn dispatch(db: &Database, cmd: DbCommand) -> anyhow::Result<ExitCode> {
                 file.display()
             ));
         }
-        DbCommand::Restore {
-            file,
-            database,
-            yes,
-        } => {
+        DbCommand::Restore { file, database, yes } => {
             if !file.is_file() {
                 anyhow::bail!("backup file {} does not exist", file.display());
             }
@@ -106,11 +94,7 @@ async fn dispatch(db: &Database, cmd: DbCommand) -> anyhow::Result<ExitCode> {
                 output::line(&format!("created database {}", target.dbname));
             }
             backup::restore(&target, db.tools_dir().as_deref(), &file).await?;
-            output::line(&format!(
-                "restored {} into {}",
-                file.display(),
-                target.dbname
-            ));
+            output::line(&format!("restored {} into {}", file.display(), target.dbname));
         }
         DbCommand::Vacuum => {
             maintenance::vacuum_analyze(pool).await?;
@@ -134,11 +118,7 @@ async fn status(db: &Database, as_json: bool) -> anyhow::Result<()> {
     output::line(&format!(
         "database {} ({})",
         db.target().redacted_url(),
-        if db.is_embedded() {
-            "embedded"
-        } else {
-            "external"
-        }
+        if db.is_embedded() { "embedded" } else { "external" }
     ));
     output::line("");
     let rows: Vec<Vec<String>> = migrations
@@ -156,13 +136,7 @@ async fn status(db: &Database, as_json: bool) -> anyhow::Result<()> {
     output::line("");
     let rows: Vec<Vec<String>> = tables
         .iter()
-        .map(|t| {
-            vec![
-                t.table_name.clone(),
-                t.row_count.to_string(),
-                t.size.clone(),
-            ]
-        })
+        .map(|t| vec![t.table_name.clone(), t.row_count.to_string(), t.size.clone()])
         .collect();
     output::table(&["table", "rows", "size"], &rows);
     output::line("");
@@ -194,16 +168,7 @@ async fn stats(db: &Database, limit: i64) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    output::table(
-        &[
-            "table",
-            "index",
-            "idx_scan",
-            "idx_tup_read",
-            "idx_tup_fetch",
-        ],
-        &rows,
-    );
+    output::table(&["table", "index", "idx_scan", "idx_tup_read", "idx_tup_fetch"], &rows);
     output::line("");
     output::line("Slowest queries (pg_stat_statements, by mean_exec_time)");
     match maintenance::slow_queries(pool, limit).await {

@@ -33,8 +33,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn init_logging(format: LogFormat, default_filter: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -46,13 +45,7 @@ fn init_logging(format: LogFormat, default_filter: &str) {
 
 /// Opens the configured database (starting the embedded one if needed).
 async fn open_db(config: &Config, wait: Duration) -> anyhow::Result<Database> {
-    Ok(Database::open(
-        &config.database,
-        &config.data_dir,
-        config.pg_bin.as_deref(),
-        wait,
-    )
-    .await?)
+    Ok(Database::open(&config.database, &config.data_dir, config.pg_bin.as_deref(), wait).await?)
 }
 
 /// Asks the user to type `expected` to confirm a destructive action.

@@ -20,12 +20,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
     // Bind first: a taken port fails before the database is touched.
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (LISTEN_ADDR / --listen)",
-                config.listen
-            )
-        })?;
+        .with_context(|| format!("cannot listen on {} (LISTEN_ADDR / --listen)", config.listen))?;
     let db = super::open_db(&config, Duration::from_secs(30)).await?;
     if db.is_embedded() {
         tracing::info!(data_dir = %config.data_dir.display(), "using the embedded PostgreSQL");
@@ -34,7 +29,13 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
         let applied = crosslogic_db::migrate::migrate(db.pool()).await?;
         tracing::info!(applied = ?applied, "database schema is current");
     }
-    let app = App::new(listener, db, shutdown, config.shutdown_timeout);
+    let app = App::new(
+        listener,
+        db,
+        shutdown,
+        config.shutdown_timeout,
+        config.admin_api_token.clone(),
+    );
     tracing::info!(addr = %app.local_addr()?, "crosslogic is serving");
     app.run().await?;
     Ok(ExitCode::SUCCESS)

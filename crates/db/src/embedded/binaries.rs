@@ -58,10 +58,7 @@ pub fn find_server_bin_dir(explicit: Option<&Path>) -> Result<PathBuf, String> {
 fn versioned_dirs(base: &str, leaf: &str) -> Vec<PathBuf> {
     let (parent, prefix) = match base.rsplit_once('/') {
         Some((p, "")) => (PathBuf::from(p), String::new()),
-        Some((p, prefix)) => (
-            PathBuf::from(if p.is_empty() { "/" } else { p }),
-            prefix.to_owned(),
-        ),
+        Some((p, prefix)) => (PathBuf::from(if p.is_empty() { "/" } else { p }), prefix.to_owned()),
         None => return Vec::new(),
     };
     let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir(&parent)
@@ -87,10 +84,7 @@ pub fn find_client_tool(name: &str, preferred: Option<&Path>) -> Result<PathBuf,
         }
     }
     if let Some(path) = std::env::var_os("PATH") {
-        if let Some(hit) = std::env::split_paths(&path)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-        {
+        if let Some(hit) = std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file()) {
             return Ok(hit);
         }
     }
@@ -98,7 +92,9 @@ pub fn find_client_tool(name: &str, preferred: Option<&Path>) -> Result<PathBuf,
         .into_iter()
         .map(|d| d.join(name))
         .find(|p| p.is_file())
-        .ok_or_else(|| format!("{name} was not found: install the PostgreSQL client (sudo apt-get install -y postgresql-client)"))
+        .ok_or_else(|| {
+            format!("{name} was not found: install the PostgreSQL client (sudo apt-get install -y postgresql-client)")
+        })
 }
 
 #[cfg(test)]

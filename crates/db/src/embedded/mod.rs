@@ -94,17 +94,12 @@ pub struct EmbeddedPostgres {
 
 impl EmbeddedPostgres {
     /// Starts (creating on first use) the cluster in `data_dir`.
-    pub async fn start(
-        data_dir: &Path,
-        pg_bin: Option<&Path>,
-    ) -> Result<EmbeddedPostgres, EmbeddedError> {
+    pub async fn start(data_dir: &Path, pg_bin: Option<&Path>) -> Result<EmbeddedPostgres, EmbeddedError> {
         let data_dir = data_dir.to_path_buf();
         let pg_bin = pg_bin.map(Path::to_path_buf);
         let pg = tokio::task::spawn_blocking(move || start_blocking(&data_dir, pg_bin.as_deref()))
             .await
-            .map_err(|e| {
-                EmbeddedError::Setup(format!("embedded database start task failed: {e}"))
-            })??;
+            .map_err(|e| EmbeddedError::Setup(format!("embedded database start task failed: {e}")))??;
         pg.create_database().await?;
         Ok(pg)
     }
@@ -153,12 +148,11 @@ impl EmbeddedPostgres {
             detail: e.to_string(),
         };
         let mut conn = sqlx::ConnectOptions::connect(&opts).await.map_err(map)?;
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                .bind(EMBEDDED_DB)
-                .fetch_one(&mut conn)
-                .await
-                .map_err(map)?;
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(EMBEDDED_DB)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(map)?;
         if !exists {
             // Identifiers cannot be bound; EMBEDDED_DB is a constant.
             sqlx::raw_sql("CREATE DATABASE crosslogic")
@@ -180,18 +174,11 @@ impl Drop for EmbeddedPostgres {
     }
 }
 
-fn start_blocking(
-    data_dir: &Path,
-    pg_bin: Option<&Path>,
-) -> Result<EmbeddedPostgres, EmbeddedError> {
+fn start_blocking(data_dir: &Path, pg_bin: Option<&Path>) -> Result<EmbeddedPostgres, EmbeddedError> {
     let bin_dir = find_server_bin_dir(pg_bin).map_err(EmbeddedError::Setup)?;
     let run_as = RunAs::detect().map_err(EmbeddedError::Setup)?;
-    std::fs::create_dir_all(data_dir).map_err(io(format!(
-        "cannot create data directory {}",
-        data_dir.display()
-    )))?;
-    let data_dir = std::fs::canonicalize(data_dir)
-        .map_err(io(format!("cannot resolve {}", data_dir.display())))?;
+    std::fs::create_dir_all(data_dir).map_err(io(format!("cannot create data directory {}", data_dir.display())))?;
+    let data_dir = std::fs::canonicalize(data_dir).map_err(io(format!("cannot resolve {}", data_dir.display())))?;
     let lock = take_lock(&data_dir)?;
 
     let pgdata = data_dir.join("postgres");
@@ -204,17 +191,11 @@ fn start_blocking(
             .permissions();
         perms.set_mode(perms.mode() | 0o011);
         std::fs::set_permissions(&data_dir, perms).map_err(io("chmod data directory"))?;
-        run_as
-            .check_reachable(&pgdata)
-            .map_err(EmbeddedError::Setup)?;
-        run_as
-            .check_reachable(&socket_dir)
-            .map_err(EmbeddedError::Setup)?;
+        run_as.check_reachable(&pgdata).map_err(EmbeddedError::Setup)?;
+        run_as.check_reachable(&socket_dir).map_err(EmbeddedError::Setup)?;
     }
-    std::fs::create_dir_all(&socket_dir)
-        .map_err(io(format!("cannot create {}", socket_dir.display())))?;
-    std::fs::set_permissions(&socket_dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(io("chmod socket dir"))?;
+    std::fs::create_dir_all(&socket_dir).map_err(io(format!("cannot create {}", socket_dir.display())))?;
+    std::fs::set_permissions(&socket_dir, std::fs::Permissions::from_mode(0o700)).map_err(io("chmod socket dir"))?;
     run_as.chown(&socket_dir).map_err(EmbeddedError::Setup)?;
     OpenOptions::new()
         .create(true)
@@ -268,10 +249,7 @@ fn start_blocking(
             let _ = shutdown_child(child);
             return Err(EmbeddedError::Process {
                 what: "starting the embedded PostgreSQL",
-                detail: format!(
-                    "not ready after 60s; log:\n{}",
-                    log_tail(&log_path, log_start)
-                ),
+                detail: format!("not ready after 60s; log:\n{}", log_tail(&log_path, log_start)),
             });
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -334,8 +312,7 @@ fn socket_dir_for(data_dir: &Path) -> PathBuf {
 
 fn initdb(bin_dir: &Path, pgdata: &Path, run_as: &RunAs) -> Result<(), EmbeddedError> {
     std::fs::create_dir_all(pgdata).map_err(io(format!("cannot create {}", pgdata.display())))?;
-    std::fs::set_permissions(pgdata, std::fs::Permissions::from_mode(0o700))
-        .map_err(io("chmod PGDATA"))?;
+    std::fs::set_permissions(pgdata, std::fs::Permissions::from_mode(0o700)).map_err(io("chmod PGDATA"))?;
     run_as.chown(pgdata).map_err(EmbeddedError::Setup)?;
     let mut cmd = Command::new(bin_dir.join("initdb"));
     cmd.arg("-D")
@@ -357,11 +334,7 @@ fn initdb(bin_dir: &Path, pgdata: &Path, run_as: &RunAs) -> Result<(), EmbeddedE
     if !out.status.success() {
         return Err(EmbeddedError::Process {
             what: "initdb",
-            detail: format!(
-                "{}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
+            detail: format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim()),
         });
     }
     let conf = pgdata.join("postgresql.conf");
@@ -389,9 +362,7 @@ fn write_settings(bin_dir: &Path, pgdata: &Path, socket_dir: &Path) -> Result<()
         quote(socket_dir)
     );
     // Enable pg_stat_statements (for `crosslogic db stats`) when installed.
-    let lib = bin_dir
-        .parent()
-        .map(|p| p.join("lib").join("pg_stat_statements.so"));
+    let lib = bin_dir.parent().map(|p| p.join("lib").join("pg_stat_statements.so"));
     if lib.is_some_and(|l| l.is_file()) {
         s.push_str("shared_preload_libraries = 'pg_stat_statements'\n");
     }
@@ -405,11 +376,7 @@ fn stop_orphan(pgdata: &Path) -> Result<(), EmbeddedError> {
     let Ok(text) = std::fs::read_to_string(pgdata.join("postmaster.pid")) else {
         return Ok(());
     };
-    let Some(pid) = text
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse::<i32>().ok())
-    else {
+    let Some(pid) = text.lines().next().and_then(|l| l.trim().parse::<i32>().ok()) else {
         return Ok(());
     };
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();

@@ -22,7 +22,9 @@ impl RunAs {
         }
         let name = std::env::var("CROSSLOGIC_PG_USER").unwrap_or_else(|_| "postgres".to_owned());
         match User::from_name(&name) {
-            Ok(Some(u)) if !u.uid.is_root() => Ok(RunAs { user: Some((u.uid, u.gid, name)) }),
+            Ok(Some(u)) if !u.uid.is_root() => Ok(RunAs {
+                user: Some((u.uid, u.gid, name)),
+            }),
             _ => Err(format!(
                 "running as root, and PostgreSQL refuses to run as root: the embedded database runs as user {name:?}, \
                  which does not exist. Create it (useradd --system {name}), set CROSSLOGIC_PG_USER to another \

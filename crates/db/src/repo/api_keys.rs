@@ -88,15 +88,11 @@ pub async fn create(db: impl PgExecutor<'_>, new: &NewApiKey) -> DbResult<ApiKey
 
 /// One key by id.
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> DbResult<ApiKey> {
-    sqlx::query_as(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM api_keys WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(db)
-    .await
-    .or_not_found("api key")
+    sqlx::query_as(concat!("SELECT ", columns!(), " FROM api_keys WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await
+        .or_not_found("api key")
 }
 
 /// Everything authentication needs about a key, its environment and tenant,
@@ -174,11 +170,7 @@ pub async fn list_for_tenant(
 
 /// Sets the status; revocation stamps `revoked_at` and is final (a revoked
 /// key cannot be reactivated: `NotFound`).
-pub async fn set_status(
-    db: impl PgExecutor<'_>,
-    id: Uuid,
-    status: ApiKeyStatus,
-) -> DbResult<ApiKey> {
+pub async fn set_status(db: impl PgExecutor<'_>, id: Uuid, status: ApiKeyStatus) -> DbResult<ApiKey> {
     sqlx::query_as(concat!(
         "UPDATE api_keys SET status = $2,
                 revoked_at = CASE WHEN $2 = 'revoked' THEN now() ELSE revoked_at END
@@ -231,11 +223,7 @@ pub async fn update(db: impl PgExecutor<'_>, id: Uuid, limits: &KeyLimits) -> Db
 
 /// Records `last_used_at` for many keys in one statement (batched off the
 /// request path); never moves a timestamp backwards.
-pub async fn touch_last_used(
-    db: impl PgExecutor<'_>,
-    ids: &[Uuid],
-    at: &[DateTime<Utc>],
-) -> DbResult<u64> {
+pub async fn touch_last_used(db: impl PgExecutor<'_>, ids: &[Uuid], at: &[DateTime<Utc>]) -> DbResult<u64> {
     let done = sqlx::query(
         "UPDATE api_keys k SET last_used_at = v.at
            FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, at)

@@ -52,11 +52,7 @@ pub async fn record(db: impl PgExecutor<'_>, entry: &NewAuditEntry<'_>) -> DbRes
 }
 
 /// Recent entries, newest first, optionally for one tenant.
-pub async fn list(
-    db: impl PgExecutor<'_>,
-    tenant_id: Option<Uuid>,
-    limit: i64,
-) -> DbResult<Vec<AuditEntry>> {
+pub async fn list(db: impl PgExecutor<'_>, tenant_id: Option<Uuid>, limit: i64) -> DbResult<Vec<AuditEntry>> {
     Ok(sqlx::query_as(
         "SELECT id, tenant_id, actor, action, resource_type, resource_id, details, ip_address, created_at
            FROM audit_logs WHERE ($1::uuid IS NULL OR tenant_id = $1)

@@ -58,10 +58,7 @@ pub struct NewBillingEvent {
 }
 
 /// Records a billing event; `None` when its idempotency key was already used.
-pub async fn create_event(
-    db: impl PgExecutor<'_>,
-    e: &NewBillingEvent,
-) -> DbResult<Option<BillingEvent>> {
+pub async fn create_event(db: impl PgExecutor<'_>, e: &NewBillingEvent) -> DbResult<Option<BillingEvent>> {
     Ok(sqlx::query_as(concat!(
         "INSERT INTO billing_events (tenant_id, event_type, amount_microdollars, stripe_customer_id, idempotency_key,
                                      description, period_start, period_end, metadata)
@@ -119,11 +116,7 @@ pub async fn set_event_status(
 }
 
 /// A tenant's billing events, newest first.
-pub async fn list_events(
-    db: impl PgExecutor<'_>,
-    tenant_id: Uuid,
-    limit: i64,
-) -> DbResult<Vec<BillingEvent>> {
+pub async fn list_events(db: impl PgExecutor<'_>, tenant_id: Uuid, limit: i64) -> DbResult<Vec<BillingEvent>> {
     Ok(sqlx::query_as(concat!(
         "SELECT ",
         columns!(),
@@ -202,13 +195,11 @@ pub async fn consume_credits(tx: &mut PgConnection, tenant_id: Uuid, amount: i64
             break;
         }
         let take = remaining.min(left);
-        sqlx::query(
-            "UPDATE credits SET remaining_microdollars = remaining_microdollars - $2 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(take)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("UPDATE credits SET remaining_microdollars = remaining_microdollars - $2 WHERE id = $1")
+            .bind(id)
+            .bind(take)
+            .execute(&mut *tx)
+            .await?;
         left -= take;
     }
     Ok(amount.max(0) - left)
@@ -283,11 +274,7 @@ pub async fn record_webhook(
 }
 
 /// Marks a webhook event handled (or records why handling failed).
-pub async fn finish_webhook(
-    db: impl PgExecutor<'_>,
-    event_id: &str,
-    error: Option<&str>,
-) -> DbResult<()> {
+pub async fn finish_webhook(db: impl PgExecutor<'_>, event_id: &str, error: Option<&str>) -> DbResult<()> {
     sqlx::query(
         "UPDATE webhook_events SET processed = ($2::text IS NULL), processed_at = now(), error = $2 WHERE event_id = $1",
     )

@@ -41,26 +41,20 @@ macro_rules! region_columns {
 
 /// All regions by code.
 pub async fn list_regions(db: impl PgExecutor<'_>) -> DbResult<Vec<Region>> {
-    Ok(sqlx::query_as(concat!(
-        "SELECT ",
-        region_columns!(),
-        " FROM regions ORDER BY code"
-    ))
-    .fetch_all(db)
-    .await?)
+    Ok(
+        sqlx::query_as(concat!("SELECT ", region_columns!(), " FROM regions ORDER BY code"))
+            .fetch_all(db)
+            .await?,
+    )
 }
 
 /// One region by code.
 pub async fn get_region(db: impl PgExecutor<'_>, code: &str) -> DbResult<Region> {
-    sqlx::query_as(concat!(
-        "SELECT ",
-        region_columns!(),
-        " FROM regions WHERE code = $1"
-    ))
-    .bind(code)
-    .fetch_optional(db)
-    .await
-    .or_not_found("region")
+    sqlx::query_as(concat!("SELECT ", region_columns!(), " FROM regions WHERE code = $1"))
+        .bind(code)
+        .fetch_optional(db)
+        .await
+        .or_not_found("region")
 }
 
 /// A region to create or replace.
@@ -146,26 +140,20 @@ macro_rules! model_columns {
 
 /// All models by name.
 pub async fn list_models(db: impl PgExecutor<'_>) -> DbResult<Vec<Model>> {
-    Ok(sqlx::query_as(concat!(
-        "SELECT ",
-        model_columns!(),
-        " FROM models ORDER BY name"
-    ))
-    .fetch_all(db)
-    .await?)
+    Ok(
+        sqlx::query_as(concat!("SELECT ", model_columns!(), " FROM models ORDER BY name"))
+            .fetch_all(db)
+            .await?,
+    )
 }
 
 /// One model by name.
 pub async fn get_model(db: impl PgExecutor<'_>, name: &str) -> DbResult<Model> {
-    sqlx::query_as(concat!(
-        "SELECT ",
-        model_columns!(),
-        " FROM models WHERE name = $1"
-    ))
-    .bind(name)
-    .fetch_optional(db)
-    .await
-    .or_not_found("model")
+    sqlx::query_as(concat!("SELECT ", model_columns!(), " FROM models WHERE name = $1"))
+        .bind(name)
+        .fetch_optional(db)
+        .await
+        .or_not_found("model")
 }
 
 /// A model to create or replace.
@@ -215,11 +203,7 @@ pub async fn upsert_model(db: impl PgExecutor<'_>, m: &ModelSpec) -> DbResult<Mo
 }
 
 /// Sets a model's status (e.g. deprecate it).
-pub async fn set_model_status(
-    db: impl PgExecutor<'_>,
-    name: &str,
-    status: ModelStatus,
-) -> DbResult<Model> {
+pub async fn set_model_status(db: impl PgExecutor<'_>, name: &str, status: ModelStatus) -> DbResult<Model> {
     sqlx::query_as(concat!(
         "UPDATE models SET status = $2 WHERE name = $1 RETURNING ",
         model_columns!()

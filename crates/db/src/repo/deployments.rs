@@ -85,35 +85,24 @@ pub async fn create(db: impl PgExecutor<'_>, d: &NewDeployment) -> DbResult<Depl
 
 /// One deployment by id.
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> DbResult<Deployment> {
-    sqlx::query_as(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM deployments WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(db)
-    .await
-    .or_not_found("deployment")
+    sqlx::query_as(concat!("SELECT ", columns!(), " FROM deployments WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await
+        .or_not_found("deployment")
 }
 
 /// One deployment by name.
 pub async fn get_by_name(db: impl PgExecutor<'_>, name: &str) -> DbResult<Deployment> {
-    sqlx::query_as(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM deployments WHERE name = $1"
-    ))
-    .bind(name)
-    .fetch_optional(db)
-    .await
-    .or_not_found("deployment")
+    sqlx::query_as(concat!("SELECT ", columns!(), " FROM deployments WHERE name = $1"))
+        .bind(name)
+        .fetch_optional(db)
+        .await
+        .or_not_found("deployment")
 }
 
 /// Deployments, optionally of one status (deleted ones only when asked for).
-pub async fn list(
-    db: impl PgExecutor<'_>,
-    status: Option<DeploymentStatus>,
-) -> DbResult<Vec<Deployment>> {
+pub async fn list(db: impl PgExecutor<'_>, status: Option<DeploymentStatus>) -> DbResult<Vec<Deployment>> {
     Ok(sqlx::query_as(concat!(
         "SELECT ",
         columns!(),
@@ -135,11 +124,7 @@ pub struct DeploymentPatch {
 }
 
 /// Applies a patch (the bounds CHECK still holds: min ≤ max).
-pub async fn update(
-    db: impl PgExecutor<'_>,
-    id: Uuid,
-    p: &DeploymentPatch,
-) -> DbResult<Deployment> {
+pub async fn update(db: impl PgExecutor<'_>, id: Uuid, p: &DeploymentPatch) -> DbResult<Deployment> {
     sqlx::query_as(concat!(
         "UPDATE deployments SET min_replicas = COALESCE($2, min_replicas), max_replicas = COALESCE($3, max_replicas),
                 strategy = COALESCE($4, strategy), gpu_type = COALESCE($5, gpu_type), use_spot = COALESCE($6, use_spot)
@@ -158,11 +143,7 @@ pub async fn update(
 }
 
 /// Pauses, resumes or deletes (soft) a deployment.
-pub async fn set_status(
-    db: impl PgExecutor<'_>,
-    id: Uuid,
-    status: DeploymentStatus,
-) -> DbResult<Deployment> {
+pub async fn set_status(db: impl PgExecutor<'_>, id: Uuid, status: DeploymentStatus) -> DbResult<Deployment> {
     sqlx::query_as(concat!(
         "UPDATE deployments SET status = $2,
                 deleted_at = CASE WHEN $2 = 'deleted' THEN now() ELSE NULL END
@@ -177,18 +158,12 @@ pub async fn set_status(
 }
 
 /// Records the number of live replicas the reconciler counted.
-pub async fn set_current_replicas(
-    db: impl PgExecutor<'_>,
-    id: Uuid,
-    replicas: i32,
-) -> DbResult<()> {
-    sqlx::query(
-        "UPDATE deployments SET current_replicas = $2 WHERE id = $1 AND current_replicas <> $2",
-    )
-    .bind(id)
-    .bind(replicas)
-    .execute(db)
-    .await?;
+pub async fn set_current_replicas(db: impl PgExecutor<'_>, id: Uuid, replicas: i32) -> DbResult<()> {
+    sqlx::query("UPDATE deployments SET current_replicas = $2 WHERE id = $1 AND current_replicas <> $2")
+        .bind(id)
+        .bind(replicas)
+        .execute(db)
+        .await?;
     Ok(())
 }
 
@@ -199,14 +174,12 @@ pub async fn set_member_status(
     node_id: Uuid,
     status: DeploymentNodeStatus,
 ) -> DbResult<()> {
-    let done = sqlx::query(
-        "UPDATE deployment_nodes SET status = $3 WHERE deployment_id = $1 AND node_id = $2",
-    )
-    .bind(deployment_id)
-    .bind(node_id)
-    .bind(status.as_str())
-    .execute(db)
-    .await?;
+    let done = sqlx::query("UPDATE deployment_nodes SET status = $3 WHERE deployment_id = $1 AND node_id = $2")
+        .bind(deployment_id)
+        .bind(node_id)
+        .bind(status.as_str())
+        .execute(db)
+        .await?;
     if done.rows_affected() == 0 {
         return Err(crate::DbError::NotFound {
             entity: "deployment node",

@@ -88,22 +88,15 @@ pub async fn create(db: impl PgExecutor<'_>, new: &NewEnvironment) -> DbResult<E
 
 /// One environment by id.
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> DbResult<Environment> {
-    sqlx::query_as(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM environments WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(db)
-    .await
-    .or_not_found("environment")
+    sqlx::query_as(concat!("SELECT ", columns!(), " FROM environments WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await
+        .or_not_found("environment")
 }
 
 /// A tenant's environments by name.
-pub async fn list_for_tenant(
-    db: impl PgExecutor<'_>,
-    tenant_id: Uuid,
-) -> DbResult<Vec<Environment>> {
+pub async fn list_for_tenant(db: impl PgExecutor<'_>, tenant_id: Uuid) -> DbResult<Vec<Environment>> {
     Ok(sqlx::query_as(concat!(
         "SELECT ",
         columns!(),
@@ -115,11 +108,7 @@ pub async fn list_for_tenant(
 }
 
 /// Applies a patch and returns the new row.
-pub async fn update(
-    db: impl PgExecutor<'_>,
-    id: Uuid,
-    patch: &EnvironmentPatch,
-) -> DbResult<Environment> {
+pub async fn update(db: impl PgExecutor<'_>, id: Uuid, patch: &EnvironmentPatch) -> DbResult<Environment> {
     sqlx::query_as(concat!(
         "UPDATE environments SET
             name = COALESCE($2, name),
@@ -146,11 +135,7 @@ pub async fn update(
 }
 
 /// Suspends or reactivates an environment.
-pub async fn set_status(
-    db: impl PgExecutor<'_>,
-    id: Uuid,
-    status: EnvironmentStatus,
-) -> DbResult<Environment> {
+pub async fn set_status(db: impl PgExecutor<'_>, id: Uuid, status: EnvironmentStatus) -> DbResult<Environment> {
     sqlx::query_as(concat!(
         "UPDATE environments SET status = $2 WHERE id = $1 RETURNING ",
         columns!()
@@ -169,9 +154,7 @@ pub async fn delete(db: impl PgExecutor<'_>, id: Uuid) -> DbResult<()> {
         .execute(db)
         .await?;
     if done.rows_affected() == 0 {
-        return Err(crate::DbError::NotFound {
-            entity: "environment",
-        });
+        return Err(crate::DbError::NotFound { entity: "environment" });
     }
     Ok(())
 }

@@ -97,13 +97,11 @@ pub async fn mark_fanned_out(db: impl PgExecutor<'_>, id: i64) -> DbResult<()> {
 
 /// Records a failed fan-out attempt (the event stays pending).
 pub async fn mark_fanout_failed(db: impl PgExecutor<'_>, id: i64, error: &str) -> DbResult<()> {
-    sqlx::query(
-        "UPDATE events SET fanout_attempts = fanout_attempts + 1, last_error = $2 WHERE id = $1",
-    )
-    .bind(id)
-    .bind(error)
-    .execute(db)
-    .await?;
+    sqlx::query("UPDATE events SET fanout_attempts = fanout_attempts + 1, last_error = $2 WHERE id = $1")
+        .bind(id)
+        .bind(error)
+        .execute(db)
+        .await?;
     Ok(())
 }
 

@@ -255,11 +255,11 @@ pub async fn heartbeat(db: impl PgExecutor<'_>, id: Uuid, load: &Load) -> DbResu
     .fetch_optional(db)
     .await?;
     let status = status.ok_or(crate::DbError::NotFound { entity: "node" })?;
-    status.parse().map_err(
-        |e: crosslogic_core::ParseEnumError| crate::DbError::Invalid {
+    status
+        .parse()
+        .map_err(|e: crosslogic_core::ParseEnumError| crate::DbError::Invalid {
             constraint: e.to_string(),
-        },
-    )
+        })
 }
 
 /// The stored hash of a node's agent credential.
@@ -306,11 +306,7 @@ pub struct HealthCheck {
 }
 
 /// A node's most recent health checks.
-pub async fn recent_health_checks(
-    db: impl PgExecutor<'_>,
-    node_id: Uuid,
-    limit: i64,
-) -> DbResult<Vec<HealthCheck>> {
+pub async fn recent_health_checks(db: impl PgExecutor<'_>, node_id: Uuid, limit: i64) -> DbResult<Vec<HealthCheck>> {
     Ok(sqlx::query_as(
         "SELECT id, node_id, status, latency_ms, error, details, checked_at FROM health_checks
           WHERE node_id = $1 ORDER BY checked_at DESC, id DESC LIMIT $2",

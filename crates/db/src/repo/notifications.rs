@@ -74,11 +74,7 @@ pub async fn list_config(db: impl PgExecutor<'_>, tenant_id: Uuid) -> DbResult<V
 }
 
 /// Enabled channels of a tenant that want `event_type`.
-pub async fn subscribers(
-    db: impl PgExecutor<'_>,
-    tenant_id: Uuid,
-    event_type: &str,
-) -> DbResult<Vec<ChannelConfig>> {
+pub async fn subscribers(db: impl PgExecutor<'_>, tenant_id: Uuid, event_type: &str) -> DbResult<Vec<ChannelConfig>> {
     Ok(sqlx::query_as(concat!(
         "SELECT ",
         config_columns!(),
@@ -92,11 +88,7 @@ pub async fn subscribers(
 }
 
 /// Removes a tenant's configuration of one channel.
-pub async fn delete_config(
-    db: impl PgExecutor<'_>,
-    tenant_id: Uuid,
-    channel: NotificationChannel,
-) -> DbResult<()> {
+pub async fn delete_config(db: impl PgExecutor<'_>, tenant_id: Uuid, channel: NotificationChannel) -> DbResult<()> {
     let done = sqlx::query("DELETE FROM notification_config WHERE tenant_id = $1 AND channel = $2")
         .bind(tenant_id)
         .bind(channel.as_str())
@@ -195,11 +187,7 @@ pub struct Attempt<'a> {
 }
 
 /// Records an attempt: `sent`, `retry` (retry_count + 1) or `failed`.
-pub async fn record_attempt(
-    db: impl PgExecutor<'_>,
-    id: Uuid,
-    a: &Attempt<'_>,
-) -> DbResult<Delivery> {
+pub async fn record_attempt(db: impl PgExecutor<'_>, id: Uuid, a: &Attempt<'_>) -> DbResult<Delivery> {
     sqlx::query_as(concat!(
         "UPDATE notification_deliveries SET
             status = $2, request_body = COALESCE($3, request_body), response_status = $4, response_body = $5,
@@ -223,11 +211,7 @@ pub async fn record_attempt(
 }
 
 /// The delivery log, newest first, optionally for one tenant.
-pub async fn list_deliveries(
-    db: impl PgExecutor<'_>,
-    tenant_id: Option<Uuid>,
-    limit: i64,
-) -> DbResult<Vec<Delivery>> {
+pub async fn list_deliveries(db: impl PgExecutor<'_>, tenant_id: Option<Uuid>, limit: i64) -> DbResult<Vec<Delivery>> {
     Ok(sqlx::query_as(concat!(
         "SELECT ",
         delivery_columns!(),

@@ -69,8 +69,12 @@ pub struct TenantPatch {
 
 /// Inserts a tenant. A taken email is `DbError::Conflict { constraint: "tenants_email_key" }`.
 pub async fn create(db: impl PgExecutor<'_>, new: &NewTenant) -> DbResult<Tenant> {
-    Ok(sqlx::query_as(concat!("INSERT INTO tenants (name, email, billing_plan, stripe_customer_id, region_preferences, metadata)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING ", columns!(), ""))
+    Ok(sqlx::query_as(concat!(
+        "INSERT INTO tenants (name, email, billing_plan, stripe_customer_id, region_preferences, metadata)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
+        columns!(),
+        ""
+    ))
     .bind(&new.name)
     .bind(&new.email)
     .bind(new.billing_plan.as_str())
@@ -83,15 +87,11 @@ pub async fn create(db: impl PgExecutor<'_>, new: &NewTenant) -> DbResult<Tenant
 
 /// One tenant by id (deleted ones included; check `status`).
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> DbResult<Tenant> {
-    sqlx::query_as(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM tenants WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(db)
-    .await
-    .or_not_found("tenant")
+    sqlx::query_as(concat!("SELECT ", columns!(), " FROM tenants WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await
+        .or_not_found("tenant")
 }
 
 /// One tenant by Stripe customer id (webhooks).
@@ -115,11 +115,15 @@ pub async fn list(
     after: Option<Uuid>,
     limit: i64,
 ) -> DbResult<Vec<Tenant>> {
-    Ok(sqlx::query_as(concat!("SELECT ", columns!(), " FROM tenants
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM tenants
           WHERE ($1::text IS NULL AND status <> 'deleted' OR status = $1)
             AND ($2::uuid IS NULL OR (created_at, id) < (SELECT created_at, id FROM tenants WHERE id = $2))
           ORDER BY created_at DESC, id DESC
-          LIMIT $3"))
+          LIMIT $3"
+    ))
     .bind(status.map(|s| s.as_str()))
     .bind(after)
     .bind(limit)
@@ -162,11 +166,7 @@ pub async fn update(db: impl PgExecutor<'_>, id: Uuid, patch: &TenantPatch) -> D
 }
 
 /// Sets the status (`deleted` also stamps `deleted_at`). Returns the row.
-pub async fn set_status(
-    db: impl PgExecutor<'_>,
-    id: Uuid,
-    status: TenantStatus,
-) -> DbResult<Tenant> {
+pub async fn set_status(db: impl PgExecutor<'_>, id: Uuid, status: TenantStatus) -> DbResult<Tenant> {
     sqlx::query_as(concat!(
         "UPDATE tenants SET status = $2,
                 deleted_at = CASE WHEN $2 = 'deleted' THEN COALESCE(deleted_at, now()) ELSE NULL END

@@ -1,0 +1,126 @@
+//! The operator's admin API under `/admin/v1`, authenticated with
+//! `ADMIN_API_TOKEN` (`Authorization: Bearer …`, compared in constant time).
+
+mod error;
+mod tenancy;
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use crosslogic_db::PgPool;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+pub use error::{ApiError, Body, Id};
+
+use crate::tenancy::Actor;
+
+/// What admin handlers share.
+#[derive(Clone)]
+pub struct AdminState {
+    /// Database pool.
+    pub pool: PgPool,
+    /// SHA-256 of the operator token; `None` disables the admin API.
+    token_digest: Option<[u8; 32]>,
+}
+
+impl AdminState {
+    /// State for the admin API; without a token every admin request is refused.
+    pub fn new(pool: PgPool, token: Option<&SecretString>) -> AdminState {
+        let token_digest = token.map(|t| Sha256::digest(t.expose_secret().as_bytes()).into());
+        AdminState { pool, token_digest }
+    }
+}
+
+/// Every admin route.
+pub fn router(state: AdminState) -> Router {
+    let routes = Router::new()
+        .route("/tenants", post(tenancy::create_tenant).get(tenancy::list_tenants))
+        .route(
+            "/tenants/{id}",
+            get(tenancy::get_tenant)
+                .patch(tenancy::update_tenant)
+                .delete(tenancy::delete_tenant),
+        )
+        .route("/tenants/{id}/suspend", post(tenancy::suspend_tenant))
+        .route("/tenants/{id}/activate", post(tenancy::activate_tenant))
+        .route(
+            "/tenants/{id}/environments",
+            post(tenancy::create_environment).get(tenancy::list_environments),
+        )
+        .route("/tenants/{id}/keys", post(tenancy::create_key).get(tenancy::list_keys))
+        .route(
+            "/environments/{id}",
+            get(tenancy::get_environment)
+                .patch(tenancy::update_environment)
+                .delete(tenancy::delete_environment),
+        )
+        .route("/environments/{id}/suspend", post(tenancy::suspend_environment))
+        .route("/environments/{id}/activate", post(tenancy::activate_environment))
+        .route("/keys/{id}", get(tenancy::get_key).patch(tenancy::update_key))
+        .route("/keys/{id}/revoke", post(tenancy::revoke_key))
+        .route("/keys/{id}/suspend", post(tenancy::suspend_key))
+        .route("/keys/{id}/activate", post(tenancy::activate_key))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin))
+        .with_state(state);
+    Router::new().nest("/admin/v1", routes)
+}
+
+/// Rejects requests without the operator token.
+async fn require_admin(State(state): State<AdminState>, req: Request, next: Next) -> Result<Response, ApiError> {
+    let Some(expected) = state.token_digest else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "admin_disabled",
+            "the admin API is disabled: set ADMIN_API_TOKEN and restart",
+        ));
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(presented) = presented else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "missing_token",
+            "send the operator token as Authorization: Bearer <ADMIN_API_TOKEN>",
+        ));
+    };
+    // Comparing digests keeps the comparison constant-time and length-blind.
+    let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    if !bool::from(digest.ct_eq(&expected)) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "invalid_token",
+            "invalid admin token",
+        ));
+    }
+    Ok(next.run(req).await)
+}
+
+/// The admin actor with the client's address (when the server records it).
+pub struct AdminActor(pub Actor);
+
+impl<S: Send + Sync> FromRequestParts<S> for AdminActor {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string());
+        Ok(AdminActor(Actor::admin(ip)))
+    }
+}

@@ -1,0 +1,189 @@
+//! Tenant operations.
+
+use crosslogic_core::{BillingPlan, TenantStatus};
+use crosslogic_db::repo::tenants::{self, NewTenant, Tenant, TenantPatch};
+use crosslogic_db::PgPool;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{record, validate, Actor, Change};
+use crate::ServiceError;
+
+/// Body of "create tenant".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    pub name: String,
+    pub email: String,
+    #[serde(default)]
+    pub billing_plan: Option<BillingPlan>,
+    #[serde(default)]
+    pub stripe_customer_id: Option<String>,
+    #[serde(default)]
+    pub region_preferences: Option<Vec<String>>,
+    #[serde(default)]
+    pub metadata: Option<Value>,
+}
+
+/// Body of "update tenant": only the given fields change.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenant {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub billing_plan: Option<BillingPlan>,
+    pub stripe_customer_id: Option<String>,
+    pub reserved_capacity_tokens_per_sec: Option<i64>,
+    pub region_preferences: Option<Vec<String>>,
+    pub rate_limit_requests_per_min: Option<i64>,
+    pub rate_limit_tokens_per_min: Option<i64>,
+    pub concurrency_limit: Option<i64>,
+    pub metadata: Option<Value>,
+}
+
+fn metadata(field: &'static str, v: Option<Value>) -> Result<Option<Value>, ServiceError> {
+    match v {
+        None => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(Value::Object(m))),
+        Some(_) => Err(ServiceError::invalid(field, "must be a JSON object")),
+    }
+}
+
+/// Creates a tenant; publishes `tenant.created`.
+pub async fn create_tenant(pool: &PgPool, actor: &Actor, input: CreateTenant) -> Result<Tenant, ServiceError> {
+    let new = NewTenant {
+        name: validate::name("name", &input.name, 200)?,
+        email: validate::email(&input.email)?,
+        billing_plan: input.billing_plan.unwrap_or(BillingPlan::Serverless),
+        stripe_customer_id: input.stripe_customer_id.filter(|s| !s.trim().is_empty()),
+        region_preferences: json!(input.region_preferences.unwrap_or_default()),
+        metadata: metadata("metadata", input.metadata)?.unwrap_or_else(|| json!({})),
+    };
+    let mut tx = pool.begin().await?;
+    let tenant = tenants::create(&mut *tx, &new).await?;
+    record(
+        &mut tx,
+        actor,
+        Change {
+            tenant_id: Some(tenant.id),
+            event_type: "tenant.created",
+            resource_type: "tenant",
+            resource_id: tenant.id.to_string(),
+            payload: json!({ "tenant_id": tenant.id, "name": tenant.name, "email": tenant.email, "billing_plan": tenant.billing_plan }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(tenant)
+}
+
+/// One tenant.
+pub async fn get_tenant(pool: &PgPool, id: Uuid) -> Result<Tenant, ServiceError> {
+    Ok(tenants::get(pool, id).await?)
+}
+
+/// A page of tenants (newest first) and the cursor of the next page.
+pub async fn list_tenants(
+    pool: &PgPool,
+    status: Option<TenantStatus>,
+    after: Option<Uuid>,
+    limit: Option<i64>,
+) -> Result<(Vec<Tenant>, Option<Uuid>), ServiceError> {
+    let limit = crosslogic_db::repo::page_size(limit);
+    let page = tenants::list(pool, status, after, limit).await?;
+    let next = if page.len() as i64 == limit {
+        page.last().map(|t| t.id)
+    } else {
+        None
+    };
+    Ok((page, next))
+}
+
+/// Changes fields of a tenant; publishes `tenant.updated`.
+pub async fn update_tenant(
+    pool: &PgPool,
+    actor: &Actor,
+    id: Uuid,
+    input: UpdateTenant,
+) -> Result<Tenant, ServiceError> {
+    let patch = TenantPatch {
+        name: input
+            .name
+            .as_deref()
+            .map(|n| validate::name("name", n, 200))
+            .transpose()?,
+        email: input.email.as_deref().map(validate::email).transpose()?,
+        billing_plan: input.billing_plan,
+        stripe_customer_id: input.stripe_customer_id,
+        reserved_capacity_tokens_per_sec: validate::non_negative(
+            "reserved_capacity_tokens_per_sec",
+            input.reserved_capacity_tokens_per_sec,
+        )?,
+        region_preferences: input.region_preferences.map(|r| json!(r)),
+        rate_limit_requests_per_min: validate::positive(
+            "rate_limit_requests_per_min",
+            input.rate_limit_requests_per_min,
+        )?,
+        rate_limit_tokens_per_min: validate::positive("rate_limit_tokens_per_min", input.rate_limit_tokens_per_min)?,
+        concurrency_limit: validate::positive("concurrency_limit", input.concurrency_limit)?,
+        metadata: metadata("metadata", input.metadata)?,
+    };
+    let mut tx = pool.begin().await?;
+    let tenant = tenants::update(&mut *tx, id, &patch).await?;
+    record(
+        &mut tx,
+        actor,
+        Change {
+            tenant_id: Some(id),
+            event_type: "tenant.updated",
+            resource_type: "tenant",
+            resource_id: id.to_string(),
+            payload: json!({ "tenant_id": id }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(tenant)
+}
+
+/// Suspends, reactivates or (soft-)deletes a tenant; publishes
+/// `tenant.suspended`, `tenant.activated` or `tenant.deleted`. A deleted
+/// tenant cannot be reactivated.
+pub async fn set_tenant_status(
+    pool: &PgPool,
+    actor: &Actor,
+    id: Uuid,
+    status: TenantStatus,
+) -> Result<Tenant, ServiceError> {
+    let mut tx = pool.begin().await?;
+    let current = tenants::get(&mut *tx, id).await?;
+    if current.status == TenantStatus::Deleted && status != TenantStatus::Deleted {
+        return Err(ServiceError::State(
+            "the tenant is deleted and cannot be changed".into(),
+        ));
+    }
+    if current.status == status {
+        return Ok(current);
+    }
+    let tenant = tenants::set_status(&mut *tx, id, status).await?;
+    let event_type = match status {
+        TenantStatus::Active => "tenant.activated",
+        TenantStatus::Suspended => "tenant.suspended",
+        TenantStatus::Deleted => "tenant.deleted",
+    };
+    record(
+        &mut tx,
+        actor,
+        Change {
+            tenant_id: Some(id),
+            event_type,
+            resource_type: "tenant",
+            resource_id: id.to_string(),
+            payload: json!({ "tenant_id": id, "status": status }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(tenant)
+}

@@ -1,0 +1,102 @@
+//! API key format: `cl_<prefix>_<secret>`.
+//!
+//! - `prefix`: 8 lowercase base-36 characters, shown in lists and logs to
+//!   identify a key (`cl_k3j9x2ab`), never enough to use it;
+//! - `secret`: 43 base-62 characters (≈ 256 bits of entropy).
+//!
+//! Only the SHA-256 of the whole key is stored. A fast hash is right here:
+//! the secret is random and long, so there is nothing to brute-force, and
+//! the gateway can look a key up without a slow KDF on every cache miss.
+
+use rand::Rng;
+use sha2::{Digest, Sha256};
+
+const PREFIX_LEN: usize = 8;
+const SECRET_LEN: usize = 43;
+const PREFIX_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+const SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// A freshly generated key: the plaintext (shown once), its public prefix
+/// and the hash to store.
+#[derive(Debug, Clone)]
+pub struct GeneratedKey {
+    /// The full key, given to the user exactly once.
+    pub plaintext: String,
+    /// `cl_xxxxxxxx`: identifies the key in lists and logs.
+    pub prefix: String,
+    /// Lowercase hex SHA-256 of the plaintext.
+    pub hash: String,
+}
+
+fn pick(rng: &mut impl Rng, alphabet: &[u8], len: usize) -> String {
+    (0..len)
+        .map(|_| char::from(alphabet[rng.gen_range(0..alphabet.len())]))
+        .collect()
+}
+
+/// Generates a key from `rng` (pass a CSPRNG such as `rand::rngs::OsRng`).
+pub fn generate(rng: &mut impl Rng) -> GeneratedKey {
+    let prefix = format!("cl_{}", pick(rng, PREFIX_ALPHABET, PREFIX_LEN));
+    let plaintext = format!("{prefix}_{}", pick(rng, SECRET_ALPHABET, SECRET_LEN));
+    let hash = hash(&plaintext);
+    GeneratedKey {
+        plaintext,
+        prefix,
+        hash,
+    }
+}
+
+/// Lowercase hex SHA-256 of a key.
+pub fn hash(plaintext: &str) -> String {
+    hex::encode(Sha256::digest(plaintext.as_bytes()))
+}
+
+/// The public prefix of a well-formed key, or `None` when the text cannot
+/// be one of our keys (wrong shape, length or characters).
+pub fn prefix_of(plaintext: &str) -> Option<&str> {
+    let rest = plaintext.strip_prefix("cl_")?;
+    let (prefix, secret) = rest.split_once('_')?;
+    let ok = prefix.len() == PREFIX_LEN
+        && prefix.bytes().all(|b| PREFIX_ALPHABET.contains(&b))
+        && secret.len() == SECRET_LEN
+        && secret.bytes().all(|b| SECRET_ALPHABET.contains(&b));
+    ok.then(|| &plaintext[..3 + PREFIX_LEN])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn generated_keys_parse_and_hash_consistently() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let k = generate(&mut rng);
+        assert_eq!(prefix_of(&k.plaintext), Some(k.prefix.as_str()));
+        assert_eq!(k.hash, hash(&k.plaintext));
+        assert_eq!(k.hash.len(), 64);
+        let other = generate(&mut rng);
+        assert_ne!(k.plaintext, other.plaintext);
+    }
+
+    #[test]
+    fn malformed_keys_have_no_prefix() {
+        for bad in [
+            "",
+            "sk-abc",
+            "cl_short_x",
+            "cl_abcdefgh_",
+            "cl_ABCDEFGH_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ] {
+            assert_eq!(prefix_of(bad), None, "{bad:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn prefix_of_never_panics(s in ".*") {
+            let _ = prefix_of(&s);
+        }
+    }
+}
