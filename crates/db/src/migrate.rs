@@ -63,6 +63,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(1, "01_core_tables"),
     migration!(2, "02_deployments"),
     migration!(3, "03_notifications"),
+    migration!(4, "04_auth_notify"),
 ];
 
 /// Why migrating failed.

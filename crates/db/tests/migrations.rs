@@ -62,6 +62,10 @@ fn psql_apply(url: &str) {
     }
 }
 
+fn all_versions() -> Vec<i32> {
+    MIGRATIONS.iter().map(|m| m.version).collect()
+}
+
 async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
@@ -77,7 +81,7 @@ async fn public_tables(pool: &PgPool) -> Vec<String> {
 async fn migrating_an_empty_database_creates_every_table_and_the_seed_rows() {
     let db = TestDb::new().await;
     let applied = migrate::migrate(&db.pool).await.unwrap();
-    assert_eq!(applied, vec![1, 2, 3]);
+    assert_eq!(applied, all_versions());
     let tables = public_tables(&db.pool).await;
     for t in [
         "tenants",
@@ -178,7 +182,7 @@ async fn psql_and_the_binary_produce_the_same_schema_in_either_order() {
     );
 
     // psql first, then the binary: it records the files and changes nothing.
-    assert_eq!(migrate::migrate(&by_psql.pool).await.unwrap(), vec![1, 2, 3]);
+    assert_eq!(migrate::migrate(&by_psql.pool).await.unwrap(), all_versions());
     assert_eq!(schema_dump(&by_psql.url), reference);
     // binary first, then psql: still the same.
     psql_apply(&by_binary.url);
@@ -193,7 +197,10 @@ async fn rollback_to_1_drops_deployments_and_remigrating_restores_the_same_schem
     migrate::migrate(&db.pool).await.unwrap();
     let original = schema_dump(&db.url);
 
-    assert_eq!(migrate::rollback_to(&db.pool, 1).await.unwrap(), vec![3, 2]);
+    assert_eq!(
+        migrate::rollback_to(&db.pool, 1).await.unwrap(),
+        all_versions()[1..].iter().rev().copied().collect::<Vec<_>>()
+    );
     let tables = public_tables(&db.pool).await;
     for gone in [
         "deployments",
@@ -212,12 +219,15 @@ async fn rollback_to_1_drops_deployments_and_remigrating_restores_the_same_schem
     assert!(node_cols.is_empty(), "02's columns left on nodes: {node_cols:?}");
     assert!(tables.contains(&"tenants".to_owned()));
 
-    assert_eq!(migrate::migrate(&db.pool).await.unwrap(), vec![2, 3]);
+    assert_eq!(migrate::migrate(&db.pool).await.unwrap(), all_versions()[1..].to_vec());
     assert_eq!(schema_dump(&db.url), original);
 
-    assert_eq!(migrate::rollback_to(&db.pool, 0).await.unwrap(), vec![3, 2, 1]);
+    assert_eq!(
+        migrate::rollback_to(&db.pool, 0).await.unwrap(),
+        all_versions().into_iter().rev().collect::<Vec<_>>()
+    );
     assert!(public_tables(&db.pool).await.is_empty(), "rollback --to 0 left tables");
-    assert_eq!(migrate::migrate(&db.pool).await.unwrap(), vec![1, 2, 3]);
+    assert_eq!(migrate::migrate(&db.pool).await.unwrap(), all_versions());
     assert_eq!(schema_dump(&db.url), original);
     db.drop_db().await;
 }
@@ -246,10 +256,13 @@ async fn concurrent_migrators_all_succeed_and_apply_each_file_once() {
     applied_total.sort_unstable();
     assert_eq!(
         applied_total,
-        vec![1, 2, 3],
+        all_versions(),
         "each file must be applied by exactly one migrator"
     );
-    assert_eq!(count(&db.pool, "SELECT count(*) FROM schema_migrations").await, 3);
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM schema_migrations").await,
+        MIGRATIONS.len() as i64
+    );
     assert_eq!(count(&db.pool, "SELECT count(*) FROM regions").await, 4);
     db.drop_db().await;
 }

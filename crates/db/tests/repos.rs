@@ -554,3 +554,70 @@ async fn catalog_billing_and_notifications_round_trip() {
     assert_eq!(audit::list(p, Some(t.id), 10).await.unwrap().len(), 1);
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn auth_relevant_changes_notify_gateways_but_usage_touches_do_not() {
+    let db = migrated().await;
+    let p = &db.pool;
+    let t = tenants::create(p, &new_tenant("n@x.test")).await.unwrap();
+    let env = environments::create(
+        p,
+        &environments::NewEnvironment {
+            tenant_id: t.id,
+            name: "prod".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let key = api_keys::create(
+        p,
+        &api_keys::NewApiKey {
+            key_hash: "hn".into(),
+            key_prefix: "cl_nnnnnnnn".into(),
+            tenant_id: t.id,
+            environment_id: env.id,
+            user_id: None,
+            name: String::new(),
+            role: ApiKeyRole::Developer,
+            rate_limit_tokens_per_min: None,
+            rate_limit_requests_per_min: None,
+            concurrency_limit: None,
+            expires_at: None,
+            metadata: json!({}),
+        },
+    )
+    .await
+    .unwrap();
+    let mut listener = sqlx::postgres::PgListener::connect(&db.url).await.unwrap();
+    listener.listen("crosslogic_auth").await.unwrap();
+
+    api_keys::touch_last_used(p, &[key.id], &[Utc::now()]).await.unwrap();
+    api_keys::set_status(p, key.id, ApiKeyStatus::Suspended).await.unwrap();
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        n.payload(),
+        format!("api_keys:{}", key.id),
+        "the last_used touch must not notify"
+    );
+
+    environments::set_status(p, env.id, EnvironmentStatus::Suspended)
+        .await
+        .unwrap();
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n.payload(), format!("environments:{}", env.id));
+    tenants::set_status(p, t.id, TenantStatus::Suspended).await.unwrap();
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n.payload(), format!("tenants:{}", t.id));
+    drop(listener);
+    db.drop_db().await;
+}
