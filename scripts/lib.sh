@@ -93,3 +93,19 @@ ensure_test_redis() {
   fi
   export CROSSLOGIC_TEST_REDIS_URL=redis://127.0.0.1:6379
 }
+
+ensure_test_python() {
+  # Exports CROSSLOGIC_TEST_PYTHON: a Python with the official `openai` SDK.
+  local venv=/var/tmp/crosslogic-venv
+  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import openai' 2>/dev/null; then
+    export CROSSLOGIC_TEST_PYTHON=$venv/bin/python; return
+  fi
+  command -v python3 >/dev/null || as_root_or_say "Python 3" python3
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    as_root_or_say "Python venv support" python3-venv
+    python3 -m venv "$venv" || die "cannot create a Python virtual environment in $venv"
+  fi
+  log "installing the openai Python SDK into $venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check openai || die "pip install openai failed"
+  export CROSSLOGIC_TEST_PYTHON=$venv/bin/python
+}

@@ -10,6 +10,7 @@ ensure_postgres_installed
 ensure_redis_installed
 ensure_test_postgres
 ensure_test_redis
+ensure_test_python
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/crosslogic-target}
 export PATH="$(pg_bin_dir):$PATH"   # initdb/postgres for the embedded-database tests
 

@@ -36,6 +36,49 @@ pub enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run the vLLM-compatible engine simulator (a stand-in GPU node for
+    /// development and tests). Flags mirror `vllm serve` where they overlap.
+    EngineSim(EngineSimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EngineSimArgs {
+    /// Model id clients must send (like vLLM's --served-model-name).
+    #[arg(long, visible_alias = "model", default_value = "llama-3-8b")]
+    pub served_model_name: String,
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// Port to bind (0 = any free port; the bound address is logged).
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// Context length: longer requests get vLLM's 400.
+    #[arg(long, default_value_t = 8192)]
+    pub max_model_len: u32,
+    /// Requests generating at once; more wait in a queue.
+    #[arg(long, default_value_t = 256)]
+    pub max_num_seqs: usize,
+    /// Time to first token, milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub ttft_ms: u64,
+    /// Inter-token latency, milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub itl_ms: u64,
+    /// Tokens generated per request (capped by its max_tokens).
+    #[arg(long, default_value_t = 16)]
+    pub output_tokens: u32,
+    /// Fraction of requests answered with 500 (0.0-1.0).
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Seed of the failure-injection random generator.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Always end streams with the usage chunk (vLLM --enable-force-include-usage).
+    #[arg(long)]
+    pub enable_force_include_usage: bool,
+    /// Dimension of embedding vectors.
+    #[arg(long, default_value_t = 384)]
+    pub embedding_dim: usize,
 }
 
 #[derive(Debug, Args)]

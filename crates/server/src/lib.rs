@@ -7,12 +7,14 @@
 //! Shutdown runs in phases (see [`App::run`]):
 //! 1. the shutdown token fires (SIGINT/SIGTERM): `/readyz` answers 503 so load
 //!    balancers stop routing here, the listener stops accepting, and
-//!    in-flight requests get up to `SHUTDOWN_TIMEOUT` to finish;
-//! 2. background tasks are cancelled and awaited (each drains its own work);
+//!    in-flight requests (streams included) get up to `SHUTDOWN_TIMEOUT`;
+//! 2. background tasks are cancelled and awaited; the usage writer drains its
+//!    queue into PostgreSQL (or the spool) before it returns;
 //! 3. the database pool closes, then the embedded PostgreSQL (if any) stops.
 
 mod ops;
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,12 +22,13 @@ use std::time::Duration;
 use axum::Router;
 use crosslogic_control::admin::AdminState;
 use crosslogic_db::Database;
+use crosslogic_gateway::GatewayConfig;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// State shared by every handler.
+/// State shared by the ops handlers.
 #[derive(Clone)]
 pub struct AppState {
     /// The connection pool.
@@ -34,45 +37,38 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
 }
 
-/// All routes of the process.
-pub fn router(state: AppState, admin: AdminState) -> Router {
-    Router::new()
-        .merge(ops::routes())
-        .with_state(state)
-        .merge(crosslogic_control::admin::router(admin))
+/// What the server needs besides its listener and database.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// How long in-flight requests may take to finish at shutdown.
+    pub shutdown_timeout: Duration,
+    /// Operator token of the admin API (`None` disables it).
+    pub admin_token: Option<SecretString>,
+    /// Gateway settings.
+    pub gateway: GatewayConfig,
 }
 
 /// A bound server with its database and background tasks.
 pub struct App {
     listener: TcpListener,
     db: Database,
-    tasks: TaskTracker,
     shutdown: CancellationToken,
-    shutdown_timeout: Duration,
-    admin_token: Option<SecretString>,
+    config: ServerConfig,
 }
 
 impl App {
     /// Wraps an already-bound listener (port 0 works for tests).
-    pub fn new(
-        listener: TcpListener,
-        db: Database,
-        shutdown: CancellationToken,
-        shutdown_timeout: Duration,
-        admin_token: Option<SecretString>,
-    ) -> App {
+    pub fn new(listener: TcpListener, db: Database, shutdown: CancellationToken, config: ServerConfig) -> App {
         App {
             listener,
             db,
-            tasks: TaskTracker::new(),
             shutdown,
-            shutdown_timeout,
-            admin_token,
+            config,
         }
     }
 
     /// The address actually bound.
-    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
@@ -81,18 +77,28 @@ impl App {
         let App {
             listener,
             db,
-            tasks,
             shutdown,
-            shutdown_timeout,
-            admin_token,
+            config,
         } = self;
+        let pool = db.pool().clone();
+        let tasks = TaskTracker::new();
+        // Background work stops in phase 2, after requests have drained.
+        let background = CancellationToken::new();
+        let gateway = crosslogic_gateway::start(pool.clone(), &config.gateway, &tasks, background.clone())
+            .await
+            .map_err(|e| RunError::Start(e.to_string()))?;
         let state = AppState {
-            pool: db.pool().clone(),
+            pool: pool.clone(),
             draining: Arc::new(AtomicBool::new(false)),
         };
         let draining = state.draining.clone();
-        let admin = AdminState::new(db.pool().clone(), admin_token.as_ref());
-        let app = router(state, admin).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let admin = AdminState::new(pool, config.admin_token.as_ref());
+        let app = Router::new()
+            .merge(ops::routes())
+            .with_state(state)
+            .merge(crosslogic_control::admin::router(admin))
+            .merge(gateway)
+            .into_make_service_with_connect_info::<SocketAddr>();
 
         let stop_accepting = shutdown.clone();
         let mut server = tokio::spawn(async move {
@@ -102,32 +108,34 @@ impl App {
         });
 
         // Phase 1: wait for the signal (or a server failure), then drain requests.
-        tokio::select! {
-            res = &mut server => {
-                shutdown.cancel();
-                res.map_err(|e| RunError::Task(e.to_string()))?.map_err(RunError::Serve)?;
-            }
+        let served = tokio::select! {
+            res = &mut server => res,
             () = shutdown.cancelled() => {
                 draining.store(true, Ordering::SeqCst);
-                tracing::info!(timeout = ?shutdown_timeout, "shutdown: phase 1, draining in-flight requests");
-                match tokio::time::timeout(shutdown_timeout, &mut server).await {
-                    Ok(res) => res.map_err(|e| RunError::Task(e.to_string()))?.map_err(RunError::Serve)?,
+                tracing::info!(timeout = ?config.shutdown_timeout, "shutdown: phase 1, draining in-flight requests");
+                match tokio::time::timeout(config.shutdown_timeout, &mut server).await {
+                    Ok(res) => res,
                     Err(_) => {
                         tracing::warn!("shutdown: requests still running after the timeout; closing them");
                         server.abort();
+                        Ok(Ok(()))
                     }
                 }
             }
-        }
+        };
 
-        // Phase 2: background tasks observe the same token; wait for them.
+        // Phase 2: stop background tasks; each drains its own work.
         tracing::info!("shutdown: phase 2, stopping background tasks");
+        background.cancel();
         tasks.close();
         tasks.wait().await;
 
         // Phase 3: database.
         tracing::info!("shutdown: phase 3, closing the database");
         db.close().await.map_err(|e| RunError::Database(e.to_string()))?;
+        served
+            .map_err(|e| RunError::Task(e.to_string()))?
+            .map_err(RunError::Serve)?;
         tracing::info!("shutdown complete");
         Ok(())
     }
@@ -136,6 +144,9 @@ impl App {
 /// Why serving stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// A component could not start.
+    #[error("{0}")]
+    Start(String),
     /// The HTTP server failed.
     #[error("HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),

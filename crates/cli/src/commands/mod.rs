@@ -2,6 +2,7 @@
 
 mod config;
 mod db;
+mod engine_sim;
 mod serve;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -16,6 +17,11 @@ use tracing_subscriber::EnvFilter;
 use crate::cli::{Cli, Command};
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::EngineSim(args) = cli.command {
+        // The simulator needs none of the platform's configuration.
+        init_logging(LogFormat::Text, "info");
+        return engine_sim::run(args).await;
+    }
     let mut config = Config::from_env().context("invalid configuration")?;
     if let Some(dir) = cli.data_dir {
         config.data_dir = dir;
@@ -29,6 +35,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(config, args).await,
         Command::Db(cmd) => db::run(&config, cmd).await,
         Command::Config(cmd) => config::run(&config, cmd),
+        Command::EngineSim(_) => unreachable!("handled before configuration is read"),
     }
 }
 

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use crosslogic_config::Config;
-use crosslogic_server::App;
+use crosslogic_gateway::GatewayConfig;
+use crosslogic_server::{App, ServerConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::ServeArgs;
@@ -29,13 +30,12 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
         let applied = crosslogic_db::migrate::migrate(db.pool()).await?;
         tracing::info!(applied = ?applied, "database schema is current");
     }
-    let app = App::new(
-        listener,
-        db,
-        shutdown,
-        config.shutdown_timeout,
-        config.admin_api_token.clone(),
-    );
+    let server_config = ServerConfig {
+        shutdown_timeout: config.shutdown_timeout,
+        admin_token: config.admin_api_token.clone(),
+        gateway: GatewayConfig::new(&config.data_dir),
+    };
+    let app = App::new(listener, db, shutdown, server_config);
     tracing::info!(addr = %app.local_addr()?, "crosslogic is serving");
     app.run().await?;
     Ok(ExitCode::SUCCESS)

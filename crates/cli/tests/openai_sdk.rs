@@ -1,0 +1,212 @@
+//! The official `openai` Python SDK against the real `crosslogic` binary,
+//! with real simulator node processes (`crosslogic engine-sim`): every
+//! endpoint, streaming with and without usage, and the usage rows in
+//! PostgreSQL equal to what the client saw.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Server, BIN};
+use crosslogic_core::{NodeStatus, Provider};
+use crosslogic_db::repo::nodes;
+use crosslogic_testkit::TestDb;
+use nix::sys::signal::Signal;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "e2e-admin-token-0123456789";
+
+struct Sim(Child);
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `crosslogic engine-sim` on a free port and waits until it answers.
+async fn start_sim(model: &str) -> (Sim, String) {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let child = Command::new(BIN)
+        .args(["engine-sim", "--served-model-name", model, "--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("{url}/health")).await.is_err() {
+        assert!(Instant::now() < deadline, "engine-sim did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (Sim(child), url)
+}
+
+async fn register(db: &TestDb, endpoint: &str, model: &str) {
+    let n = nodes::create(
+        &db.pool,
+        &nodes::NewNode {
+            cluster_name: format!("cic-local-us-east-sim-od-{model}"),
+            provider: Provider::Local,
+            region_code: Some("us-east".into()),
+            instance_type: None,
+            gpu_type: None,
+            gpu_count: 0,
+            vram_total_gb: None,
+            model_name: model.into(),
+            deployment_id: None,
+            spot_instance: false,
+            agent_token_hash: None,
+            metadata: json!({}),
+        },
+    )
+    .await
+    .unwrap();
+    nodes::register(&db.pool, n.id, endpoint, None, None).await.unwrap();
+    nodes::transition(&db.pool, n.id, NodeStatus::Active, &[])
+        .await
+        .unwrap();
+}
+
+fn python() -> String {
+    std::env::var("CROSSLOGIC_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+#[tokio::test]
+async fn the_official_openai_sdk_works_end_to_end_and_every_token_is_metered() {
+    let db = TestDb::new().await;
+    let (_chat_sim, chat_url) = start_sim("llama-3-8b").await;
+    let (_emb_sim, emb_url) = start_sim("bge-large-en").await;
+    let data = common::data_dir();
+    let server = Server::start(
+        &[
+            ("DATABASE_URL", &db.url),
+            ("ADMIN_API_TOKEN", TOKEN),
+            ("CROSSLOGIC_DATA_DIR", data.path().to_str().unwrap()),
+        ],
+        &[],
+    )
+    .unwrap();
+    register(&db, &chat_url, "llama-3-8b").await;
+    register(&db, &emb_url, "bge-large-en").await;
+
+    // Operator journey: tenant, environment, key through the admin API.
+    let http = reqwest::Client::new();
+    let admin = |path: &str| format!("{}/admin/v1{path}", server.url(""));
+    let tenant: Value = http
+        .post(admin("/tenants"))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "name": "SDK", "email": "sdk@x.test" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tid = tenant["id"].as_str().unwrap();
+    let env: Value = http
+        .post(admin(&format!("/tenants/{tid}/environments")))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "name": "prod", "region": "us-east" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key: Value = http
+        .post(admin(&format!("/tenants/{tid}/keys")))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "environment_id": env["id"], "name": "sdk" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = key["key_secret"].as_str().unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await; // the gateway's next route refresh sees the nodes
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/python/openai_sdk_check.py");
+    let out = tokio::process::Command::new(python())
+        .arg(script)
+        .env("OPENAI_BASE_URL", server.url("/v1"))
+        .env("OPENAI_API_KEY", secret)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "SDK script failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cases: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let case = |name: &str| {
+        cases
+            .iter()
+            .find(|c| c["case"] == name)
+            .unwrap_or_else(|| panic!("no case {name}"))
+            .clone()
+    };
+
+    let chat = case("chat");
+    let stream = case("chat_stream");
+    assert_eq!(
+        stream["saw_usage"], false,
+        "usage chunk leaked to a client that did not ask"
+    );
+    assert_eq!(
+        stream["text"], chat["text"],
+        "streamed text differs from the non-streamed one"
+    );
+    assert_eq!(case("chat_stream_usage")["usage"], chat["usage"]);
+    assert_eq!(case("embeddings")["count"], 2);
+    assert_eq!(case("models")["ids"], json!(["bge-large-en", "llama-3-8b"]));
+    assert_eq!(case("error_model")["code"], "model_not_found");
+    assert_eq!(case("error_model")["status"], 404);
+
+    // Every request the client saw has exactly one usage row with its tokens;
+    // the stream that hid usage from the client is metered like the others.
+    let status = server.signal_and_wait(Signal::SIGTERM); // drains the usage writer
+    assert!(status.success());
+    for (name, expected) in [
+        ("chat", chat["usage"].clone()),
+        ("chat_stream", chat["usage"].clone()),
+        ("chat_stream_usage", chat["usage"].clone()),
+        ("completion", case("completion")["usage"].clone()),
+        ("embeddings", case("embeddings")["usage"].clone()),
+    ] {
+        let rid = case(name)["request_id"].as_str().unwrap().to_owned();
+        let row: (i32, i32, String) =
+            sqlx::query_as("SELECT prompt_tokens, completion_tokens, status FROM usage_records WHERE request_id = $1")
+                .bind(&rid)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: no usage row for {rid}: {e}"));
+        assert_eq!(
+            i64::from(row.0),
+            expected["prompt_tokens"].as_i64().unwrap(),
+            "{name} prompt tokens"
+        );
+        assert_eq!(
+            i64::from(row.1),
+            expected["completion_tokens"].as_i64().unwrap(),
+            "{name} completion tokens"
+        );
+        assert_eq!(row.2, "completed", "{name}");
+    }
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_records")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(total, 5, "one row per served request, none for the failed one");
+    db.drop_db().await;
+}

@@ -1,0 +1,234 @@
+//! API key authentication with an in-memory cache.
+//!
+//! A known key costs no database query: the first request with a key loads
+//! it (with its environment and tenant) in one query, later ones hit the
+//! cache. Correctness does not depend on a TTL: [`run_invalidator`] listens to
+//! `NOTIFY crosslogic_auth` (sent by triggers when a key, environment or
+//! tenant changes) and drops the affected entries at once; if the listening
+//! connection drops, the whole cache is cleared because notifications may
+//! have been missed. Expiry is checked on every request against the clock.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use crosslogic_core::{keys, ApiKeyRole, ApiKeyStatus, EnvironmentStatus, TenantStatus};
+use crosslogic_db::repo::api_keys::{self, KeyAuth};
+use crosslogic_db::{DbError, PgPool};
+use sqlx::postgres::PgListener;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::error::OpenAiError;
+
+/// Channel the triggers of migration 04 notify.
+pub const AUTH_CHANNEL: &str = "crosslogic_auth";
+/// Unknown-key entries kept at most (a flood of bad keys cannot grow memory).
+const MAX_NEGATIVE: usize = 100_000;
+
+/// An authenticated key and what limits and routes its requests.
+#[derive(Debug, Clone)]
+pub struct AuthedKey {
+    pub key_id: Uuid,
+    pub key_prefix: String,
+    pub tenant_id: Uuid,
+    pub environment_id: Uuid,
+    pub role: ApiKeyRole,
+    /// Preferred region code of the environment.
+    pub region: Option<String>,
+    /// Models the environment may use; `None` = all.
+    pub allowed_models: Option<HashSet<String>>,
+    pub raw: KeyAuth,
+}
+
+impl AuthedKey {
+    fn from_row(raw: KeyAuth) -> AuthedKey {
+        let allowed: HashSet<String> = raw
+            .environment_models
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        AuthedKey {
+            key_id: raw.key_id,
+            key_prefix: raw.key_prefix.clone(),
+            tenant_id: raw.tenant_id,
+            environment_id: raw.environment_id,
+            role: raw.role,
+            region: raw.environment_region.clone(),
+            allowed_models: if allowed.is_empty() { None } else { Some(allowed) },
+            raw,
+        }
+    }
+
+    /// Whether this key's environment may use `model`.
+    pub fn may_use(&self, model: &str) -> bool {
+        self.allowed_models.as_ref().is_none_or(|m| m.contains(model))
+    }
+
+    /// Refuses keys that are not usable right now (status or expiry).
+    fn check_usable(&self, now: DateTime<Utc>) -> Result<(), OpenAiError> {
+        match self.raw.key_status {
+            ApiKeyStatus::Active => {}
+            ApiKeyStatus::Revoked => return Err(OpenAiError::invalid_key("This API key has been revoked.")),
+            ApiKeyStatus::Suspended => {
+                return Err(OpenAiError::forbidden("key_suspended", "This API key is suspended."));
+            }
+        }
+        if self.raw.expires_at.is_some_and(|exp| exp <= now) {
+            return Err(OpenAiError::invalid_key("This API key has expired."));
+        }
+        if self.raw.environment_status != EnvironmentStatus::Active {
+            return Err(OpenAiError::forbidden(
+                "environment_suspended",
+                "This key's environment is suspended.",
+            ));
+        }
+        match self.raw.tenant_status {
+            TenantStatus::Active => Ok(()),
+            TenantStatus::Suspended => Err(OpenAiError::forbidden(
+                "account_suspended",
+                "Your account is suspended; contact the operator.",
+            )),
+            TenantStatus::Deleted => Err(OpenAiError::invalid_key("This API key belongs to a deleted account.")),
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Entry {
+    Known(Arc<AuthedKey>),
+    Unknown,
+}
+
+/// The key cache shared by all requests of a gateway.
+#[derive(Clone)]
+pub struct KeyCache {
+    pool: PgPool,
+    entries: Arc<RwLock<HashMap<String, Entry>>>,
+}
+
+impl KeyCache {
+    /// An empty cache over `pool`.
+    pub fn new(pool: PgPool) -> KeyCache {
+        KeyCache {
+            pool,
+            entries: Arc::default(),
+        }
+    }
+
+    /// Authenticates an `Authorization` header value.
+    pub async fn authenticate(&self, header: Option<&str>) -> Result<Arc<AuthedKey>, OpenAiError> {
+        let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) else {
+            return Err(OpenAiError::invalid_key(
+                "You didn't provide an API key. Provide it as Authorization: Bearer <key>.",
+            ));
+        };
+        let Some(prefix) = keys::prefix_of(token) else {
+            return Err(OpenAiError::invalid_key("Incorrect API key provided."));
+        };
+        let hash = keys::hash(token);
+        let cached = self.entries.read().ok().and_then(|m| m.get(&hash).cloned());
+        let entry = match cached {
+            Some(e) => e,
+            None => self.load(&hash, prefix).await?,
+        };
+        match entry {
+            Entry::Unknown => Err(OpenAiError::invalid_key(format!(
+                "Incorrect API key provided: {prefix}_****."
+            ))),
+            Entry::Known(key) => {
+                key.check_usable(Utc::now())?;
+                Ok(key)
+            }
+        }
+    }
+
+    async fn load(&self, hash: &str, prefix: &str) -> Result<Entry, OpenAiError> {
+        let entry = match api_keys::auth_by_hash(&self.pool, hash).await {
+            Ok(row) => Entry::Known(Arc::new(AuthedKey::from_row(row))),
+            Err(DbError::NotFound { .. }) => Entry::Unknown,
+            Err(e) => {
+                tracing::error!(error = %e, key_prefix = prefix, "key lookup failed");
+                return Err(OpenAiError::unavailable(
+                    "Authentication is temporarily unavailable; retry shortly.",
+                ));
+            }
+        };
+        if let Ok(mut map) = self.entries.write() {
+            if matches!(entry, Entry::Unknown) && map.len() >= MAX_NEGATIVE {
+                map.retain(|_, e| matches!(e, Entry::Known(_)));
+            }
+            map.insert(hash.to_owned(), entry.clone());
+        }
+        Ok(entry)
+    }
+
+    /// Drops entries affected by a `crosslogic_auth` notification
+    /// (`api_keys:<id>`, `environments:<id>`, `tenants:<id>`).
+    pub fn invalidate(&self, payload: &str) {
+        let Some((table, id)) = payload.split_once(':') else {
+            return;
+        };
+        let Ok(id) = Uuid::parse_str(id) else { return };
+        if let Ok(mut map) = self.entries.write() {
+            map.retain(|_, e| match e {
+                Entry::Unknown => true,
+                Entry::Known(k) => match table {
+                    "api_keys" => k.key_id != id,
+                    "environments" => k.environment_id != id,
+                    "tenants" => k.tenant_id != id,
+                    _ => true,
+                },
+            });
+        }
+    }
+
+    /// Empties the cache (after a possibly missed notification).
+    pub fn clear(&self) {
+        if let Ok(mut map) = self.entries.write() {
+            map.clear();
+        }
+    }
+}
+
+/// Listens for auth changes until `shutdown`; reconnects with backoff.
+pub async fn run_invalidator(cache: KeyCache, pool: PgPool, shutdown: CancellationToken) {
+    let mut backoff = Duration::from_millis(200);
+    while !shutdown.is_cancelled() {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "auth listener cannot connect; retrying");
+                tokio::select! { () = shutdown.cancelled() => return, () = tokio::time::sleep(backoff) => {} }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(AUTH_CHANNEL).await {
+            tracing::warn!(error = %e, "auth listener cannot LISTEN; retrying");
+            continue;
+        }
+        // Anything cached before LISTEN took effect may be stale.
+        cache.clear();
+        backoff = Duration::from_millis(200);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                msg = listener.try_recv() => match msg {
+                    Ok(Some(n)) => cache.invalidate(n.payload()),
+                    Ok(None) => {
+                        tracing::warn!("auth listener connection lost; clearing the key cache");
+                        cache.clear();
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "auth listener failed; clearing the key cache");
+                        cache.clear();
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}

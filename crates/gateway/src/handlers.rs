@@ -1,0 +1,211 @@
+//! The OpenAI-compatible routes: authenticate, validate, pick nodes, forward.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use crosslogic_core::{ApiKeyRole, ModelType};
+use serde_json::{json, Value};
+
+use crate::auth::AuthedKey;
+use crate::error::OpenAiError;
+use crate::proxy::{forward, Outbound};
+use crate::Gateway;
+
+#[derive(Clone, Copy)]
+enum Endpoint {
+    Chat,
+    Completions,
+    Embeddings,
+}
+
+impl Endpoint {
+    fn path(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "/v1/chat/completions",
+            Endpoint::Completions => "/v1/completions",
+            Endpoint::Embeddings => "/v1/embeddings",
+        }
+    }
+}
+
+async fn authenticate(gw: &Gateway, headers: &HeaderMap) -> Result<Arc<AuthedKey>, OpenAiError> {
+    gw.keys
+        .authenticate(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))
+        .await
+}
+
+pub async fn chat_completions(State(gw): State<Gateway>, headers: HeaderMap, body: Bytes) -> Response {
+    inference(&gw, &headers, body, Endpoint::Chat)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+pub async fn completions(State(gw): State<Gateway>, headers: HeaderMap, body: Bytes) -> Response {
+    inference(&gw, &headers, body, Endpoint::Completions)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+pub async fn embeddings(State(gw): State<Gateway>, headers: HeaderMap, body: Bytes) -> Response {
+    inference(&gw, &headers, body, Endpoint::Embeddings)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Rough prompt size (4 characters per token) for requests whose stream
+/// ended before the engine reported usage.
+fn estimate_prompt_tokens(body: &Value) -> u32 {
+    fn text_len(v: &Value) -> usize {
+        match v {
+            Value::String(s) => s.len(),
+            Value::Array(a) => a.iter().map(text_len).sum(),
+            Value::Object(o) => o.get("content").or_else(|| o.get("text")).map_or(0, text_len),
+            _ => 0,
+        }
+    }
+    let chars = ["messages", "prompt", "input"]
+        .iter()
+        .filter_map(|k| body.get(*k))
+        .map(text_len)
+        .sum::<usize>();
+    u32::try_from(chars.div_ceil(4)).unwrap_or(u32::MAX)
+}
+
+async fn inference(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    body: Bytes,
+    endpoint: Endpoint,
+) -> Result<Response, OpenAiError> {
+    let started = Instant::now();
+    let key = authenticate(gw, headers).await?;
+    if key.role == ApiKeyRole::ReadOnly {
+        return Err(OpenAiError::forbidden(
+            "insufficient_permissions",
+            "This key is read-only: it can list models and read usage, not run inference.",
+        ));
+    }
+    let mut doc: Value = serde_json::from_slice(&body)
+        .map_err(|e| OpenAiError::invalid(format!("We could not parse the JSON body of your request: {e}."), None))?;
+    let Some(obj) = doc.as_object_mut() else {
+        return Err(OpenAiError::invalid("The request body must be a JSON object.", None));
+    };
+    let model_name = match obj.get("model") {
+        Some(Value::String(m)) if !m.is_empty() => m.clone(),
+        _ => {
+            return Err(OpenAiError::invalid(
+                "You must provide a model parameter.",
+                Some("model"),
+            ))
+        }
+    };
+    let snapshot = gw.routes.snapshot();
+    let model = match snapshot.models.get(&model_name) {
+        Some(m) if key.may_use(&model_name) => m.clone(),
+        _ => return Err(OpenAiError::model_not_found(&model_name)),
+    };
+    match (endpoint, model.model_type) {
+        (Endpoint::Embeddings, ModelType::Embedding) => {}
+        (Endpoint::Embeddings, _) => {
+            return Err(OpenAiError::invalid(
+                format!("The model `{model_name}` does not produce embeddings."),
+                Some("model"),
+            ))
+        }
+        (_, ModelType::Embedding) => {
+            return Err(OpenAiError::invalid(
+                format!("The model `{model_name}` is an embedding model; use /v1/embeddings."),
+                Some("model"),
+            ))
+        }
+        _ => {}
+    }
+    let stream = !matches!(endpoint, Endpoint::Embeddings) && obj.get("stream").and_then(Value::as_bool) == Some(true);
+    let mut hide_usage = false;
+    let body = if stream {
+        // Always obtain usage from the engine; hide it if the client did not ask.
+        let opts = obj.entry("stream_options").or_insert_with(|| json!({}));
+        if !opts.is_object() {
+            return Err(OpenAiError::invalid(
+                "stream_options must be an object.",
+                Some("stream_options"),
+            ));
+        }
+        hide_usage = opts.get("include_usage").and_then(Value::as_bool) != Some(true);
+        opts["include_usage"] = Value::Bool(true);
+        Bytes::from(serde_json::to_vec(&doc).map_err(|_| OpenAiError::internal())?)
+    } else {
+        body
+    };
+    let candidates = snapshot.candidates(&model_name, key.region.as_deref());
+    if candidates.is_empty() {
+        return Err(OpenAiError::unavailable(format!(
+            "No node is serving model `{model_name}` right now; capacity may be starting up. Retry shortly."
+        )));
+    }
+    let prompt_estimate = estimate_prompt_tokens(&doc);
+    forward(
+        gw,
+        Outbound {
+            path: endpoint.path(),
+            body,
+            stream,
+            hide_usage,
+            prompt_estimate,
+            key,
+            model,
+            snapshot,
+            candidates,
+            started,
+        },
+    )
+    .await
+}
+
+fn model_object(name: &str, created: i64) -> Value {
+    json!({ "id": name, "object": "model", "created": created, "owned_by": "crosslogic" })
+}
+
+/// `GET /v1/models`: models this key may use that some node serves.
+pub async fn list_models(State(gw): State<Gateway>, headers: HeaderMap) -> Result<Json<Value>, OpenAiError> {
+    let key = authenticate(&gw, &headers).await?;
+    let snapshot = gw.routes.snapshot();
+    let mut names: Vec<&String> = snapshot
+        .models
+        .keys()
+        .filter(|m| key.may_use(m) && snapshot.is_served(m))
+        .collect();
+    names.sort();
+    let data: Vec<Value> = names
+        .into_iter()
+        .map(|n| model_object(n, snapshot.models[n].created))
+        .collect();
+    Ok(Json(json!({ "object": "list", "data": data })))
+}
+
+/// `GET /v1/models/{id}`.
+pub async fn get_model(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, OpenAiError> {
+    let key = authenticate(&gw, &headers).await?;
+    let snapshot = gw.routes.snapshot();
+    match snapshot.models.get(&id) {
+        Some(m) if key.may_use(&id) && snapshot.is_served(&id) => Ok(Json(model_object(&m.name, m.created))),
+        _ => Err(OpenAiError::model_not_found(&id)),
+    }
+}
+
+/// Any other path under `/v1`: OpenAI's 404 shape.
+pub async fn not_found(uri: axum::http::Uri) -> OpenAiError {
+    OpenAiError {
+        status: axum::http::StatusCode::NOT_FOUND,
+        ..OpenAiError::invalid(format!("Invalid URL ({uri}): no such endpoint."), None)
+    }
+}

@@ -1,0 +1,145 @@
+//! Sending a request to a node: candidate order, retries before any byte
+//! reached the client, and the response (buffered JSON or a metered stream).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use crosslogic_core::UsageStatus;
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+use crate::auth::AuthedKey;
+use crate::error::OpenAiError;
+use crate::routing::{ModelInfo, NodeState, Snapshot};
+use crate::stream::MeteredStream;
+use crate::usage::{RequestGuard, Usage};
+use crate::Gateway;
+
+/// Attempts on different nodes before giving up.
+const MAX_ATTEMPTS: usize = 3;
+
+/// A validated inference request ready to send.
+pub struct Outbound {
+    pub path: &'static str,
+    pub body: Bytes,
+    pub stream: bool,
+    pub hide_usage: bool,
+    pub prompt_estimate: u32,
+    pub key: Arc<AuthedKey>,
+    pub model: ModelInfo,
+    pub snapshot: Arc<Snapshot>,
+    pub candidates: Vec<Arc<NodeState>>,
+    pub started: Instant,
+}
+
+/// Sends `req`, retrying another node on connect failures and 502/503.
+pub async fn forward(gw: &Gateway, req: Outbound) -> Result<Response, OpenAiError> {
+    let request_id = format!("req_{}", uuid::Uuid::new_v4().simple());
+    let mut last_error = String::from("no node accepted the request");
+    for node in req.candidates.iter().take(MAX_ATTEMPTS) {
+        node.in_flight.fetch_add(1, Ordering::Relaxed);
+        let guard = RequestGuard {
+            request_id: request_id.clone(),
+            key: Arc::clone(&req.key),
+            model: req.model.clone(),
+            node: Arc::clone(node),
+            snapshot: Arc::clone(&req.snapshot),
+            metering: gw.metering.clone(),
+            started: req.started,
+            prompt_estimate: req.prompt_estimate,
+            usage: None,
+            chunks: 0,
+            status: UsageStatus::Completed,
+            served: false,
+        };
+        let sent = gw
+            .http
+            .post(format!("{}{}", node.endpoint, req.path))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-request-id", &request_id)
+            .body(req.body.clone())
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) if matches!(r.status().as_u16(), 502 | 503) => {
+                node.record_failure();
+                last_error = format!("node answered {}", r.status());
+                continue; // guard drops unserved: releases in-flight, records nothing
+            }
+            Ok(r) => r,
+            Err(e) => {
+                node.record_failure();
+                tracing::warn!(request_id, node_id = %node.id, error = %e, "node unreachable; trying another");
+                last_error = "node unreachable".to_owned();
+                continue;
+            }
+        };
+        node.record_success();
+        return Ok(respond(resp, req.stream, req.hide_usage, guard, &request_id).await);
+    }
+    tracing::warn!(request_id, model = %req.model.name, last_error, "no node could serve the request");
+    Err(OpenAiError::unavailable(format!(
+        "No node could serve model `{}` right now ({last_error}); retry shortly.",
+        req.model.name
+    )))
+}
+
+#[derive(Deserialize)]
+struct WithUsage {
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+async fn respond(
+    resp: reqwest::Response,
+    stream: bool,
+    hide_usage: bool,
+    mut guard: RequestGuard,
+    request_id: &str,
+) -> Response {
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let request_id = HeaderValue::from_str(request_id).unwrap_or(HeaderValue::from_static("unknown"));
+    if stream && status.is_success() {
+        guard.served = true;
+        let body = Body::from_stream(MeteredStream::new(resp.bytes_stream().boxed(), hide_usage, guard));
+        let mut out = Response::new(body);
+        let h = out.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        h.insert("x-request-id", request_id);
+        return out;
+    }
+    let content_type = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok());
+    let bytes = match resp.bytes().await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "node broke off a response");
+            guard.node.record_failure();
+            return axum::response::IntoResponse::into_response(OpenAiError::upstream(
+                "The model node failed while answering.",
+            ));
+        }
+    };
+    if status.is_success() {
+        guard.served = true;
+        guard.usage = serde_json::from_slice::<WithUsage>(&bytes).ok().and_then(|w| w.usage);
+    }
+    let mut out = Response::new(Body::from(bytes));
+    *out.status_mut() = status;
+    let h = out.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        content_type.unwrap_or(HeaderValue::from_static("application/json")),
+    );
+    h.insert("x-request-id", request_id);
+    out
+}

@@ -1,0 +1,120 @@
+//! Turning a finished request into exactly one usage record.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use crosslogic_core::{cost_microdollars, UsageStatus};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::AuthedKey;
+use crate::metering::{Metering, UsageRecord};
+use crate::routing::{ModelInfo, NodeState, Snapshot};
+
+/// OpenAI's `usage` object as engines report it.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub struct Usage {
+    #[serde(default)]
+    pub prompt_tokens: u32,
+    #[serde(default)]
+    pub completion_tokens: u32,
+    #[serde(default)]
+    pub prompt_tokens_details: Option<PromptDetails>,
+}
+
+/// `usage.prompt_tokens_details`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub struct PromptDetails {
+    #[serde(default)]
+    pub cached_tokens: Option<u32>,
+}
+
+/// Everything needed to record a request when it ends, however it ends.
+/// Dropping it records the usage (exactly once) and releases the node.
+pub struct RequestGuard {
+    pub request_id: String,
+    pub key: Arc<AuthedKey>,
+    pub model: ModelInfo,
+    pub node: Arc<NodeState>,
+    pub snapshot: Arc<Snapshot>,
+    pub metering: Metering,
+    pub started: Instant,
+    /// Prompt size estimate, used when the engine never reported usage.
+    pub prompt_estimate: u32,
+    /// Usage reported by the engine.
+    pub usage: Option<Usage>,
+    /// Content chunks seen in a stream (≈ tokens) when usage never came.
+    pub chunks: u32,
+    pub status: UsageStatus,
+    /// Whether anything should be recorded (false for requests the node refused).
+    pub served: bool,
+}
+
+impl RequestGuard {
+    fn to_record(&self) -> UsageRecord {
+        let (prompt, completion, cached) = match self.usage {
+            Some(u) => (
+                u.prompt_tokens,
+                u.completion_tokens,
+                u.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
+            ),
+            None => (self.prompt_estimate, self.chunks, 0),
+        };
+        let region_id = self.node.region_id.or_else(|| {
+            self.key
+                .region
+                .as_ref()
+                .and_then(|c| self.snapshot.region_ids.get(c).copied())
+        });
+        let multiplier = region_id
+            .and_then(|r| self.snapshot.multipliers.get(&r).copied())
+            .unwrap_or(1000);
+        let cost = cost_microdollars(
+            u64::from(prompt),
+            u64::from(completion),
+            self.model.input_price,
+            self.model.output_price,
+            multiplier,
+        );
+        UsageRecord {
+            request_id: self.request_id.clone(),
+            timestamp: Utc::now(),
+            tenant_id: self.key.tenant_id,
+            environment_id: Some(self.key.environment_id),
+            api_key_id: Some(self.key.key_id),
+            region_id,
+            model_id: Some(self.model.id),
+            model_name: self.model.name.clone(),
+            node_id: Some(self.node.id),
+            prompt_tokens: i32::try_from(prompt).unwrap_or(i32::MAX),
+            completion_tokens: i32::try_from(completion).unwrap_or(i32::MAX),
+            cached_tokens: i32::try_from(cached).unwrap_or(i32::MAX),
+            latency_ms: i32::try_from(self.started.elapsed().as_millis()).unwrap_or(i32::MAX),
+            cost_microdollars: cost.0,
+            status: self.status,
+            metadata: json!({ "usage_reported": self.usage.is_some() }),
+        }
+    }
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.node.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if self.served {
+            let record = self.to_record();
+            tracing::info!(
+                request_id = %record.request_id,
+                key_prefix = %self.key.key_prefix,
+                model = %record.model_name,
+                status = %record.status,
+                prompt_tokens = record.prompt_tokens,
+                completion_tokens = record.completion_tokens,
+                latency_ms = record.latency_ms,
+                "request finished"
+            );
+            self.metering.record(record);
+        }
+    }
+}

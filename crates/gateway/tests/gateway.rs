@@ -1,0 +1,473 @@
+//! The gateway end to end in-process: real PostgreSQL, real simulator nodes
+//! over HTTP, the real router. Keys, nodes and usage go through the same
+//! repositories the platform uses.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use crosslogic_core::{keys, ApiKeyRole, ApiKeyStatus, NodeStatus, Provider};
+use crosslogic_db::repo::{api_keys, environments, nodes, tenants};
+use crosslogic_gateway::GatewayConfig;
+use crosslogic_node::sim::{self, SimConfig};
+use crosslogic_testkit::TestDb;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+struct Env {
+    db: TestDb,
+    base: String,
+    key: String,
+    key_id: uuid::Uuid,
+    tenant_id: uuid::Uuid,
+    environment_id: uuid::Uuid,
+    http: reqwest::Client,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    _spool: tempfile::TempDir,
+}
+
+async fn start_sim(cfg: SimConfig) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(sim::serve(listener, cfg, CancellationToken::new()));
+    format!("http://{addr}")
+}
+
+async fn add_node(db: &TestDb, endpoint: &str, model: &str, region: &str) -> uuid::Uuid {
+    let n = nodes::create(
+        &db.pool,
+        &nodes::NewNode {
+            cluster_name: format!("cic-local-{region}-sim-od-{}", uuid::Uuid::new_v4().simple()),
+            provider: Provider::Local,
+            region_code: Some(region.into()),
+            instance_type: None,
+            gpu_type: None,
+            gpu_count: 0,
+            vram_total_gb: None,
+            model_name: model.into(),
+            deployment_id: None,
+            spot_instance: false,
+            agent_token_hash: None,
+            metadata: json!({}),
+        },
+    )
+    .await
+    .unwrap();
+    nodes::register(&db.pool, n.id, endpoint, None, None).await.unwrap();
+    nodes::transition(&db.pool, n.id, NodeStatus::Active, &[])
+        .await
+        .unwrap();
+    n.id
+}
+
+async fn new_key(
+    db: &TestDb,
+    tenant_id: uuid::Uuid,
+    environment_id: uuid::Uuid,
+    role: ApiKeyRole,
+) -> (String, uuid::Uuid) {
+    let k = keys::generate(&mut rand::rngs::OsRng);
+    let row = api_keys::create(
+        &db.pool,
+        &api_keys::NewApiKey {
+            key_hash: k.hash,
+            key_prefix: k.prefix,
+            tenant_id,
+            environment_id,
+            user_id: None,
+            name: "test".into(),
+            role,
+            rate_limit_tokens_per_min: None,
+            rate_limit_requests_per_min: None,
+            concurrency_limit: None,
+            expires_at: None,
+            metadata: json!({}),
+        },
+    )
+    .await
+    .unwrap();
+    (k.plaintext, row.id)
+}
+
+impl Env {
+    /// A tenant with one environment (region in-mumbai) and a developer key,
+    /// one simulator node serving llama-3-8b, and the gateway in front.
+    async fn start(sim_cfg: SimConfig, models: Option<Vec<&str>>) -> Env {
+        let db = TestDb::new().await;
+        crosslogic_db::migrate::migrate(&db.pool).await.unwrap();
+        let t = tenants::create(
+            &db.pool,
+            &tenants::NewTenant {
+                name: "Acme".into(),
+                email: "gw@acme.test".into(),
+                billing_plan: crosslogic_core::BillingPlan::Serverless,
+                stripe_customer_id: None,
+                region_preferences: json!([]),
+                metadata: json!({}),
+            },
+        )
+        .await
+        .unwrap();
+        let env = environments::create(
+            &db.pool,
+            &environments::NewEnvironment {
+                tenant_id: t.id,
+                name: "prod".into(),
+                region: Some("in-mumbai".into()),
+                model_list: models.map(|m| json!(m)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let (key, key_id) = new_key(&db, t.id, env.id, ApiKeyRole::Developer).await;
+        let endpoint = start_sim(SimConfig {
+            served_model_name: "llama-3-8b".into(),
+            ..sim_cfg
+        })
+        .await;
+        add_node(&db, &endpoint, "llama-3-8b", "in-mumbai").await;
+
+        let spool = tempfile::tempdir().unwrap();
+        let mut cfg = GatewayConfig::new(spool.path());
+        cfg.refresh_interval = Duration::from_millis(200);
+        let tasks = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let app = crosslogic_gateway::start(db.pool.clone(), &cfg, &tasks, shutdown.clone())
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Env {
+            db,
+            base: format!("http://{addr}"),
+            key,
+            key_id,
+            tenant_id: t.id,
+            environment_id: env.id,
+            http: reqwest::Client::new(),
+            shutdown,
+            tasks,
+            _spool: spool,
+        }
+    }
+
+    async fn post(&self, path: &str, key: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Waits (bounded) for the usage row of a request id.
+    async fn usage_row(&self, request_id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let row: Option<Value> =
+                sqlx::query_scalar("SELECT to_jsonb(u) FROM usage_records u WHERE request_id = $1")
+                    .bind(request_id)
+                    .fetch_optional(&self.db.pool)
+                    .await
+                    .unwrap();
+            if let Some(r) = row {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "no usage row for {request_id}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+        self.db.drop_db().await;
+    }
+}
+
+fn chat(stream: bool) -> Value {
+    json!({ "model": "llama-3-8b", "messages": [{ "role": "user", "content": "hello there general kenobi" }], "max_tokens": 8, "stream": stream })
+}
+
+/// Reads an SSE body into its `data:` payloads.
+fn sse_payloads(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|e| e.trim().strip_prefix("data: ").map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_chat_completion_is_served_and_metered_exactly() {
+    let env = Env::start(SimConfig::default(), None).await;
+    let resp = env.post("/v1/chat/completions", &env.key, chat(false)).await;
+    assert_eq!(resp.status(), 200);
+    let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body: Value = resp.json().await.unwrap();
+    let (p, c) = (
+        body["usage"]["prompt_tokens"].as_i64().unwrap(),
+        body["usage"]["completion_tokens"].as_i64().unwrap(),
+    );
+    assert_eq!(c, 8);
+    let row = env.usage_row(&request_id).await;
+    assert_eq!(
+        (row["prompt_tokens"].as_i64(), row["completion_tokens"].as_i64()),
+        (Some(p), Some(c))
+    );
+    assert_eq!(row["status"], "completed");
+    assert_eq!(row["api_key_id"], env.key_id.to_string());
+    assert_eq!(row["environment_id"], env.environment_id.to_string());
+    // $0.05/M in and out, × 0.7 in Mumbai.
+    let expected = crosslogic_core::cost_microdollars(
+        p as u64,
+        c as u64,
+        crosslogic_core::PricePerMillion(50_000),
+        crosslogic_core::PricePerMillion(50_000),
+        700,
+    );
+    assert_eq!(row["cost_microdollars"].as_i64(), Some(expected.0));
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_records WHERE tenant_id = $1")
+        .bind(env.tenant_id)
+        .fetch_one(&env.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 1, "exactly one row per request");
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn streams_are_metered_whether_or_not_the_client_asked_for_usage() {
+    let env = Env::start(SimConfig::default(), None).await;
+    let plain: Value = env
+        .post("/v1/chat/completions", &env.key, chat(false))
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    let resp = env.post("/v1/chat/completions", &env.key, chat(true)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let rid = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let events = sse_payloads(&resp.text().await.unwrap());
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    assert!(
+        events.iter().all(|e| !e.contains("\"prompt_tokens\"")),
+        "usage leaked to a client that did not ask: {events:?}"
+    );
+    let row = env.usage_row(&rid).await;
+    assert_eq!(row["prompt_tokens"].as_i64(), plain["usage"]["prompt_tokens"].as_i64());
+    assert_eq!(
+        row["completion_tokens"].as_i64(),
+        plain["usage"]["completion_tokens"].as_i64()
+    );
+    assert_eq!(row["status"], "completed");
+
+    let mut asked = chat(true);
+    asked["stream_options"] = json!({ "include_usage": true });
+    let resp = env.post("/v1/chat/completions", &env.key, asked).await;
+    let rid = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let events = sse_payloads(&resp.text().await.unwrap());
+    let usage_chunk: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    assert_eq!(usage_chunk["choices"], json!([]));
+    assert_eq!(
+        usage_chunk["usage"]["completion_tokens"],
+        plain["usage"]["completion_tokens"]
+    );
+    let row = env.usage_row(&rid).await;
+    assert_eq!(
+        row["completion_tokens"].as_i64(),
+        usage_chunk["usage"]["completion_tokens"].as_i64()
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_cut_by_the_client_is_recorded_with_the_tokens_produced() {
+    let env = Env::start(
+        SimConfig {
+            itl: Duration::from_millis(40),
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .await;
+    let mut body = chat(true);
+    body["max_tokens"] = json!(200);
+    let mut resp = env.post("/v1/chat/completions", &env.key, body).await;
+    let rid = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    // Read a few chunks, then hang up.
+    let mut seen = 0;
+    while seen < 4 {
+        if resp.chunk().await.unwrap().is_some() {
+            seen += 1;
+        }
+    }
+    drop(resp);
+    let row = env.usage_row(&rid).await;
+    assert_eq!(row["status"], "cancelled");
+    let produced = row["completion_tokens"].as_i64().unwrap();
+    assert!((1..200).contains(&produced), "completion_tokens {produced}");
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn errors_use_the_openai_envelope() {
+    let env = Env::start(SimConfig::default(), Some(vec!["llama-3-8b", "bge-large-en"])).await;
+    type Case<'a> = (Option<&'a str>, Value, u16, &'a str, Option<&'a str>);
+    let cases: Vec<Case> = vec![
+        (None, chat(false), 401, "authentication_error", Some("invalid_api_key")),
+        (
+            Some("cl_abcdefgh_notarealkeynotarealkeynotarealkey12345"),
+            chat(false),
+            401,
+            "authentication_error",
+            Some("invalid_api_key"),
+        ),
+        (
+            Some(&env.key),
+            json!({ "model": "gpt-9", "messages": [] }),
+            404,
+            "invalid_request_error",
+            Some("model_not_found"),
+        ),
+        (
+            Some(&env.key),
+            json!({ "model": "mistral-7b", "messages": [] }),
+            404,
+            "invalid_request_error",
+            Some("model_not_found"),
+        ),
+        (
+            Some(&env.key),
+            json!({ "messages": [] }),
+            400,
+            "invalid_request_error",
+            None,
+        ),
+        (
+            Some(&env.key),
+            json!({ "model": "bge-large-en", "messages": [] }),
+            400,
+            "invalid_request_error",
+            None,
+        ),
+    ];
+    for (key, body, status, kind, code) in cases {
+        let mut req = env.http.post(format!("{}/v1/chat/completions", env.base)).json(&body);
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{body}");
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["error"]["type"], kind, "{err}");
+        assert_eq!(err["error"]["code"].as_str(), code, "{err}");
+        assert!(err["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let raw = env
+        .http
+        .post(format!("{}/v1/chat/completions", env.base))
+        .bearer_auth(&env.key)
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 400);
+
+    // The embedding model is allowed but no node serves it: 503 with a clear message.
+    let resp = env
+        .post(
+            "/v1/embeddings",
+            &env.key,
+            json!({ "model": "bge-large-en", "input": "x" }),
+        )
+        .await;
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().contains_key("retry-after"));
+
+    let (ro, _) = new_key(&env.db, env.tenant_id, env.environment_id, ApiKeyRole::ReadOnly).await;
+    let resp = env.post("/v1/chat/completions", &ro, chat(false)).await;
+    assert_eq!(resp.status(), 403);
+    let models: Value = env
+        .http
+        .get(format!("{}/v1/models", env.base))
+        .bearer_auth(&ro)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["llama-3-8b"], "only allowed models that are served");
+    let one = env
+        .http
+        .get(format!("{}/v1/models/llama-3-8b", env.base))
+        .bearer_auth(&ro)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one.status(), 200);
+    let none = env
+        .http
+        .get(format!("{}/v1/models/mistral-7b", env.base))
+        .bearer_auth(&ro)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), 404);
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn revocation_reaches_the_gateway_without_waiting_for_a_ttl() {
+    let env = Env::start(SimConfig::default(), None).await;
+    assert_eq!(
+        env.post("/v1/chat/completions", &env.key, chat(false)).await.status(),
+        200
+    );
+    api_keys::set_status(&env.db.pool, env.key_id, ApiKeyStatus::Revoked)
+        .await
+        .unwrap();
+    let revoked_at = Instant::now();
+    loop {
+        let status = env.post("/v1/chat/completions", &env.key, chat(false)).await.status();
+        if status == 401 {
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(10),
+            "revoked key still accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!("revocation observed after {:?}", revoked_at.elapsed());
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_dead_node_is_skipped_for_a_live_one() {
+    let env = Env::start(SimConfig::default(), None).await;
+    // A node whose endpoint refuses connections, in the preferred region.
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    add_node(&env.db, &dead_url, "llama-3-8b", "in-mumbai").await;
+    tokio::time::sleep(Duration::from_millis(600)).await; // next route refresh
+    for _ in 0..5 {
+        let resp = env.post("/v1/chat/completions", &env.key, chat(false)).await;
+        assert_eq!(resp.status(), 200);
+    }
+    env.stop().await;
+}
