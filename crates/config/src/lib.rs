@@ -68,6 +68,69 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// `LOG_FORMAT`: `text` (default) or `json`.
     pub log_format: LogFormat,
+    /// Platform-wide rate limits and limiter policy.
+    pub limits: LimitsSettings,
+}
+
+/// Platform-wide limits (`GLOBAL_*`) and the limiter's policies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitsSettings {
+    /// `GLOBAL_REQUESTS_PER_MIN`: all tenants together; unset = no limit.
+    pub global_requests_per_min: Option<u64>,
+    /// `GLOBAL_TOKENS_PER_MIN`.
+    pub global_tokens_per_min: Option<u64>,
+    /// `GLOBAL_CONCURRENCY`.
+    pub global_concurrency: Option<u64>,
+    /// `RATE_LIMIT_FAILURE_MODE`: `open` (default: admit when Redis is
+    /// unreachable) or `closed` (refuse with 503).
+    pub fail_open: bool,
+    /// `RATE_LIMIT_DEFAULT_MAX_TOKENS` (512): completion tokens reserved for
+    /// a request that sets no `max_tokens`.
+    pub default_max_tokens: u64,
+    /// `CONCURRENCY_LEASE_TTL` (10m): how long a concurrency slot outlives a
+    /// crashed gateway.
+    pub lease_ttl: Duration,
+}
+
+impl LimitsSettings {
+    fn from_vars<'a>(get: &dyn Fn(&str) -> Option<&'a str>) -> Result<LimitsSettings, ConfigError> {
+        let limit = |var: &str| -> Result<Option<u64>, ConfigError> {
+            get(var)
+                .map(|v| parse::u32_in(var, v, 1, u32::MAX).map(u64::from))
+                .transpose()
+        };
+        Ok(LimitsSettings {
+            global_requests_per_min: limit("GLOBAL_REQUESTS_PER_MIN")?,
+            global_tokens_per_min: limit("GLOBAL_TOKENS_PER_MIN")?,
+            global_concurrency: limit("GLOBAL_CONCURRENCY")?,
+            fail_open: match get("RATE_LIMIT_FAILURE_MODE") {
+                None | Some("open") => true,
+                Some("closed") => false,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        "RATE_LIMIT_FAILURE_MODE",
+                        format!("invalid value {other:?}: expected open or closed"),
+                    ))
+                }
+            },
+            default_max_tokens: match get("RATE_LIMIT_DEFAULT_MAX_TOKENS") {
+                Some(v) => u64::from(parse::u32_in("RATE_LIMIT_DEFAULT_MAX_TOKENS", v, 1, 10_000_000)?),
+                None => 512,
+            },
+            lease_ttl: match get("CONCURRENCY_LEASE_TTL") {
+                Some(v) => match parse::duration_var("CONCURRENCY_LEASE_TTL", v)? {
+                    d if d.is_zero() => {
+                        return Err(ConfigError::new(
+                            "CONCURRENCY_LEASE_TTL",
+                            "must be longer than 0 (e.g. 10m)",
+                        ))
+                    }
+                    d => d,
+                },
+                None => Duration::from_secs(600),
+            },
+        })
+    }
 }
 
 impl Config {
@@ -114,7 +177,9 @@ impl Config {
                 ))
             }
         };
+        let limits = LimitsSettings::from_vars(&get)?;
         Ok(Config {
+            limits,
             database,
             listen,
             data_dir,
@@ -151,6 +216,29 @@ impl Config {
             } else {
                 "(unset: admin API disabled)".into()
             },
+        ));
+        let opt = |v: Option<u64>| v.map_or_else(|| "(no limit)".to_owned(), |n| n.to_string());
+        out.push((
+            "GLOBAL_REQUESTS_PER_MIN".into(),
+            opt(self.limits.global_requests_per_min),
+        ));
+        out.push(("GLOBAL_TOKENS_PER_MIN".into(), opt(self.limits.global_tokens_per_min)));
+        out.push(("GLOBAL_CONCURRENCY".into(), opt(self.limits.global_concurrency)));
+        out.push((
+            "RATE_LIMIT_FAILURE_MODE".into(),
+            if self.limits.fail_open {
+                "open".into()
+            } else {
+                "closed".into()
+            },
+        ));
+        out.push((
+            "RATE_LIMIT_DEFAULT_MAX_TOKENS".into(),
+            self.limits.default_max_tokens.to_string(),
+        ));
+        out.push((
+            "CONCURRENCY_LEASE_TTL".into(),
+            humantime::format_duration(self.limits.lease_ttl).to_string(),
         ));
         out.push((
             "SHUTDOWN_TIMEOUT".into(),

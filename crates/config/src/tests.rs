@@ -139,6 +139,24 @@ fn bad_values_name_the_variable_and_what_is_accepted() {
         (&[("ADMIN_API_TOKEN", "short")], "ADMIN_API_TOKEN", "16 characters"),
         (&[("SHUTDOWN_TIMEOUT", "soon")], "SHUTDOWN_TIMEOUT", "30s"),
         (&[("LOG_FORMAT", "xml")], "LOG_FORMAT", "text or json"),
+        (&[("GLOBAL_REQUESTS_PER_MIN", "0")], "GLOBAL_REQUESTS_PER_MIN", "from 1"),
+        (&[("GLOBAL_TOKENS_PER_MIN", "many")], "GLOBAL_TOKENS_PER_MIN", "from 1"),
+        (&[("GLOBAL_CONCURRENCY", "-1")], "GLOBAL_CONCURRENCY", "from 1"),
+        (
+            &[("RATE_LIMIT_FAILURE_MODE", "maybe")],
+            "RATE_LIMIT_FAILURE_MODE",
+            "open or closed",
+        ),
+        (
+            &[("RATE_LIMIT_DEFAULT_MAX_TOKENS", "0")],
+            "RATE_LIMIT_DEFAULT_MAX_TOKENS",
+            "from 1",
+        ),
+        (
+            &[("CONCURRENCY_LEASE_TTL", "0")],
+            "CONCURRENCY_LEASE_TTL",
+            "longer than 0",
+        ),
     ];
     for (pairs, var, needle) in cases {
         let e = err(pairs);
@@ -191,4 +209,32 @@ fn secrets_never_appear_in_errors_debug_or_the_report() {
 
     let cfg = Config::from_vars(&vars(&[("DB_HOST", "db"), ("DB_PASSWORD", secret)])).unwrap();
     assert!(!format!("{:?} {cfg:?}", cfg.report()).contains(secret));
+}
+
+#[test]
+fn limit_settings_have_defaults_and_accept_overrides() {
+    let cfg = Config::from_vars(&HashMap::new()).unwrap();
+    assert_eq!(cfg.limits.global_requests_per_min, None);
+    assert!(cfg.limits.fail_open);
+    assert_eq!(
+        (cfg.limits.default_max_tokens, cfg.limits.lease_ttl),
+        (512, Duration::from_secs(600))
+    );
+    let cfg = Config::from_vars(&vars(&[
+        ("GLOBAL_REQUESTS_PER_MIN", "100000"),
+        ("GLOBAL_TOKENS_PER_MIN", "5000000"),
+        ("GLOBAL_CONCURRENCY", "2000"),
+        ("RATE_LIMIT_FAILURE_MODE", "closed"),
+        ("RATE_LIMIT_DEFAULT_MAX_TOKENS", "1024"),
+        ("CONCURRENCY_LEASE_TTL", "2m"),
+    ]))
+    .unwrap();
+    assert_eq!(cfg.limits.global_requests_per_min, Some(100_000));
+    assert_eq!(cfg.limits.global_tokens_per_min, Some(5_000_000));
+    assert_eq!(cfg.limits.global_concurrency, Some(2000));
+    assert!(!cfg.limits.fail_open);
+    assert_eq!(
+        (cfg.limits.default_max_tokens, cfg.limits.lease_ttl),
+        (1024, Duration::from_secs(120))
+    );
 }

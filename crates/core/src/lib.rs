@@ -4,6 +4,7 @@
 //! Everything here is plain data and pure functions, so it is unit-testable.
 
 pub mod keys;
+pub mod limits;
 pub mod money;
 pub mod status;
 

@@ -117,6 +117,11 @@ impl KeyCache {
         }
     }
 
+    /// The pool keys are loaded from (the self-service routes query it too).
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Authenticates an `Authorization` header value.
     pub async fn authenticate(&self, header: Option<&str>) -> Result<Arc<AuthedKey>, OpenAiError> {
         let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) else {

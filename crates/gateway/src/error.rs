@@ -66,6 +66,31 @@ impl OpenAiError {
         }
     }
 
+    /// 429 rate_limit_error; `code` names the limit (`key_requests_per_min`…).
+    pub fn rate_limited(
+        message: impl Into<String>,
+        layer: crosslogic_core::limits::Layer,
+        kind: crosslogic_core::limits::LimitKind,
+    ) -> Self {
+        let code: &'static str = match (layer, kind) {
+            (crosslogic_core::limits::Layer::Global, _) => "global_rate_limit_exceeded",
+            (_, crosslogic_core::limits::LimitKind::Concurrency) => "concurrency_limit_exceeded",
+            (_, crosslogic_core::limits::LimitKind::TokensPerMinute) => "tokens_per_min_exceeded",
+            _ => "requests_per_min_exceeded",
+        };
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", Some(code), message)
+    }
+
+    /// 429 insufficient_quota (the environment's daily token quota).
+    pub fn quota(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "insufficient_quota",
+            Some("insufficient_quota"),
+            message,
+        )
+    }
+
     /// 503: nothing can serve the request right now.
     pub fn unavailable(message: impl Into<String>) -> Self {
         OpenAiError {

@@ -149,6 +149,19 @@ async fn inference(
         )));
     }
     let prompt_estimate = estimate_prompt_tokens(&doc);
+    let completion_reserve = match endpoint {
+        Endpoint::Embeddings => 0,
+        _ => ["max_completion_tokens", "max_tokens"]
+            .iter()
+            .find_map(|k| doc.get(*k).and_then(Value::as_u64))
+            .unwrap_or(gw.limiter.config().default_max_tokens),
+    };
+    let request_id = format!("req_{}", uuid::Uuid::new_v4().simple());
+    let plan = gw
+        .limiter
+        .plan(&key, &request_id, u64::from(prompt_estimate) + completion_reserve);
+    let rate_headers = gw.limiter.admit(&plan).await?;
+    let lease = crate::limits::Lease::new(gw.limiter.clone(), plan, gw.tasks.clone());
     forward(
         gw,
         Outbound {
@@ -162,6 +175,9 @@ async fn inference(
             snapshot,
             candidates,
             started,
+            request_id,
+            lease,
+            rate_headers,
         },
     )
     .await

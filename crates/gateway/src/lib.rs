@@ -9,13 +9,20 @@
 //! access) → [`routing`] (candidate nodes) → [`proxy`] (send, retry,
 //! stream) → [`usage`] (one record per served request, on every exit path)
 //! → [`metering`] (batched insert, spool on failure).
+//!
+//! Tenant self-service (`self_service`: usage, latency percentiles and the
+//! tenant's keys, role-checked) shares the key cache but, unlike inference,
+//! reads PostgreSQL per request through `crosslogic-db` and
+//! `crosslogic-control`'s tenancy functions.
 
 pub mod auth;
 pub mod error;
 mod handlers;
+pub mod limits;
 pub mod metering;
 mod proxy;
 pub mod routing;
+mod self_service;
 mod stream;
 pub mod usage;
 
@@ -42,6 +49,12 @@ pub struct GatewayConfig {
     /// Longest silence from a node before its response is abandoned (an idle
     /// timeout, so long streams are never cut while tokens flow).
     pub upstream_idle_timeout: Duration,
+    /// Platform-wide limits and limiter policies.
+    pub limits: limits::LimitsConfig,
+    /// Redis for limits shared by all gateways; `None` = in-process limits.
+    pub redis_url: Option<String>,
+    /// Namespace of the limiter's Redis keys.
+    pub redis_prefix: String,
 }
 
 impl GatewayConfig {
@@ -51,6 +64,9 @@ impl GatewayConfig {
             spool_dir: data_dir.join("spool"),
             refresh_interval: Duration::from_secs(1),
             upstream_idle_timeout: Duration::from_secs(300),
+            limits: limits::LimitsConfig::default(),
+            redis_url: None,
+            redis_prefix: "crosslogic".to_owned(),
         }
     }
 }
@@ -62,6 +78,9 @@ pub struct Gateway {
     routes: Routes,
     metering: Metering,
     http: reqwest::Client,
+    limiter: limits::Limiter,
+    /// Owns short tasks spawned per request (limit settlement).
+    tasks: TaskTracker,
 }
 
 /// Builds the gateway, loads its first snapshot, and starts its background
@@ -84,6 +103,13 @@ pub async fn start(
         .refresh(&pool)
         .await
         .map_err(|e| StartError(format!("loading nodes and catalog: {e}")))?;
+    let store: std::sync::Arc<dyn limits::LimitStore> = match &config.redis_url {
+        Some(url) => std::sync::Arc::new(
+            limits::redis::RedisStore::new(url, config.limits.lease_ttl).map_err(|e| StartError(e.to_string()))?,
+        ),
+        None => std::sync::Arc::new(limits::local::LocalStore::new(config.limits.lease_ttl)),
+    };
+    let limiter = limits::Limiter::new(store, config.limits.clone(), &config.redis_prefix);
     let keys = KeyCache::new(pool.clone());
     let (metering, writer) = metering::channel(config.spool_dir.clone());
     tasks.spawn(routing::run_refresher(
@@ -99,6 +125,8 @@ pub async fn start(
         routes,
         metering,
         http,
+        limiter,
+        tasks: tasks.clone(),
     };
     Ok(router(gw))
 }
@@ -110,6 +138,11 @@ fn router(gw: Gateway) -> Router {
         .route("/v1/embeddings", post(handlers::embeddings))
         .route("/v1/models", get(handlers::list_models))
         .route("/v1/models/{id}", get(handlers::get_model))
+        .route("/v1/usage", get(self_service::usage))
+        .route("/v1/usage/latency", get(self_service::latency))
+        .route("/v1/keys", get(self_service::list_keys).post(self_service::create_key))
+        .route("/v1/keys/{id}", get(self_service::get_key))
+        .route("/v1/keys/{id}/revoke", post(self_service::revoke_key))
         .route("/v1/{*rest}", axum::routing::any(handlers::not_found))
         .with_state(gw)
 }

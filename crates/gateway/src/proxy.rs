@@ -35,11 +35,18 @@ pub struct Outbound {
     pub snapshot: Arc<Snapshot>,
     pub candidates: Vec<Arc<NodeState>>,
     pub started: Instant,
+    pub request_id: String,
+    /// The admitted limits; moved into the attempt that gets served.
+    pub lease: crate::limits::Lease,
+    /// `x-ratelimit-*` headers for the response.
+    pub rate_headers: crate::limits::RateHeaders,
 }
 
 /// Sends `req`, retrying another node on connect failures and 502/503.
 pub async fn forward(gw: &Gateway, req: Outbound) -> Result<Response, OpenAiError> {
-    let request_id = format!("req_{}", uuid::Uuid::new_v4().simple());
+    let request_id = req.request_id.clone();
+    // Dropped unused (every attempt failed) it settles with 0 tokens.
+    let mut lease = Some(req.lease);
     let mut last_error = String::from("no node accepted the request");
     for node in req.candidates.iter().take(MAX_ATTEMPTS) {
         node.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -56,6 +63,7 @@ pub async fn forward(gw: &Gateway, req: Outbound) -> Result<Response, OpenAiErro
             chunks: 0,
             status: UsageStatus::Completed,
             served: false,
+            lease: None,
         };
         let sent = gw
             .http
@@ -80,7 +88,15 @@ pub async fn forward(gw: &Gateway, req: Outbound) -> Result<Response, OpenAiErro
             }
         };
         node.record_success();
-        return Ok(respond(resp, req.stream, req.hide_usage, guard, &request_id).await);
+        let mut guard = guard;
+        guard.lease = lease.take();
+        let mut out = respond(resp, req.stream, req.hide_usage, guard, &request_id).await;
+        for (name, value) in &req.rate_headers.0 {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                out.headers_mut().insert(*name, v);
+            }
+        }
+        return Ok(out);
     }
     tracing::warn!(request_id, model = %req.model.name, last_error, "no node could serve the request");
     Err(OpenAiError::unavailable(format!(

@@ -50,6 +50,8 @@ pub struct RequestGuard {
     pub status: UsageStatus,
     /// Whether anything should be recorded (false for requests the node refused).
     pub served: bool,
+    /// The request's hold on its rate limits, settled with the actual tokens.
+    pub lease: Option<crate::limits::Lease>,
 }
 
 impl RequestGuard {
@@ -104,6 +106,10 @@ impl Drop for RequestGuard {
         self.node.in_flight.fetch_sub(1, Ordering::Relaxed);
         if self.served {
             let record = self.to_record();
+            if let Some(lease) = self.lease.as_mut() {
+                lease.actual_tokens =
+                    u64::try_from(record.prompt_tokens.saturating_add(record.completion_tokens)).unwrap_or(0);
+            }
             tracing::info!(
                 request_id = %record.request_id,
                 key_prefix = %self.key.key_prefix,

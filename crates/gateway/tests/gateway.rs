@@ -471,3 +471,127 @@ async fn a_dead_node_is_skipped_for_a_live_one() {
     }
     env.stop().await;
 }
+
+#[tokio::test]
+async fn key_limits_answer_429_with_openai_headers() {
+    let env = Env::start(SimConfig::default(), None).await;
+    api_keys::update(
+        &env.db.pool,
+        env.key_id,
+        &api_keys::KeyLimits {
+            rate_limit_requests_per_min: Some(2),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let first = env.post("/v1/chat/completions", &env.key, chat(false)).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-ratelimit-limit-requests"], "2");
+    assert_eq!(first.headers()["x-ratelimit-remaining-requests"], "1");
+    assert!(first.headers().contains_key("x-ratelimit-reset-requests"));
+    // The environment's default 10,000 tokens/min is the tightest token limit.
+    assert_eq!(first.headers()["x-ratelimit-limit-tokens"], "10000");
+    assert_eq!(
+        env.post("/v1/chat/completions", &env.key, chat(false)).await.status(),
+        200
+    );
+    let third = env.post("/v1/chat/completions", &env.key, chat(false)).await;
+    assert_eq!(third.status(), 429);
+    let retry: u64 = third.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry), "retry-after {retry}");
+    let body: Value = third.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    assert_eq!(body["error"]["code"], "requests_per_min_exceeded");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("this API key"),
+        "{body}"
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_concurrency_slot_is_released_when_the_client_disconnects() {
+    let env = Env::start(
+        SimConfig {
+            itl: Duration::from_millis(50),
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .await;
+    api_keys::update(
+        &env.db.pool,
+        env.key_id,
+        &api_keys::KeyLimits {
+            concurrency_limit: Some(1),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut body = chat(true);
+    body["max_tokens"] = json!(100);
+    let mut holder = env.post("/v1/chat/completions", &env.key, body).await;
+    assert_eq!(holder.status(), 200);
+    holder.chunk().await.unwrap();
+    let blocked = env.post("/v1/chat/completions", &env.key, chat(false)).await;
+    assert_eq!(blocked.status(), 429);
+    let err: Value = blocked.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "concurrency_limit_exceeded");
+    drop(holder); // client goes away mid-stream
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = env.post("/v1/chat/completions", &env.key, chat(false)).await.status();
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slot of a disconnected stream was never released"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn the_daily_quota_is_insufficient_quota_and_counts_actual_tokens() {
+    let env = Env::start(SimConfig::default(), None).await;
+    environments::update(
+        &env.db.pool,
+        env.environment_id,
+        &environments::EnvironmentPatch {
+            quota_tokens_per_day: Some(100),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut big = chat(false);
+    big["max_tokens"] = json!(500);
+    let resp = env.post("/v1/chat/completions", &env.key, big).await;
+    assert_eq!(resp.status(), 429);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["error"]["type"], "insufficient_quota");
+    // Small requests fit; reservations settle to the real usage, so more
+    // requests fit than the reservations alone would allow.
+    let mut served = 0;
+    for _ in 0..10 {
+        let mut small = chat(false);
+        small["max_tokens"] = json!(4);
+        if env.post("/v1/chat/completions", &env.key, small).await.status() == 200 {
+            served += 1;
+        }
+    }
+    let used: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(sum(total_tokens), 0)::bigint FROM usage_records WHERE environment_id = $1",
+    )
+    .bind(env.environment_id)
+    .fetch_one(&env.db.pool)
+    .await
+    .unwrap();
+    assert!(served >= 1, "nothing fitted in the quota");
+    assert!(used <= 100 + 30, "quota overrun: {used} tokens used of 100");
+    env.stop().await;
+}

@@ -33,7 +33,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
     let server_config = ServerConfig {
         shutdown_timeout: config.shutdown_timeout,
         admin_token: config.admin_api_token.clone(),
-        gateway: GatewayConfig::new(&config.data_dir),
+        gateway: gateway_config(&config),
     };
     let app = App::new(listener, db, shutdown, server_config);
     tracing::info!(addr = %app.local_addr()?, "crosslogic is serving");
@@ -57,4 +57,22 @@ fn spawn_signal_handler(shutdown: CancellationToken) -> anyhow::Result<()> {
         shutdown.cancel();
     });
     Ok(())
+}
+
+/// The gateway's settings from the process configuration.
+fn gateway_config(config: &Config) -> GatewayConfig {
+    use crosslogic_gateway::limits::{FailureMode, LimitsConfig};
+    use secrecy::ExposeSecret;
+    let mut g = GatewayConfig::new(&config.data_dir);
+    let l = &config.limits;
+    g.limits = LimitsConfig {
+        global_requests_per_min: l.global_requests_per_min,
+        global_tokens_per_min: l.global_tokens_per_min,
+        global_concurrency: l.global_concurrency,
+        default_max_tokens: l.default_max_tokens,
+        lease_ttl: l.lease_ttl,
+        failure_mode: if l.fail_open { FailureMode::Open } else { FailureMode::Closed },
+    };
+    g.redis_url = config.redis_url.as_ref().map(|u| u.expose_secret().to_owned());
+    g
 }

@@ -229,3 +229,57 @@ pub async fn hourly(
     .fetch_all(db)
     .await?)
 }
+
+/// Latency statistics of one model over a range of completed requests.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ModelLatency {
+    pub model_name: String,
+    /// Completed requests in the range.
+    pub requests: i64,
+    pub avg_latency_ms: f64,
+    /// Continuous percentiles (linear interpolation, `percentile_cont`).
+    pub p50_latency_ms: f64,
+    pub p95_latency_ms: f64,
+    pub p99_latency_ms: f64,
+    pub min_latency_ms: i32,
+    pub max_latency_ms: i32,
+    pub avg_prompt_tokens: f64,
+    pub avg_completion_tokens: f64,
+}
+
+/// Per-model latency of a tenant's completed requests in `[from, to)`,
+/// optionally of one key and one model, ordered by model name. Failed and
+/// cancelled requests are left out: their duration is not a service latency.
+pub async fn latency_by_model(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    api_key_id: Option<Uuid>,
+    model_name: Option<&str>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> DbResult<Vec<ModelLatency>> {
+    Ok(sqlx::query_as(
+        "SELECT model_name,
+                count(*) AS requests,
+                avg(latency_ms)::float8 AS avg_latency_ms,
+                percentile_cont(0.50) WITHIN GROUP (ORDER BY latency_ms) AS p50_latency_ms,
+                percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) AS p95_latency_ms,
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms) AS p99_latency_ms,
+                min(latency_ms) AS min_latency_ms,
+                max(latency_ms) AS max_latency_ms,
+                avg(prompt_tokens)::float8 AS avg_prompt_tokens,
+                avg(completion_tokens)::float8 AS avg_completion_tokens
+           FROM usage_records
+          WHERE tenant_id = $1 AND ($2::uuid IS NULL OR api_key_id = $2) AND ($3::text IS NULL OR model_name = $3)
+            AND timestamp >= $4 AND timestamp < $5 AND status = $6
+          GROUP BY model_name ORDER BY model_name",
+    )
+    .bind(tenant_id)
+    .bind(api_key_id)
+    .bind(model_name)
+    .bind(from)
+    .bind(to)
+    .bind(UsageStatus::Completed.as_str())
+    .fetch_all(db)
+    .await?)
+}

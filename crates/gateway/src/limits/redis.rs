@@ -1,0 +1,199 @@
+//! Redis limit store: limits shared by every gateway. Admission and
+//! settlement are one Lua script call each (one round trip; atomic on the
+//! server; EVALSHA after the first call). Redis's clock is used so gateways
+//! agree on time. Connection loss is reported as [`StoreError`] and handled
+//! by the limiter's failure mode.
+//!
+//! Key layout: `<prefix>:{rpm,tpm,conc}:<scope>` and
+//! `<prefix>:day:env:<id>:<yyyymmdd>`. One script touches the global,
+//! tenant, environment and key entries of a request together, so this store
+//! targets a single Redis primary (with replicas), not Redis Cluster.
+
+use std::time::Duration;
+
+use crosslogic_core::limits::LimitKind;
+use futures_util::future::BoxFuture;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Script;
+
+use super::{Decision, LimitStore, Plan, Refusal, StoreError};
+
+/// Limits kept in Redis.
+pub struct RedisStore {
+    client: redis::Client,
+    /// Connected on first use (so a gateway can start while Redis is down);
+    /// the manager reconnects by itself afterwards.
+    conn: tokio::sync::OnceCell<ConnectionManager>,
+    /// After a failed connection attempt, calls fail fast until this instant
+    /// (so a dead Redis costs requests nothing under fail-open).
+    retry_at: std::sync::Mutex<Option<std::time::Instant>>,
+    admit: Script,
+    settle: Script,
+    lease_ms: u64,
+}
+
+impl RedisStore {
+    /// A store for `url` (`redis://…`); leases last `lease_ttl`. Only the
+    /// URL is checked here; the connection is made on first use.
+    pub fn new(url: &str, lease_ttl: Duration) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(url).map_err(|e| StoreError(format!("invalid REDIS_URL: {e}")))?;
+        Ok(RedisStore {
+            client,
+            conn: tokio::sync::OnceCell::new(),
+            retry_at: std::sync::Mutex::new(None),
+            admit: Script::new(include_str!("admit.lua")),
+            settle: Script::new(include_str!("settle.lua")),
+            lease_ms: lease_ttl.as_millis() as u64,
+        })
+    }
+
+    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+        if let Some(conn) = self.conn.get() {
+            return Ok(conn.clone());
+        }
+        let now = std::time::Instant::now();
+        if self.retry_at.lock().ok().and_then(|g| *g).is_some_and(|t| now < t) {
+            return Err(StoreError("Redis unreachable (retrying shortly)".into()));
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_millis(500))
+            .set_response_timeout(Duration::from_millis(500))
+            .set_number_of_retries(0);
+        match self
+            .conn
+            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
+            .await
+        {
+            Ok(c) => Ok(c.clone()),
+            Err(e) => {
+                if let Ok(mut g) = self.retry_at.lock() {
+                    *g = Some(now + Duration::from_secs(2));
+                }
+                Err(StoreError(format!("cannot connect to Redis: {e}")))
+            }
+        }
+    }
+
+    async fn admit_plan(&self, plan: &Plan) -> Result<Decision, StoreError> {
+        let mut inv = self.admit.prepare_invoke();
+        for b in &plan.buckets {
+            inv.key(&b.key);
+        }
+        for s in &plan.slots {
+            inv.key(&s.key);
+        }
+        if let Some(d) = &plan.daily {
+            inv.key(&d.key);
+        }
+        inv.arg(&plan.request_id)
+            .arg(self.lease_ms)
+            .arg(plan.buckets.len())
+            .arg(plan.slots.len())
+            .arg(u8::from(plan.daily.is_some()));
+        for b in &plan.buckets {
+            inv.arg(b.capacity).arg(b.cost);
+        }
+        for s in &plan.slots {
+            inv.arg(s.limit);
+        }
+        if let Some(d) = &plan.daily {
+            inv.arg(d.quota).arg(d.cost).arg(d.ms_to_reset);
+        }
+        let mut conn = self.conn().await?;
+        let reply: Vec<String> = inv
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| StoreError(e.to_string()))?;
+        parse_admit(plan, &reply)
+    }
+
+    async fn settle_plan(&self, plan: &Plan, actual: u64) -> Result<(), StoreError> {
+        let tokens: Vec<_> = plan
+            .buckets
+            .iter()
+            .filter(|b| b.kind == LimitKind::TokensPerMinute)
+            .collect();
+        let refund =
+            i64::try_from(plan.reserved_tokens).unwrap_or(i64::MAX) - i64::try_from(actual).unwrap_or(i64::MAX);
+        let mut inv = self.settle.prepare_invoke();
+        for b in &tokens {
+            inv.key(&b.key);
+        }
+        for s in &plan.slots {
+            inv.key(&s.key);
+        }
+        if let Some(d) = &plan.daily {
+            inv.key(&d.key);
+        }
+        inv.arg(&plan.request_id)
+            .arg(tokens.len())
+            .arg(plan.slots.len())
+            .arg(u8::from(plan.daily.is_some()))
+            .arg(refund);
+        for b in &tokens {
+            inv.arg(b.capacity);
+        }
+        let mut conn = self.conn().await?;
+        let _: i64 = inv
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| StoreError(e.to_string()))?;
+        Ok(())
+    }
+}
+
+fn parse_admit(plan: &Plan, reply: &[String]) -> Result<Decision, StoreError> {
+    let bad = || StoreError(format!("unexpected script reply {reply:?}"));
+    match reply.first().map(String::as_str) {
+        Some("1") => {
+            let remaining = reply[1..]
+                .iter()
+                .map(|v| v.parse::<f64>().map_err(|_| bad()))
+                .collect::<Result<_, _>>()?;
+            Ok(Decision::Admitted { remaining })
+        }
+        Some("0") => {
+            let idx: usize = reply.get(1).and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+            let retry: i64 = reply.get(2).and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+            let retry_after_ms = u64::try_from(retry).ok();
+            let (nb, ns) = (plan.buckets.len(), plan.slots.len());
+            let refusal = if idx >= 1 && idx <= nb {
+                let b = &plan.buckets[idx - 1];
+                Refusal {
+                    layer: b.layer,
+                    kind: b.kind,
+                    limit: b.capacity,
+                    retry_after_ms,
+                }
+            } else if idx > nb && idx <= nb + ns {
+                let s = &plan.slots[idx - nb - 1];
+                Refusal {
+                    layer: s.layer,
+                    kind: LimitKind::Concurrency,
+                    limit: s.limit,
+                    retry_after_ms,
+                }
+            } else {
+                let d = plan.daily.as_ref().ok_or_else(bad)?;
+                Refusal {
+                    layer: d.layer,
+                    kind: LimitKind::TokensPerDay,
+                    limit: d.quota,
+                    retry_after_ms,
+                }
+            };
+            Ok(Decision::Refused(refusal))
+        }
+        _ => Err(bad()),
+    }
+}
+
+impl LimitStore for RedisStore {
+    fn admit<'a>(&'a self, plan: &'a Plan) -> BoxFuture<'a, Result<Decision, StoreError>> {
+        Box::pin(self.admit_plan(plan))
+    }
+
+    fn settle<'a>(&'a self, plan: &'a Plan, actual_tokens: u64) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.settle_plan(plan, actual_tokens))
+    }
+}

@@ -1,0 +1,309 @@
+//! One conformance suite run against both limit stores: the in-process one
+//! and Redis (real server from CROSSLOGIC_TEST_REDIS_URL). Each test uses
+//! its own key prefix, so tests never share state.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crosslogic_core::limits::{Layer, LimitKind};
+use crosslogic_gateway::limits::local::LocalStore;
+use crosslogic_gateway::limits::redis::RedisStore;
+use crosslogic_gateway::limits::{BucketSpec, DailySpec, Decision, LimitStore, Plan, Refusal, SlotSpec};
+
+fn redis_url() -> String {
+    std::env::var("CROSSLOGIC_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+fn prefix() -> String {
+    format!("cltest:{}", uuid::Uuid::new_v4().simple())
+}
+
+fn rid() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+struct P {
+    prefix: String,
+}
+
+impl P {
+    fn bucket(&self, name: &str, layer: Layer, kind: LimitKind, capacity: u64, cost: u64) -> BucketSpec {
+        BucketSpec {
+            key: format!("{}:{name}", self.prefix),
+            layer,
+            kind,
+            capacity,
+            cost,
+        }
+    }
+    fn slot(&self, name: &str, layer: Layer, limit: u64) -> SlotSpec {
+        SlotSpec {
+            key: format!("{}:{name}", self.prefix),
+            layer,
+            limit,
+        }
+    }
+    fn daily(&self, quota: u64, cost: u64) -> DailySpec {
+        DailySpec {
+            key: format!("{}:day", self.prefix),
+            layer: Layer::Environment,
+            quota,
+            cost,
+            ms_to_reset: 3_600_000,
+        }
+    }
+}
+
+fn refused(d: Decision) -> Refusal {
+    match d {
+        Decision::Refused(r) => r,
+        Decision::Admitted { .. } => panic!("expected a refusal"),
+    }
+}
+
+fn admitted(d: &Decision) -> bool {
+    matches!(d, Decision::Admitted { .. })
+}
+
+async fn requests_per_minute_allow_the_limit_then_refuse_with_a_wait(store: Arc<dyn LimitStore>) {
+    let p = P { prefix: prefix() };
+    let plan = |id: String| Plan {
+        request_id: id,
+        buckets: vec![p.bucket("rpm", Layer::Key, LimitKind::RequestsPerMinute, 3, 1)],
+        ..Plan::default()
+    };
+    for _ in 0..3 {
+        assert!(admitted(&store.admit(&plan(rid())).await.unwrap()));
+    }
+    let r = refused(store.admit(&plan(rid())).await.unwrap());
+    assert_eq!(
+        (r.layer, r.kind, r.limit),
+        (Layer::Key, LimitKind::RequestsPerMinute, 3)
+    );
+    let wait = r.retry_after_ms.unwrap();
+    assert!(wait > 0 && wait <= 20_000, "retry after {wait} ms");
+}
+
+async fn token_reservations_settle_to_actual_usage(store: Arc<dyn LimitStore>) {
+    let p = P { prefix: prefix() };
+    let plan = |id: String| Plan {
+        request_id: id,
+        buckets: vec![p.bucket("tpm", Layer::Environment, LimitKind::TokensPerMinute, 1000, 600)],
+        reserved_tokens: 600,
+        ..Plan::default()
+    };
+    let first = plan(rid());
+    let Decision::Admitted { remaining } = store.admit(&first).await.unwrap() else {
+        panic!("refused")
+    };
+    assert!((remaining[0] - 400.0).abs() < 1.0, "{remaining:?}");
+    let r = refused(store.admit(&plan(rid())).await.unwrap());
+    assert_eq!((r.layer, r.kind), (Layer::Environment, LimitKind::TokensPerMinute));
+    store.settle(&first, 100).await.unwrap(); // used 100 of 600: 500 back
+    assert!(admitted(&store.admit(&plan(rid())).await.unwrap()));
+}
+
+async fn concurrency_slots_are_released_by_settlement(store: Arc<dyn LimitStore>) {
+    let p = P { prefix: prefix() };
+    let plan = |id: String| Plan {
+        request_id: id,
+        slots: vec![p.slot("conc", Layer::Tenant, 2)],
+        ..Plan::default()
+    };
+    let a = plan(rid());
+    assert!(admitted(&store.admit(&a).await.unwrap()));
+    assert!(admitted(&store.admit(&plan(rid())).await.unwrap()));
+    let r = refused(store.admit(&plan(rid())).await.unwrap());
+    assert_eq!((r.layer, r.kind, r.limit), (Layer::Tenant, LimitKind::Concurrency, 2));
+    store.settle(&a, 0).await.unwrap();
+    assert!(admitted(&store.admit(&plan(rid())).await.unwrap()));
+}
+
+async fn daily_quota_counts_actual_tokens(store: Arc<dyn LimitStore>) {
+    let p = P { prefix: prefix() };
+    let plan = |id: String| Plan {
+        request_id: id,
+        daily: Some(p.daily(1000, 600)),
+        reserved_tokens: 600,
+        ..Plan::default()
+    };
+    let first = plan(rid());
+    assert!(admitted(&store.admit(&first).await.unwrap()));
+    let r = refused(store.admit(&plan(rid())).await.unwrap());
+    assert_eq!(
+        (r.kind, r.limit, r.retry_after_ms),
+        (LimitKind::TokensPerDay, 1000, Some(3_600_000))
+    );
+    store.settle(&first, 100).await.unwrap();
+    assert!(admitted(&store.admit(&plan(rid())).await.unwrap()));
+    let too_big = Plan {
+        request_id: rid(),
+        daily: Some(p.daily(1000, 5000)),
+        reserved_tokens: 5000,
+        ..Plan::default()
+    };
+    assert_eq!(refused(store.admit(&too_big).await.unwrap()).retry_after_ms, None);
+}
+
+async fn a_refusal_charges_nothing(store: Arc<dyn LimitStore>) {
+    let p = P { prefix: prefix() };
+    let full = p.slot("conc", Layer::Key, 1);
+    let holder = Plan {
+        request_id: rid(),
+        slots: vec![full.clone()],
+        ..Plan::default()
+    };
+    assert!(admitted(&store.admit(&holder).await.unwrap()));
+    // The request bucket passes, the slot does not: the bucket must stay full.
+    let blocked = Plan {
+        request_id: rid(),
+        buckets: vec![p.bucket("rpm", Layer::Global, LimitKind::RequestsPerMinute, 1, 1)],
+        slots: vec![full.clone()],
+        ..Plan::default()
+    };
+    let r = refused(store.admit(&blocked).await.unwrap());
+    assert_eq!(r.kind, LimitKind::Concurrency);
+    store.settle(&holder, 0).await.unwrap();
+    let retry = Plan {
+        request_id: rid(),
+        ..blocked
+    };
+    assert!(
+        admitted(&store.admit(&retry).await.unwrap()),
+        "the refused request consumed the request budget"
+    );
+}
+
+async fn a_request_larger_than_the_limit_can_never_fit(store: Arc<dyn LimitStore>) {
+    let p = P { prefix: prefix() };
+    let plan = Plan {
+        request_id: rid(),
+        buckets: vec![p.bucket("tpm", Layer::Key, LimitKind::TokensPerMinute, 100, 101)],
+        reserved_tokens: 101,
+        ..Plan::default()
+    };
+    assert_eq!(refused(store.admit(&plan).await.unwrap()).retry_after_ms, None);
+}
+
+macro_rules! conformance {
+    ($module:ident, $make:expr) => {
+        mod $module {
+            use super::*;
+            fn store() -> Arc<dyn LimitStore> {
+                $make
+            }
+            #[tokio::test]
+            async fn requests_per_minute() {
+                requests_per_minute_allow_the_limit_then_refuse_with_a_wait(store()).await;
+            }
+            #[tokio::test]
+            async fn token_settlement() {
+                token_reservations_settle_to_actual_usage(store()).await;
+            }
+            #[tokio::test]
+            async fn concurrency_release() {
+                concurrency_slots_are_released_by_settlement(store()).await;
+            }
+            #[tokio::test]
+            async fn daily_quota() {
+                daily_quota_counts_actual_tokens(store()).await;
+            }
+            #[tokio::test]
+            async fn refusals_are_atomic() {
+                a_refusal_charges_nothing(store()).await;
+            }
+            #[tokio::test]
+            async fn oversized_requests() {
+                a_request_larger_than_the_limit_can_never_fit(store()).await;
+            }
+        }
+    };
+}
+
+conformance!(local, Arc::new(LocalStore::new(Duration::from_secs(600))));
+conformance!(
+    redis,
+    Arc::new(RedisStore::new(&redis_url(), Duration::from_secs(600)).unwrap())
+);
+
+async fn leases_expire(store: Arc<dyn LimitStore>) {
+    let p = P { prefix: prefix() };
+    let plan = |id: String| Plan {
+        request_id: id,
+        slots: vec![p.slot("conc", Layer::Key, 1)],
+        ..Plan::default()
+    };
+    assert!(admitted(&store.admit(&plan(rid())).await.unwrap()));
+    assert!(!admitted(&store.admit(&plan(rid())).await.unwrap()));
+    // The holder "crashed" and never settles: its lease runs out.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        admitted(&store.admit(&plan(rid())).await.unwrap()),
+        "an expired lease still holds its slot"
+    );
+}
+
+#[tokio::test]
+async fn local_leases_expire_when_a_holder_never_settles() {
+    leases_expire(Arc::new(LocalStore::new(Duration::from_millis(300)))).await;
+}
+
+#[tokio::test]
+async fn redis_leases_expire_when_a_holder_never_settles() {
+    leases_expire(Arc::new(
+        RedisStore::new(&redis_url(), Duration::from_millis(300)).unwrap(),
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn two_gateways_on_one_redis_share_their_limits() {
+    let a = RedisStore::new(&redis_url(), Duration::from_secs(600)).unwrap();
+    let b = RedisStore::new(&redis_url(), Duration::from_secs(600)).unwrap();
+    let p = P { prefix: prefix() };
+    let plan = |id: String| Plan {
+        request_id: id,
+        buckets: vec![p.bucket("tpm", Layer::Key, LimitKind::TokensPerMinute, 1000, 400)],
+        reserved_tokens: 400,
+        ..Plan::default()
+    };
+    assert!(admitted(&a.admit(&plan(rid())).await.unwrap()));
+    assert!(admitted(&b.admit(&plan(rid())).await.unwrap()));
+    // 800 of 1000 used across both: a third reservation of 400 fails on either.
+    assert!(!admitted(&a.admit(&plan(rid())).await.unwrap()));
+    assert!(!admitted(&b.admit(&plan(rid())).await.unwrap()));
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_an_error_the_limiter_can_fail_open_or_closed_on() {
+    use crosslogic_gateway::limits::{FailureMode, Limiter, LimitsConfig};
+    let dead = RedisStore::new("redis://127.0.0.1:1", Duration::from_secs(600)).unwrap();
+    let plan = Plan {
+        request_id: rid(),
+        slots: vec![P { prefix: prefix() }.slot("c", Layer::Key, 1)],
+        ..Plan::default()
+    };
+    assert!(dead.admit(&plan).await.is_err());
+    let store: Arc<dyn LimitStore> = Arc::new(dead);
+    let open = Limiter::new(
+        Arc::clone(&store),
+        LimitsConfig {
+            failure_mode: FailureMode::Open,
+            ..LimitsConfig::default()
+        },
+        "x",
+    );
+    assert!(open.admit(&plan).await.is_ok(), "fail-open must admit");
+    let closed = Limiter::new(
+        store,
+        LimitsConfig {
+            failure_mode: FailureMode::Closed,
+            ..LimitsConfig::default()
+        },
+        "x",
+    );
+    let err = closed.admit(&plan).await.unwrap_err();
+    assert_eq!(err.status.as_u16(), 503);
+}
