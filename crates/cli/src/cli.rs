@@ -36,6 +36,9 @@ pub enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// `tenants`, `environments`, `keys`: clients of a running server's admin API.
+    #[command(flatten)]
+    Admin(crate::commands::admin_client::AdminCommand),
     /// Run the vLLM-compatible engine simulator (a stand-in GPU node for
     /// development and tests). Flags mirror `vllm serve` where they overlap.
     EngineSim(EngineSimArgs),

@@ -173,6 +173,23 @@ async fn the_official_openai_sdk_works_end_to_end_and_every_token_is_metered() {
     assert_eq!(case("error_model")["code"], "model_not_found");
     assert_eq!(case("error_model")["status"], 404);
 
+    // Prometheus metrics with bounded labels.
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "crosslogic_gateway_requests_total{endpoint=\"chat_completions\",status=\"2xx\"} 3",
+        "crosslogic_gateway_requests_total{endpoint=\"chat_completions\",status=\"4xx\"} 1",
+        "crosslogic_gateway_overhead_seconds_bucket",
+        "crosslogic_gateway_tokens_total{model=\"llama-3-8b\",kind=\"completion\"}",
+    ] {
+        assert!(metrics.contains(needle), "metrics lack {needle}:\n{metrics}");
+    }
+    assert!(!metrics.contains(tid), "a tenant id leaked into metric labels");
+
     // Every request the client saw has exactly one usage row with its tokens;
     // the stream that hid usage from the client is metered like the others.
     let status = server.signal_and_wait(Signal::SIGTERM); // drains the usage writer

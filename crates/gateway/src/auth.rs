@@ -4,9 +4,11 @@
 //! it (with its environment and tenant) in one query, later ones hit the
 //! cache. Correctness does not depend on a TTL: [`run_invalidator`] listens to
 //! `NOTIFY crosslogic_auth` (sent by triggers when a key, environment or
-//! tenant changes) and drops the affected entries at once; if the listening
-//! connection drops, the whole cache is cleared because notifications may
-//! have been missed. Expiry is checked on every request against the clock.
+//! tenant changes) and drops the affected entries at once. If the listening
+//! connection drops, cached keys keep working while the database is away (a
+//! revocation cannot commit then either) and the whole cache is cleared when
+//! LISTEN is re-established, since notifications may have been missed.
+//! Expiry is checked on every request against the clock.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -212,6 +214,8 @@ pub async fn run_invalidator(cache: KeyCache, pool: PgPool, shutdown: Cancellati
         };
         if let Err(e) = listener.listen(AUTH_CHANNEL).await {
             tracing::warn!(error = %e, "auth listener cannot LISTEN; retrying");
+            tokio::select! { () = shutdown.cancelled() => return, () = tokio::time::sleep(backoff) => {} }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
             continue;
         }
         // Anything cached before LISTEN took effect may be stale.
@@ -222,14 +226,15 @@ pub async fn run_invalidator(cache: KeyCache, pool: PgPool, shutdown: Cancellati
                 () = shutdown.cancelled() => return,
                 msg = listener.try_recv() => match msg {
                     Ok(Some(n)) => cache.invalidate(n.payload()),
+                    // Keep serving cached keys while the database is away (no
+                    // revocation can commit meanwhile); the cache is cleared
+                    // as soon as LISTEN is re-established.
                     Ok(None) => {
-                        tracing::warn!("auth listener connection lost; clearing the key cache");
-                        cache.clear();
+                        tracing::warn!("auth listener connection lost; reconnecting");
                         break;
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "auth listener failed; clearing the key cache");
-                        cache.clear();
+                        tracing::warn!(error = %e, "auth listener failed; reconnecting");
                         break;
                     }
                 }

@@ -24,6 +24,14 @@ enum Endpoint {
 }
 
 impl Endpoint {
+    fn label(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat_completions",
+            Endpoint::Completions => "completions",
+            Endpoint::Embeddings => "embeddings",
+        }
+    }
+
     fn path(self) -> &'static str {
         match self {
             Endpoint::Chat => "/v1/chat/completions",
@@ -40,21 +48,26 @@ async fn authenticate(gw: &Gateway, headers: &HeaderMap) -> Result<Arc<AuthedKey
 }
 
 pub async fn chat_completions(State(gw): State<Gateway>, headers: HeaderMap, body: Bytes) -> Response {
-    inference(&gw, &headers, body, Endpoint::Chat)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    measured(&gw, &headers, body, Endpoint::Chat).await
 }
 
 pub async fn completions(State(gw): State<Gateway>, headers: HeaderMap, body: Bytes) -> Response {
-    inference(&gw, &headers, body, Endpoint::Completions)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    measured(&gw, &headers, body, Endpoint::Completions).await
 }
 
 pub async fn embeddings(State(gw): State<Gateway>, headers: HeaderMap, body: Bytes) -> Response {
-    inference(&gw, &headers, body, Endpoint::Embeddings)
+    measured(&gw, &headers, body, Endpoint::Embeddings).await
+}
+
+/// Runs an inference request and records its metrics (duration until the
+/// response head: for streams, time to first byte).
+async fn measured(gw: &Gateway, headers: &HeaderMap, body: Bytes, endpoint: Endpoint) -> Response {
+    let started = Instant::now();
+    let resp = inference(gw, headers, body, endpoint)
         .await
-        .unwrap_or_else(IntoResponse::into_response)
+        .unwrap_or_else(IntoResponse::into_response);
+    crate::telemetry::request(endpoint.label(), resp.status().as_u16(), started.elapsed());
+    resp
 }
 
 /// Rough prompt size (4 characters per token) for requests whose stream
@@ -162,6 +175,7 @@ async fn inference(
         .plan(&key, &request_id, u64::from(prompt_estimate) + completion_reserve);
     let rate_headers = gw.limiter.admit(&plan).await?;
     let lease = crate::limits::Lease::new(gw.limiter.clone(), plan, gw.tasks.clone());
+    crate::telemetry::overhead(endpoint.label(), started.elapsed());
     forward(
         gw,
         Outbound {

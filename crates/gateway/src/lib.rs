@@ -24,6 +24,7 @@ mod proxy;
 pub mod routing;
 mod self_service;
 mod stream;
+pub mod telemetry;
 pub mod usage;
 
 use std::path::PathBuf;

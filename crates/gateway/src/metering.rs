@@ -143,9 +143,13 @@ async fn flush(pool: &PgPool, spool_dir: &Path, batch: &mut Vec<UsageRecord>) {
         return;
     }
     match write(pool, batch).await {
-        Ok(n) => tracing::debug!(records = batch.len(), inserted = n, "usage batch written"),
+        Ok(n) => {
+            crate::telemetry::usage_records("written", batch.len() as u64);
+            tracing::debug!(records = batch.len(), inserted = n, "usage batch written")
+        }
         Err(e) => match spool(spool_dir, batch) {
             Ok(path) => {
+                crate::telemetry::usage_records("spooled", batch.len() as u64);
                 tracing::warn!(error = %e, records = batch.len(), file = %path.display(), "database unavailable; usage spooled")
             }
             Err(io) => {

@@ -76,12 +76,14 @@ pub async fn forward(gw: &Gateway, req: Outbound) -> Result<Response, OpenAiErro
         let resp = match sent {
             Ok(r) if matches!(r.status().as_u16(), 502 | 503) => {
                 node.record_failure();
+                crate::telemetry::upstream_error("status");
                 last_error = format!("node answered {}", r.status());
                 continue; // guard drops unserved: releases in-flight, records nothing
             }
             Ok(r) => r,
             Err(e) => {
                 node.record_failure();
+                crate::telemetry::upstream_error("connect");
                 tracing::warn!(request_id, node_id = %node.id, error = %e, "node unreachable; trying another");
                 last_error = "node unreachable".to_owned();
                 continue;
@@ -140,6 +142,7 @@ async fn respond(
         Err(e) => {
             tracing::warn!(error = %e, "node broke off a response");
             guard.node.record_failure();
+            crate::telemetry::upstream_error("body");
             return axum::response::IntoResponse::into_response(OpenAiError::upstream(
                 "The model node failed while answering.",
             ));

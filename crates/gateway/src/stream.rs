@@ -125,6 +125,7 @@ impl Stream for MeteredStream {
                     self.guard.status = UsageStatus::Failed;
                     tracing::warn!(request_id = %self.guard.request_id, error = %e, "upstream stream failed");
                     self.guard.node.record_failure();
+                    crate::telemetry::upstream_error("stream");
                     return Poll::Ready(Some(Err(std::io::Error::other("upstream stream failed"))));
                 }
                 Poll::Ready(None) => {

@@ -106,6 +106,11 @@ impl Drop for RequestGuard {
         self.node.in_flight.fetch_sub(1, Ordering::Relaxed);
         if self.served {
             let record = self.to_record();
+            crate::telemetry::tokens(
+                &record.model_name,
+                u64::try_from(record.prompt_tokens).unwrap_or(0),
+                u64::try_from(record.completion_tokens).unwrap_or(0),
+            );
             if let Some(lease) = self.lease.as_mut() {
                 lease.actual_tokens =
                     u64::try_from(record.prompt_tokens.saturating_add(record.completion_tokens)).unwrap_or(0);

@@ -81,6 +81,7 @@ impl App {
             config,
         } = self;
         let pool = db.pool().clone();
+        ops::install_metrics();
         let tasks = TaskTracker::new();
         // Background work stops in phase 2, after requests have drained.
         let background = CancellationToken::new();

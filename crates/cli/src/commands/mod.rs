@@ -1,5 +1,6 @@
 //! Command implementations: load configuration, call the libraries, print.
 
+pub(crate) mod admin_client;
 mod config;
 mod db;
 mod engine_sim;
@@ -22,6 +23,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         init_logging(LogFormat::Text, "info");
         return engine_sim::run(args).await;
     }
+    if let Command::Admin(cmd) = cli.command {
+        // An HTTP client of a running server: no database, no configuration.
+        return admin_client::run(cmd).await;
+    }
     let mut config = Config::from_env().context("invalid configuration")?;
     if let Some(dir) = cli.data_dir {
         config.data_dir = dir;
@@ -35,7 +40,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(config, args).await,
         Command::Db(cmd) => db::run(&config, cmd).await,
         Command::Config(cmd) => config::run(&config, cmd),
-        Command::EngineSim(_) => unreachable!("handled before configuration is read"),
+        Command::EngineSim(_) | Command::Admin(_) => unreachable!("handled before configuration is read"),
     }
 }
 
@@ -55,18 +60,22 @@ async fn open_db(config: &Config, wait: Duration) -> anyhow::Result<Database> {
     Ok(Database::open(&config.database, &config.data_dir, config.pg_bin.as_deref(), wait).await?)
 }
 
-/// Asks the user to type `expected` to confirm a destructive action.
+/// Asks the user to type the database name to confirm a destructive action.
 /// Without a terminal (scripts, CI) it refuses and points at `--yes`.
 fn confirm(action: &str, expected: &str) -> anyhow::Result<()> {
+    confirm_typing(action, "the database name", expected)
+}
+
+/// Asks the user to type `expected` (described as `what`, e.g. "the key
+/// id") to confirm a destructive action. Without a terminal (scripts, CI)
+/// it refuses and points at `--yes`.
+fn confirm_typing(action: &str, what: &str, expected: &str) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         anyhow::bail!("refusing to {action} without confirmation: no terminal to ask on; pass --yes to confirm");
     }
     let mut err = std::io::stderr();
-    write!(
-        err,
-        "This will {action}.\nType the database name ({expected}) to confirm: "
-    )?;
+    write!(err, "This will {action}.\nType {what} ({expected}) to confirm: ")?;
     err.flush()?;
     let mut answer = String::new();
     stdin.lock().read_line(&mut answer)?;

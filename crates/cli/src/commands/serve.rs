@@ -71,7 +71,11 @@ fn gateway_config(config: &Config) -> GatewayConfig {
         global_concurrency: l.global_concurrency,
         default_max_tokens: l.default_max_tokens,
         lease_ttl: l.lease_ttl,
-        failure_mode: if l.fail_open { FailureMode::Open } else { FailureMode::Closed },
+        failure_mode: if l.fail_open {
+            FailureMode::Open
+        } else {
+            FailureMode::Closed
+        },
     };
     g.redis_url = config.redis_url.as_ref().map(|u| u.expose_secret().to_owned());
     g

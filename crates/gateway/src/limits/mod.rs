@@ -250,7 +250,10 @@ impl Limiter {
     pub async fn admit(&self, plan: &Plan) -> Result<RateHeaders, OpenAiError> {
         match self.store.admit(plan).await {
             Ok(Decision::Admitted { remaining }) => Ok(headers(plan, &remaining)),
-            Ok(Decision::Refused(r)) => Err(refusal_error(&r)),
+            Ok(Decision::Refused(r)) => {
+                crate::telemetry::rate_limited(r.layer, r.kind);
+                Err(refusal_error(&r))
+            }
             Err(e) => match self.config.failure_mode {
                 FailureMode::Open => {
                     tracing::warn!(error = %e, "rate-limit store unavailable; admitting without limits (fail open)");
