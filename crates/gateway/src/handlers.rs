@@ -16,6 +16,19 @@ use crate::error::OpenAiError;
 use crate::proxy::{forward, Outbound};
 use crate::Gateway;
 
+/// The fields of an OpenAI request body the gateway acts on.
+#[derive(serde::Deserialize)]
+struct RequestHead<'a> {
+    #[serde(borrow, default)]
+    model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    max_tokens: Option<u64>,
+    #[serde(default)]
+    max_completion_tokens: Option<u64>,
+}
+
 #[derive(Clone, Copy)]
 enum Endpoint {
     Chat,
@@ -70,25 +83,6 @@ async fn measured(gw: &Gateway, headers: &HeaderMap, body: Bytes, endpoint: Endp
     resp
 }
 
-/// Rough prompt size (4 characters per token) for requests whose stream
-/// ended before the engine reported usage.
-fn estimate_prompt_tokens(body: &Value) -> u32 {
-    fn text_len(v: &Value) -> usize {
-        match v {
-            Value::String(s) => s.len(),
-            Value::Array(a) => a.iter().map(text_len).sum(),
-            Value::Object(o) => o.get("content").or_else(|| o.get("text")).map_or(0, text_len),
-            _ => 0,
-        }
-    }
-    let chars = ["messages", "prompt", "input"]
-        .iter()
-        .filter_map(|k| body.get(*k))
-        .map(text_len)
-        .sum::<usize>();
-    u32::try_from(chars.div_ceil(4)).unwrap_or(u32::MAX)
-}
-
 async fn inference(
     gw: &Gateway,
     headers: &HeaderMap,
@@ -103,13 +97,12 @@ async fn inference(
             "This key is read-only: it can list models and read usage, not run inference.",
         ));
     }
-    let mut doc: Value = serde_json::from_slice(&body)
+    // Only the fields the gateway needs are read; everything else is passed
+    // through untouched (and not allocated while parsing).
+    let head: RequestHead = serde_json::from_slice(&body)
         .map_err(|e| OpenAiError::invalid(format!("We could not parse the JSON body of your request: {e}."), None))?;
-    let Some(obj) = doc.as_object_mut() else {
-        return Err(OpenAiError::invalid("The request body must be a JSON object.", None));
-    };
-    let model_name = match obj.get("model") {
-        Some(Value::String(m)) if !m.is_empty() => m.clone(),
+    let model_name = match head.model.as_deref() {
+        Some(m) if !m.is_empty() => m.to_owned(),
         _ => {
             return Err(OpenAiError::invalid(
                 "You must provide a model parameter.",
@@ -138,10 +131,24 @@ async fn inference(
         }
         _ => {}
     }
-    let stream = !matches!(endpoint, Endpoint::Embeddings) && obj.get("stream").and_then(Value::as_bool) == Some(true);
+    let stream = !matches!(endpoint, Endpoint::Embeddings) && head.stream == Some(true);
     let mut hide_usage = false;
+    // Reservation for token limits: the request's size (about 4 bytes per
+    // token) plus its completion budget; settled to the real usage later.
+    let prompt_estimate = u32::try_from(body.len().div_ceil(4)).unwrap_or(u32::MAX);
+    let completion_reserve = match endpoint {
+        Endpoint::Embeddings => 0,
+        _ => head
+            .max_completion_tokens
+            .or(head.max_tokens)
+            .unwrap_or(gw.limiter.config().default_max_tokens),
+    };
     let body = if stream {
         // Always obtain usage from the engine; hide it if the client did not ask.
+        let mut doc: Value = serde_json::from_slice(&body).map_err(|_| OpenAiError::internal())?;
+        let Some(obj) = doc.as_object_mut() else {
+            return Err(OpenAiError::invalid("The request body must be a JSON object.", None));
+        };
         let opts = obj.entry("stream_options").or_insert_with(|| json!({}));
         if !opts.is_object() {
             return Err(OpenAiError::invalid(
@@ -161,14 +168,6 @@ async fn inference(
             "No node is serving model `{model_name}` right now; capacity may be starting up. Retry shortly."
         )));
     }
-    let prompt_estimate = estimate_prompt_tokens(&doc);
-    let completion_reserve = match endpoint {
-        Endpoint::Embeddings => 0,
-        _ => ["max_completion_tokens", "max_tokens"]
-            .iter()
-            .find_map(|k| doc.get(*k).and_then(Value::as_u64))
-            .unwrap_or(gw.limiter.config().default_max_tokens),
-    };
     let request_id = format!("req_{}", uuid::Uuid::new_v4().simple());
     let plan = gw
         .limiter
