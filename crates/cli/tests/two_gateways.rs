@@ -1,0 +1,189 @@
+//! Two real `crosslogic serve` processes on one database and one Redis:
+//! limits are shared (not multiplied by the number of replicas), and a key
+//! revoked through one is refused by the other without waiting for a TTL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Server, BIN};
+use crosslogic_core::{NodeStatus, Provider};
+use crosslogic_db::repo::nodes;
+use crosslogic_testkit::TestDb;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "two-gateways-token-0123456789";
+
+struct Sim(Child);
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn two_gateways_share_limits_through_redis_and_see_revocations_at_once() {
+    let db = TestDb::new().await;
+    let redis = std::env::var("CROSSLOGIC_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _sim = Sim(Command::new(BIN)
+        .args([
+            "engine-sim",
+            "--served-model-name",
+            "llama-3-8b",
+            "--port",
+            &port.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    let sim_url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("{sim_url}/health")).await.is_err() {
+        assert!(Instant::now() < deadline, "engine-sim did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let (dir_a, dir_b) = (common::data_dir(), common::data_dir());
+    let start = |dir: &tempfile::TempDir| {
+        Server::start(
+            &[
+                ("DATABASE_URL", db.url.as_str()),
+                ("REDIS_URL", redis.as_str()),
+                ("ADMIN_API_TOKEN", TOKEN),
+                ("CROSSLOGIC_DATA_DIR", dir.path().to_str().unwrap()),
+            ],
+            &[],
+        )
+        .unwrap()
+    };
+    // Both migrate the same database at start (advisory lock).
+    let (a, b) = (start(&dir_a), start(&dir_b));
+
+    let n = nodes::create(
+        &db.pool,
+        &nodes::NewNode {
+            cluster_name: "cic-local-us-east-sim-od-two".into(),
+            provider: Provider::Local,
+            region_code: Some("us-east".into()),
+            instance_type: None,
+            gpu_type: None,
+            gpu_count: 0,
+            vram_total_gb: None,
+            model_name: "llama-3-8b".into(),
+            deployment_id: None,
+            spot_instance: false,
+            agent_token_hash: None,
+            metadata: json!({}),
+        },
+    )
+    .await
+    .unwrap();
+    nodes::register(&db.pool, n.id, &sim_url, None, None).await.unwrap();
+    nodes::transition(&db.pool, n.id, NodeStatus::Active, &[])
+        .await
+        .unwrap();
+
+    let http = reqwest::Client::new();
+    let admin = |path: &str| format!("{}/admin/v1{path}", a.url(""));
+    let post = |url: String, body: Value| {
+        let http = http.clone();
+        async move {
+            http.post(url)
+                .bearer_auth(TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let tenant = post(admin("/tenants"), json!({ "name": "Two", "email": "two@x.test" })).await;
+    let tid = tenant["id"].as_str().unwrap().to_owned();
+    let env = post(
+        admin(&format!("/tenants/{tid}/environments")),
+        json!({ "name": "prod" }),
+    )
+    .await;
+    let limited = post(
+        admin(&format!("/tenants/{tid}/keys")),
+        json!({ "environment_id": env["id"], "rate_limit_requests_per_min": 4 }),
+    )
+    .await;
+    let limited = limited["key_secret"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(1500)).await; // both gateways' route refresh sees the node
+
+    let chat = json!({ "model": "llama-3-8b", "messages": [{ "role": "user", "content": "hi" }], "max_tokens": 2 });
+    let call = |base: String, key: String| {
+        let http = http.clone();
+        let chat = chat.clone();
+        async move {
+            http.post(format!("{base}/v1/chat/completions"))
+                .bearer_auth(key)
+                .json(&chat)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let mut statuses = Vec::new();
+    for gw in [&a, &b, &a, &b, &b] {
+        statuses.push(call(gw.url(""), limited.clone()).await);
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 200, 429],
+        "4 requests/min shared by both gateways"
+    );
+
+    // Revocation through A reaches B without a TTL.
+    let key = post(
+        admin(&format!("/tenants/{tid}/keys")),
+        json!({ "environment_id": env["id"] }),
+    )
+    .await;
+    let (secret, kid) = (
+        key["key_secret"].as_str().unwrap().to_owned(),
+        key["id"].as_str().unwrap().to_owned(),
+    );
+    assert_eq!(call(b.url(""), secret.clone()).await, 200); // cached on B now
+    post(admin(&format!("/keys/{kid}/revoke")), json!({})).await;
+    let revoked = Instant::now();
+    loop {
+        let status = call(b.url(""), secret.clone()).await;
+        if status == 401 {
+            break;
+        }
+        assert!(
+            revoked.elapsed() < Duration::from_secs(10),
+            "gateway B still accepts a revoked key"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!(
+        "gateway B refused the revoked key {:?} after revocation on A",
+        revoked.elapsed()
+    );
+    assert!(a.signal_and_wait(nix::sys::signal::Signal::SIGTERM).success());
+    assert!(b.signal_and_wait(nix::sys::signal::Signal::SIGTERM).success());
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_records")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 5, "one usage row per served request across both gateways");
+    db.drop_db().await;
+}
