@@ -108,6 +108,45 @@ async fn closed_loop(
     (rps, all)
 }
 
+/// Open loop at `rate` requests/s for `secs` (latency is not queueing here:
+/// requests are sent on schedule whatever the answers do). Tokio's timer has
+/// millisecond resolution, so sub-millisecond intervals arrive in small bursts.
+async fn fixed_rate(
+    http: &reqwest::Client,
+    t: &Target,
+    body: &serde_json::Value,
+    rate: u64,
+    secs: u64,
+) -> Vec<Duration> {
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..rate * secs {
+        tick.tick().await;
+        let http = http.clone();
+        let url = format!("{}/v1/chat/completions", t.url);
+        let key = t.key.clone();
+        let body = body.clone();
+        set.spawn(async move {
+            let started = Instant::now();
+            let mut req = http.post(&url).json(&body);
+            if let Some(k) = &key {
+                req = req.bearer_auth(k);
+            }
+            let resp = req.send().await.unwrap();
+            assert!(resp.status().is_success(), "{}", resp.status());
+            resp.bytes().await.unwrap();
+            started.elapsed()
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = set.join_next().await {
+        out.push(r.unwrap());
+    }
+    out.sort();
+    out
+}
+
 async fn start_gateway(
     db: &TestDb,
     redis: Option<String>,
@@ -326,6 +365,27 @@ async fn main() {
             ms(percentile(&g, 0.99)) - ms(percentile(&d, 0.99))
         );
         gateway_requests += n + n / 2;
+        let d = fixed_rate(&http, &direct, &body, 2000, secs).await;
+        let g = fixed_rate(&http, &via, &body, 2000, secs).await;
+        gateway_requests += g.len();
+        println!(
+            "{:<34} {:>10.3} {:>10.3}",
+            "2000 req/s fixed rate, direct",
+            ms(percentile(&d, 0.5)),
+            ms(percentile(&d, 0.99))
+        );
+        println!(
+            "{:<34} {:>10.3} {:>10.3}",
+            "2000 req/s fixed rate, gateway",
+            ms(percentile(&g, 0.5)),
+            ms(percentile(&g, 0.99))
+        );
+        println!(
+            "{:<34} {:>10.3} {:>10.3}",
+            "  added by the gateway",
+            ms(percentile(&g, 0.5)) - ms(percentile(&d, 0.5)),
+            ms(percentile(&g, 0.99)) - ms(percentile(&d, 0.99))
+        );
         for conc in [16usize, 64] {
             let (drps, d) = closed_loop(&http, &direct, &body, conc, secs).await;
             let (grps, g) = closed_loop(&http, &via, &body, conc, secs).await;

@@ -26,6 +26,8 @@ struct Env {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     _spool: tempfile::TempDir,
+    /// The simulator node's base URL.
+    sim: String,
 }
 
 async fn start_sim(cfg: SimConfig) -> String {
@@ -95,6 +97,11 @@ impl Env {
     /// A tenant with one environment (region in-mumbai) and a developer key,
     /// one simulator node serving llama-3-8b, and the gateway in front.
     async fn start(sim_cfg: SimConfig, models: Option<Vec<&str>>) -> Env {
+        Env::start_with(sim_cfg, models, |_| {}).await
+    }
+
+    /// Like [`Env::start`], with gateway settings adjusted by `tweak`.
+    async fn start_with(sim_cfg: SimConfig, models: Option<Vec<&str>>, tweak: impl FnOnce(&mut GatewayConfig)) -> Env {
         let db = TestDb::new().await;
         crosslogic_db::migrate::migrate(&db.pool).await.unwrap();
         let t = tenants::create(
@@ -133,6 +140,7 @@ impl Env {
         let spool = tempfile::tempdir().unwrap();
         let mut cfg = GatewayConfig::new(spool.path());
         cfg.refresh_interval = Duration::from_millis(200);
+        tweak(&mut cfg);
         let tasks = TaskTracker::new();
         let shutdown = CancellationToken::new();
         let app = crosslogic_gateway::start(db.pool.clone(), &cfg, &tasks, shutdown.clone())
@@ -152,7 +160,23 @@ impl Env {
             shutdown,
             tasks,
             _spool: spool,
+            sim: endpoint,
         }
+    }
+
+    /// `vllm:num_requests_running` as the simulator reports it.
+    async fn sim_running(&self) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", self.sim))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find(|l| l.starts_with("vllm:num_requests_running"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
     }
 
     async fn post(&self, path: &str, key: &str, body: Value) -> reqwest::Response {
@@ -309,6 +333,15 @@ async fn a_stream_cut_by_the_client_is_recorded_with_the_tokens_produced() {
         }
     }
     drop(resp);
+    // The node stops generating for the client that left.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while env.sim_running().await > 0.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the node kept generating after the client disconnected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let row = env.usage_row(&rid).await;
     assert_eq!(row["status"], "cancelled");
     let produced = row["completion_tokens"].as_i64().unwrap();
@@ -593,5 +626,224 @@ async fn the_daily_quota_is_insufficient_quota_and_counts_actual_tokens() {
     .unwrap();
     assert!(served >= 1, "nothing fitted in the quota");
     assert!(used <= 100 + 30, "quota overrun: {used} tokens used of 100");
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_node_fails_the_stream_records_what_it_produced_and_frees_the_slot() {
+    // The node pauses 1.5 s between tokens; the gateway's idle timeout is 300 ms.
+    let env = Env::start_with(
+        SimConfig {
+            itl: Duration::from_millis(1500),
+            ..SimConfig::default()
+        },
+        None,
+        |c| {
+            c.upstream_idle_timeout = Duration::from_millis(300);
+        },
+    )
+    .await;
+    api_keys::update(
+        &env.db.pool,
+        env.key_id,
+        &api_keys::KeyLimits {
+            concurrency_limit: Some(1),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let resp = env.post("/v1/chat/completions", &env.key, chat(true)).await;
+    assert_eq!(resp.status(), 200);
+    let rid = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let text = resp.text().await;
+    match &text {
+        Ok(body) => assert!(!body.contains("[DONE]"), "a timed-out stream ended cleanly: {body}"),
+        Err(_) => {} // the broken upstream breaks the client's stream too
+    }
+    let row = env.usage_row(&rid).await;
+    assert_eq!(row["status"], "failed");
+    assert!(row["completion_tokens"].as_i64().unwrap() >= 1, "{row}");
+    // The concurrency slot came back.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut quick = chat(false);
+        quick["max_tokens"] = json!(1);
+        if env.post("/v1/chat/completions", &env.key, quick).await.status() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slot of a timed-out stream was not released"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn every_layer_and_kind_of_limit_refuses_with_its_own_error() {
+    use crosslogic_gateway::limits::LimitsConfig;
+    // (set up, expected type, expected code, a phrase of the message)
+    type Setup = Box<dyn Fn(&mut LimitsConfig)>;
+    let cases: Vec<(&str, Setup, &str, &str, &str)> = vec![
+        (
+            "global rpm",
+            Box::new(|l: &mut LimitsConfig| l.global_requests_per_min = Some(1)),
+            "rate_limit_error",
+            "global_rate_limit_exceeded",
+            "the platform",
+        ),
+        (
+            "global tpm",
+            Box::new(|l: &mut LimitsConfig| l.global_tokens_per_min = Some(100)),
+            "rate_limit_error",
+            "global_rate_limit_exceeded",
+            "tokens per minute",
+        ),
+        (
+            "global concurrency",
+            Box::new(|l: &mut LimitsConfig| l.global_concurrency = Some(1)),
+            "rate_limit_error",
+            "global_rate_limit_exceeded",
+            "concurrent requests",
+        ),
+    ];
+    for (name, setup, kind, code, phrase) in cases {
+        let env = Env::start_with(
+            SimConfig {
+                itl: Duration::from_millis(30),
+                ..SimConfig::default()
+            },
+            None,
+            |c| setup(&mut c.limits),
+        )
+        .await;
+        let mut long = chat(true);
+        long["max_tokens"] = json!(60);
+        let holder = env.post("/v1/chat/completions", &env.key, long).await; // holds a slot for a while
+        let mut body = chat(false);
+        body["max_tokens"] = json!(60);
+        let resp = env.post("/v1/chat/completions", &env.key, body).await;
+        assert_eq!(resp.status(), 429, "{name}");
+        assert!(resp.headers().contains_key("retry-after"), "{name}");
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["error"]["type"], kind, "{name}: {err}");
+        assert_eq!(err["error"]["code"], code, "{name}: {err}");
+        assert!(
+            err["error"]["message"].as_str().unwrap().contains(phrase),
+            "{name}: {err}"
+        );
+        drop(holder);
+        env.stop().await;
+    }
+
+    // Tenant, environment and key layers come from their rows.
+    let env = Env::start(
+        SimConfig {
+            itl: Duration::from_millis(30),
+            ..SimConfig::default()
+        },
+        None,
+    )
+    .await;
+    let p = &env.db.pool;
+    let check = |resp: reqwest::Response, code: &'static str, phrase: &'static str| async move {
+        assert_eq!(resp.status(), 429, "{code}");
+        let err: Value = resp.json().await.unwrap();
+        assert_eq!(err["error"]["code"], code, "{err}");
+        assert!(err["error"]["message"].as_str().unwrap().contains(phrase), "{err}");
+    };
+    tenants::update(
+        p,
+        env.tenant_id,
+        &tenants::TenantPatch {
+            rate_limit_tokens_per_min: Some(20),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    check(
+        env.post("/v1/chat/completions", &env.key, chat(false)).await,
+        "tokens_per_min_exceeded",
+        "your organization",
+    )
+    .await;
+    tenants::update(
+        p,
+        env.tenant_id,
+        &tenants::TenantPatch {
+            rate_limit_tokens_per_min: Some(1_000_000),
+            concurrency_limit: Some(1),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut long = chat(true);
+    long["max_tokens"] = json!(60);
+    let holder = env.post("/v1/chat/completions", &env.key, long.clone()).await;
+    check(
+        env.post("/v1/chat/completions", &env.key, chat(false)).await,
+        "concurrency_limit_exceeded",
+        "your organization",
+    )
+    .await;
+    drop(holder);
+    tenants::update(
+        p,
+        env.tenant_id,
+        &tenants::TenantPatch {
+            concurrency_limit: Some(1000),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    environments::update(
+        p,
+        env.environment_id,
+        &environments::EnvironmentPatch {
+            rate_limit_requests_per_min: Some(1),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await; // the tenant's slot is settled
+    let _ = env.post("/v1/chat/completions", &env.key, chat(false)).await;
+    check(
+        env.post("/v1/chat/completions", &env.key, chat(false)).await,
+        "requests_per_min_exceeded",
+        "this environment",
+    )
+    .await;
+    environments::update(
+        p,
+        env.environment_id,
+        &environments::EnvironmentPatch {
+            rate_limit_requests_per_min: Some(1000),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    api_keys::update(
+        p,
+        env.key_id,
+        &api_keys::KeyLimits {
+            rate_limit_tokens_per_min: Some(20),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    check(
+        env.post("/v1/chat/completions", &env.key, chat(false)).await,
+        "tokens_per_min_exceeded",
+        "this API key",
+    )
+    .await;
     env.stop().await;
 }
