@@ -11,9 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Server, BIN};
-use crosslogic_core::{NodeStatus, Provider};
-use crosslogic_db::repo::nodes;
-use crosslogic_testkit::TestDb;
+use crosslogic_testkit::{fixtures, TestDb};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
@@ -49,32 +47,6 @@ async fn start_sim(model: &str) -> (Sim, String) {
     (Sim(child), url)
 }
 
-async fn register(db: &TestDb, endpoint: &str, model: &str) {
-    let n = nodes::create(
-        &db.pool,
-        &nodes::NewNode {
-            cluster_name: format!("cic-local-us-east-sim-od-{model}"),
-            provider: Provider::Local,
-            region_code: Some("us-east".into()),
-            instance_type: None,
-            gpu_type: None,
-            gpu_count: 0,
-            vram_total_gb: None,
-            model_name: model.into(),
-            deployment_id: None,
-            spot_instance: false,
-            agent_token_hash: None,
-            metadata: json!({}),
-        },
-    )
-    .await
-    .unwrap();
-    nodes::register(&db.pool, n.id, endpoint, None, None).await.unwrap();
-    nodes::transition(&db.pool, n.id, NodeStatus::Active, &[])
-        .await
-        .unwrap();
-}
-
 fn python() -> String {
     std::env::var("CROSSLOGIC_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
@@ -94,8 +66,8 @@ async fn the_official_openai_sdk_works_end_to_end_and_every_token_is_metered() {
         &[],
     )
     .unwrap();
-    register(&db, &chat_url, "llama-3-8b").await;
-    register(&db, &emb_url, "bge-large-en").await;
+    fixtures::active_node(&db.pool, &chat_url, "llama-3-8b", "us-east").await;
+    fixtures::active_node(&db.pool, &emb_url, "bge-large-en", "us-east").await;
 
     // Operator journey: tenant, environment, key through the admin API.
     let http = reqwest::Client::new();

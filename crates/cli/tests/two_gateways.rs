@@ -10,9 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Server, BIN};
-use crosslogic_core::{NodeStatus, Provider};
-use crosslogic_db::repo::nodes;
-use crosslogic_testkit::TestDb;
+use crosslogic_testkit::{fixtures, TestDb};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "two-gateways-token-0123456789";
@@ -70,29 +68,7 @@ async fn two_gateways_share_limits_through_redis_and_see_revocations_at_once() {
     // Both migrate the same database at start (advisory lock).
     let (a, b) = (start(&dir_a), start(&dir_b));
 
-    let n = nodes::create(
-        &db.pool,
-        &nodes::NewNode {
-            cluster_name: "cic-local-us-east-sim-od-two".into(),
-            provider: Provider::Local,
-            region_code: Some("us-east".into()),
-            instance_type: None,
-            gpu_type: None,
-            gpu_count: 0,
-            vram_total_gb: None,
-            model_name: "llama-3-8b".into(),
-            deployment_id: None,
-            spot_instance: false,
-            agent_token_hash: None,
-            metadata: json!({}),
-        },
-    )
-    .await
-    .unwrap();
-    nodes::register(&db.pool, n.id, &sim_url, None, None).await.unwrap();
-    nodes::transition(&db.pool, n.id, NodeStatus::Active, &[])
-        .await
-        .unwrap();
+    fixtures::active_node(&db.pool, &sim_url, "llama-3-8b", "us-east").await;
 
     let http = reqwest::Client::new();
     let admin = |path: &str| format!("{}/admin/v1{path}", a.url(""));

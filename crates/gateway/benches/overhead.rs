@@ -11,11 +11,12 @@
 
 use std::time::{Duration, Instant};
 
-use crosslogic_core::{keys, ApiKeyRole, BillingPlan, NodeStatus, Provider};
-use crosslogic_db::repo::{api_keys, environments, nodes, tenants};
+use crosslogic_core::ApiKeyRole;
+use crosslogic_db::repo::api_keys::KeyLimits;
+use crosslogic_db::repo::{environments, tenants};
 use crosslogic_gateway::GatewayConfig;
 use crosslogic_node::sim::{self, SimConfig};
-use crosslogic_testkit::TestDb;
+use crosslogic_testkit::{fixtures, TestDb};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -191,19 +192,7 @@ async fn main() {
         .unwrap_or(5);
     let db = TestDb::new().await;
     crosslogic_db::migrate::migrate(&db.pool).await.unwrap();
-    let t = tenants::create(
-        &db.pool,
-        &tenants::NewTenant {
-            name: "Bench".into(),
-            email: "bench@x.test".into(),
-            billing_plan: BillingPlan::Serverless,
-            stripe_customer_id: None,
-            region_preferences: json!([]),
-            metadata: json!({}),
-        },
-    )
-    .await
-    .unwrap();
+    let t = fixtures::tenant(&db.pool, "bench@x.test").await;
     // Every layer has a limit (high enough not to refuse): all four are checked.
     tenants::update(
         &db.pool,
@@ -232,26 +221,13 @@ async fn main() {
     )
     .await
     .unwrap();
-    let k = keys::generate(&mut rand::rngs::OsRng);
-    api_keys::create(
-        &db.pool,
-        &api_keys::NewApiKey {
-            key_hash: k.hash.clone(),
-            key_prefix: k.prefix.clone(),
-            tenant_id: t.id,
-            environment_id: env.id,
-            user_id: None,
-            name: "bench".into(),
-            role: ApiKeyRole::Developer,
-            rate_limit_tokens_per_min: Some(1_000_000_000),
-            rate_limit_requests_per_min: Some(100_000_000),
-            concurrency_limit: Some(100_000),
-            expires_at: None,
-            metadata: json!({}),
-        },
-    )
-    .await
-    .unwrap();
+    let limits = KeyLimits {
+        rate_limit_tokens_per_min: Some(1_000_000_000),
+        rate_limit_requests_per_min: Some(100_000_000),
+        concurrency_limit: Some(100_000),
+        ..Default::default()
+    };
+    let (key, _) = fixtures::api_key(&db.pool, t.id, env.id, ApiKeyRole::Developer, limits).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sim_url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(sim::serve(
@@ -263,29 +239,7 @@ async fn main() {
         },
         CancellationToken::new(),
     ));
-    let node = nodes::create(
-        &db.pool,
-        &nodes::NewNode {
-            cluster_name: "cic-local-us-east-sim-od-bench".into(),
-            provider: Provider::Local,
-            region_code: Some("us-east".into()),
-            instance_type: None,
-            gpu_type: None,
-            gpu_count: 0,
-            vram_total_gb: None,
-            model_name: "llama-3-8b".into(),
-            deployment_id: None,
-            spot_instance: false,
-            agent_token_hash: None,
-            metadata: json!({}),
-        },
-    )
-    .await
-    .unwrap();
-    nodes::register(&db.pool, node.id, &sim_url, None, None).await.unwrap();
-    nodes::transition(&db.pool, node.id, NodeStatus::Active, &[])
-        .await
-        .unwrap();
+    fixtures::active_node(&db.pool, &sim_url, "llama-3-8b", "us-east").await;
 
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
@@ -308,7 +262,7 @@ async fn main() {
         let (gw_url, shutdown, tasks, _spool) = start_gateway(&db, redis_url).await;
         let via = Target {
             url: gw_url,
-            key: Some(k.plaintext.clone()),
+            key: Some(key.clone()),
         };
         // Warm up connections, the key cache and Redis scripts.
         sequential(&http, &via, &body, 200, false).await;

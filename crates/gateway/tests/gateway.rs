@@ -6,11 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use crosslogic_core::{keys, ApiKeyRole, ApiKeyStatus, NodeStatus, Provider};
-use crosslogic_db::repo::{api_keys, environments, nodes, tenants};
+use crosslogic_core::{ApiKeyRole, ApiKeyStatus};
+use crosslogic_db::repo::{api_keys, environments, tenants};
 use crosslogic_gateway::GatewayConfig;
 use crosslogic_node::sim::{self, SimConfig};
-use crosslogic_testkit::TestDb;
+use crosslogic_testkit::{fixtures, TestDb};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -37,62 +37,6 @@ async fn start_sim(cfg: SimConfig) -> String {
     format!("http://{addr}")
 }
 
-async fn add_node(db: &TestDb, endpoint: &str, model: &str, region: &str) -> uuid::Uuid {
-    let n = nodes::create(
-        &db.pool,
-        &nodes::NewNode {
-            cluster_name: format!("cic-local-{region}-sim-od-{}", uuid::Uuid::new_v4().simple()),
-            provider: Provider::Local,
-            region_code: Some(region.into()),
-            instance_type: None,
-            gpu_type: None,
-            gpu_count: 0,
-            vram_total_gb: None,
-            model_name: model.into(),
-            deployment_id: None,
-            spot_instance: false,
-            agent_token_hash: None,
-            metadata: json!({}),
-        },
-    )
-    .await
-    .unwrap();
-    nodes::register(&db.pool, n.id, endpoint, None, None).await.unwrap();
-    nodes::transition(&db.pool, n.id, NodeStatus::Active, &[])
-        .await
-        .unwrap();
-    n.id
-}
-
-async fn new_key(
-    db: &TestDb,
-    tenant_id: uuid::Uuid,
-    environment_id: uuid::Uuid,
-    role: ApiKeyRole,
-) -> (String, uuid::Uuid) {
-    let k = keys::generate(&mut rand::rngs::OsRng);
-    let row = api_keys::create(
-        &db.pool,
-        &api_keys::NewApiKey {
-            key_hash: k.hash,
-            key_prefix: k.prefix,
-            tenant_id,
-            environment_id,
-            user_id: None,
-            name: "test".into(),
-            role,
-            rate_limit_tokens_per_min: None,
-            rate_limit_requests_per_min: None,
-            concurrency_limit: None,
-            expires_at: None,
-            metadata: json!({}),
-        },
-    )
-    .await
-    .unwrap();
-    (k.plaintext, row.id)
-}
-
 impl Env {
     /// A tenant with one environment (region in-mumbai) and a developer key,
     /// one simulator node serving llama-3-8b, and the gateway in front.
@@ -104,19 +48,7 @@ impl Env {
     async fn start_with(sim_cfg: SimConfig, models: Option<Vec<&str>>, tweak: impl FnOnce(&mut GatewayConfig)) -> Env {
         let db = TestDb::new().await;
         crosslogic_db::migrate::migrate(&db.pool).await.unwrap();
-        let t = tenants::create(
-            &db.pool,
-            &tenants::NewTenant {
-                name: "Acme".into(),
-                email: "gw@acme.test".into(),
-                billing_plan: crosslogic_core::BillingPlan::Serverless,
-                stripe_customer_id: None,
-                region_preferences: json!([]),
-                metadata: json!({}),
-            },
-        )
-        .await
-        .unwrap();
+        let t = fixtures::tenant(&db.pool, "gw@acme.test").await;
         let env = environments::create(
             &db.pool,
             &environments::NewEnvironment {
@@ -129,13 +61,13 @@ impl Env {
         )
         .await
         .unwrap();
-        let (key, key_id) = new_key(&db, t.id, env.id, ApiKeyRole::Developer).await;
+        let (key, key_id) = fixtures::api_key(&db.pool, t.id, env.id, ApiKeyRole::Developer, Default::default()).await;
         let endpoint = start_sim(SimConfig {
             served_model_name: "llama-3-8b".into(),
             ..sim_cfg
         })
         .await;
-        add_node(&db, &endpoint, "llama-3-8b", "in-mumbai").await;
+        fixtures::active_node(&db.pool, &endpoint, "llama-3-8b", "in-mumbai").await;
 
         let spool = tempfile::tempdir().unwrap();
         let mut cfg = GatewayConfig::new(spool.path());
@@ -424,7 +356,14 @@ async fn errors_use_the_openai_envelope() {
     assert_eq!(resp.status(), 503);
     assert!(resp.headers().contains_key("retry-after"));
 
-    let (ro, _) = new_key(&env.db, env.tenant_id, env.environment_id, ApiKeyRole::ReadOnly).await;
+    let (ro, _) = fixtures::api_key(
+        &env.db.pool,
+        env.tenant_id,
+        env.environment_id,
+        ApiKeyRole::ReadOnly,
+        Default::default(),
+    )
+    .await;
     let resp = env.post("/v1/chat/completions", &ro, chat(false)).await;
     assert_eq!(resp.status(), 403);
     let models: Value = env
@@ -496,7 +435,7 @@ async fn a_dead_node_is_skipped_for_a_live_one() {
     let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let dead_url = format!("http://{}", dead.local_addr().unwrap());
     drop(dead);
-    add_node(&env.db, &dead_url, "llama-3-8b", "in-mumbai").await;
+    fixtures::active_node(&env.db.pool, &dead_url, "llama-3-8b", "in-mumbai").await;
     tokio::time::sleep(Duration::from_millis(600)).await; // next route refresh
     for _ in 0..5 {
         let resp = env.post("/v1/chat/completions", &env.key, chat(false)).await;

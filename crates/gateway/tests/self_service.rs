@@ -7,12 +7,12 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
-use crosslogic_core::{keys, ApiKeyRole, NodeStatus, Provider, UsageStatus};
+use crosslogic_core::{ApiKeyRole, UsageStatus};
 use crosslogic_db::repo::usage::{self, UsageRecord};
-use crosslogic_db::repo::{api_keys, environments, nodes, tenants};
+use crosslogic_db::repo::{api_keys, environments};
 use crosslogic_gateway::GatewayConfig;
 use crosslogic_node::sim::{self, SimConfig};
-use crosslogic_testkit::TestDb;
+use crosslogic_testkit::{fixtures, TestDb};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -53,45 +53,11 @@ async fn start_sim() -> String {
 }
 
 async fn add_node(db: &TestDb, endpoint: &str, model: &str, region: &str) {
-    let n = nodes::create(
-        &db.pool,
-        &nodes::NewNode {
-            cluster_name: format!("cic-local-{region}-sim-od-{}", Uuid::new_v4().simple()),
-            provider: Provider::Local,
-            region_code: Some(region.into()),
-            instance_type: None,
-            gpu_type: None,
-            gpu_count: 0,
-            vram_total_gb: None,
-            model_name: model.into(),
-            deployment_id: None,
-            spot_instance: false,
-            agent_token_hash: None,
-            metadata: json!({}),
-        },
-    )
-    .await
-    .unwrap();
-    nodes::register(&db.pool, n.id, endpoint, None, None).await.unwrap();
-    nodes::transition(&db.pool, n.id, NodeStatus::Active, &[])
-        .await
-        .unwrap();
+    fixtures::active_node(&db.pool, endpoint, model, region).await;
 }
 
 async fn new_tenant(db: &TestDb, email: &str) -> (Uuid, Uuid) {
-    let t = tenants::create(
-        &db.pool,
-        &tenants::NewTenant {
-            name: "Acme".into(),
-            email: email.into(),
-            billing_plan: crosslogic_core::BillingPlan::Serverless,
-            stripe_customer_id: None,
-            region_preferences: json!([]),
-            metadata: json!({}),
-        },
-    )
-    .await
-    .unwrap();
+    let t = fixtures::tenant(&db.pool, email).await;
     let env = new_environment(db, t.id, "prod").await;
     (t.id, env)
 }
@@ -112,31 +78,9 @@ async fn new_environment(db: &TestDb, tenant_id: Uuid, name: &str) -> Uuid {
 }
 
 async fn new_key(db: &TestDb, tenant_id: Uuid, environment_id: Uuid, role: ApiKeyRole) -> Key {
-    let k = keys::generate(&mut rand::rngs::OsRng);
-    let row = api_keys::create(
-        &db.pool,
-        &api_keys::NewApiKey {
-            key_hash: k.hash,
-            key_prefix: k.prefix.clone(),
-            tenant_id,
-            environment_id,
-            user_id: None,
-            name: format!("{role} key"),
-            role,
-            rate_limit_tokens_per_min: None,
-            rate_limit_requests_per_min: None,
-            concurrency_limit: None,
-            expires_at: None,
-            metadata: json!({}),
-        },
-    )
-    .await
-    .unwrap();
-    Key {
-        secret: k.plaintext,
-        id: row.id,
-        prefix: k.prefix,
-    }
+    let (secret, id) = fixtures::api_key(&db.pool, tenant_id, environment_id, role, Default::default()).await;
+    let prefix = crosslogic_core::keys::prefix_of(&secret).unwrap().to_owned();
+    Key { secret, id, prefix }
 }
 
 impl Env {

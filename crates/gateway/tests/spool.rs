@@ -8,11 +8,13 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use crosslogic_core::{keys, ApiKeyRole, BillingPlan, NodeStatus, Provider};
+use crosslogic_core::ApiKeyRole;
 use crosslogic_db::embedded::EmbeddedPostgres;
-use crosslogic_db::repo::{api_keys, environments, nodes, tenants};
+use crosslogic_db::repo::api_keys::KeyLimits;
+use crosslogic_db::repo::environments::NewEnvironment;
 use crosslogic_gateway::GatewayConfig;
 use crosslogic_node::sim::{self, SimConfig};
+use crosslogic_testkit::fixtures;
 use serde_json::json;
 use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
@@ -43,49 +45,21 @@ async fn usage_is_spooled_while_postgres_is_down_and_replayed_exactly_once() {
         .unwrap();
     crosslogic_db::migrate::migrate(&pool).await.unwrap();
 
-    let t = tenants::create(
+    let t = fixtures::tenant(&pool, "spool@x.test").await;
+    let env = fixtures::environment(
         &pool,
-        &tenants::NewTenant {
-            name: "Spool".into(),
-            email: "spool@x.test".into(),
-            billing_plan: BillingPlan::Serverless,
-            stripe_customer_id: None,
-            region_preferences: json!([]),
-            metadata: json!({}),
-        },
-    )
-    .await
-    .unwrap();
-    let env = environments::create(
-        &pool,
-        &environments::NewEnvironment {
+        NewEnvironment {
             tenant_id: t.id,
             name: "prod".into(),
             ..Default::default()
         },
     )
-    .await
-    .unwrap();
-    let k = keys::generate(&mut rand::rngs::OsRng);
-    api_keys::create(
-        &pool,
-        &api_keys::NewApiKey {
-            key_hash: k.hash.clone(),
-            key_prefix: k.prefix.clone(),
-            tenant_id: t.id,
-            environment_id: env.id,
-            user_id: None,
-            name: String::new(),
-            role: ApiKeyRole::Developer,
-            rate_limit_tokens_per_min: None,
-            rate_limit_requests_per_min: Some(10_000),
-            concurrency_limit: None,
-            expires_at: None,
-            metadata: json!({}),
-        },
-    )
-    .await
-    .unwrap();
+    .await;
+    let limits = KeyLimits {
+        rate_limit_requests_per_min: Some(10_000),
+        ..Default::default()
+    };
+    let (key, _) = fixtures::api_key(&pool, t.id, env.id, ApiKeyRole::Developer, limits).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sim_url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(sim::serve(
@@ -96,29 +70,7 @@ async fn usage_is_spooled_while_postgres_is_down_and_replayed_exactly_once() {
         },
         CancellationToken::new(),
     ));
-    let node = nodes::create(
-        &pool,
-        &nodes::NewNode {
-            cluster_name: "cic-local-us-east-sim-od-spool".into(),
-            provider: Provider::Local,
-            region_code: Some("us-east".into()),
-            instance_type: None,
-            gpu_type: None,
-            gpu_count: 0,
-            vram_total_gb: None,
-            model_name: "llama-3-8b".into(),
-            deployment_id: None,
-            spot_instance: false,
-            agent_token_hash: None,
-            metadata: json!({}),
-        },
-    )
-    .await
-    .unwrap();
-    nodes::register(&pool, node.id, &sim_url, None, None).await.unwrap();
-    nodes::transition(&pool, node.id, NodeStatus::Active, &[])
-        .await
-        .unwrap();
+    fixtures::active_node(&pool, &sim_url, "llama-3-8b", "us-east").await;
 
     let spool = tempfile::tempdir().unwrap();
     let mut cfg = GatewayConfig::new(spool.path());
@@ -147,13 +99,13 @@ async fn usage_is_spooled_while_postgres_is_down_and_replayed_exactly_once() {
         r.headers()["x-request-id"].to_str().unwrap().to_owned()
     };
     for _ in 0..3 {
-        request_ids.push(send(http.clone(), base.clone(), body.clone(), k.plaintext.clone()).await);
+        request_ids.push(send(http.clone(), base.clone(), body.clone(), key.clone()).await);
     }
 
     // PostgreSQL goes away; the gateway keeps serving from memory.
     pg.stop().await.unwrap();
     for _ in 0..10 {
-        request_ids.push(send(http.clone(), base.clone(), body.clone(), k.plaintext.clone()).await);
+        request_ids.push(send(http.clone(), base.clone(), body.clone(), key.clone()).await);
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     while spooled_records(spool.path()) < 10 {

@@ -7,6 +7,8 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod fixtures;
+
 use std::collections::HashMap;
 
 use crosslogic_config::{Config, ExternalDatabase};
