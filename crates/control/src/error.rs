@@ -52,6 +52,9 @@ fn field_of(constraint: &str) -> Option<&'static str> {
         "api_keys_environment_id_fkey" => "environment_id",
         "api_keys_tenant_id_fkey" => "tenant_id",
         "environments_tenant_id_fkey" => "tenant_id",
+        "deployments_name_key" => "name",
+        "deployments_model_name_fkey" => "model_name",
+        "deployments_region_fkey" => "region",
         _ => return None,
     })
 }

@@ -1,5 +1,6 @@
 //! The control plane: the operator's admin API and the business rules
-//! behind it (tenancy: tenants, environments, API keys).
+//! behind it — [`tenancy`] (tenants, environments, API keys) and [`fleet`]
+//! (regions, models, GPU catalog, deployments, nodes).
 //!
 //! Invariant: handlers (in [`admin`]) only extract, call a function of
 //! [`tenancy`] that knows nothing of HTTP, and map the result; every change
@@ -8,6 +9,7 @@
 
 pub mod admin;
 pub mod error;
+pub mod fleet;
 pub mod tenancy;
 
 pub use error::ServiceError;

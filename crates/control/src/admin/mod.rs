@@ -2,6 +2,7 @@
 //! `ADMIN_API_TOKEN` (`Authorization: Bearer …`, compared in constant time).
 
 mod error;
+mod fleet;
 mod tenancy;
 
 use std::net::SocketAddr;
@@ -11,7 +12,7 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use crosslogic_db::PgPool;
 use secrecy::{ExposeSecret, SecretString};
@@ -68,6 +69,27 @@ pub fn router(state: AdminState) -> Router {
         .route("/keys/{id}/revoke", post(tenancy::revoke_key))
         .route("/keys/{id}/suspend", post(tenancy::suspend_key))
         .route("/keys/{id}/activate", post(tenancy::activate_key))
+        .route("/regions", get(fleet::list_regions))
+        .route("/regions/{code}", get(fleet::get_region).put(fleet::put_region))
+        .route("/models", get(fleet::list_models))
+        .route("/models/{name}", get(fleet::get_model).put(fleet::put_model))
+        .route("/models/{name}/deprecate", post(fleet::deprecate_model))
+        .route("/gpus", get(fleet::list_gpus))
+        .route("/gpus/{name}/{provider}", put(fleet::put_gpu))
+        .route(
+            "/deployments",
+            post(fleet::create_deployment).get(fleet::list_deployments),
+        )
+        .route(
+            "/deployments/{id}",
+            get(fleet::get_deployment)
+                .patch(fleet::update_deployment)
+                .delete(fleet::delete_deployment),
+        )
+        .route("/deployments/{id}/pause", post(fleet::pause_deployment))
+        .route("/deployments/{id}/resume", post(fleet::resume_deployment))
+        .route("/nodes", get(fleet::list_nodes))
+        .route("/nodes/{id}", get(fleet::get_node))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin))
         .with_state(state);
     Router::new().nest("/admin/v1", routes)

@@ -1,0 +1,293 @@
+//! Deployments: a model served by `min..=max` replicas, placed by strategy,
+//! provider, region and GPU. The reconciler (later) turns them into nodes.
+
+use crosslogic_core::{DeploymentStatus, DeploymentStrategy, Provider};
+use crosslogic_db::repo::catalog;
+use crosslogic_db::repo::deployments::{self, Deployment, DeploymentPatch, NewDeployment};
+use crosslogic_db::{DbError, PgPool};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::placement::{check_gpu, check_region, servable_model, MAX_GPUS};
+use super::{record, validate, Change};
+use crate::tenancy::Actor;
+use crate::ServiceError;
+
+/// Upper bound of `min_replicas` and `max_replicas`.
+pub const MAX_REPLICAS: i32 = 1000;
+
+/// Body of "create deployment".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDeployment {
+    /// 1 to 63 of `a-z`, `0-9`, `-`; unique (also against deleted ones).
+    pub name: String,
+    /// A catalog model that is not deprecated.
+    pub model_name: String,
+    /// Absent = 2 (or `max_replicas` if that is smaller).
+    #[serde(default)]
+    pub min_replicas: Option<i64>,
+    /// Absent = 10 (or `min_replicas` if that is larger).
+    #[serde(default)]
+    pub max_replicas: Option<i64>,
+    /// Absent = `spread`.
+    #[serde(default)]
+    pub strategy: Option<DeploymentStrategy>,
+    /// Absent = any provider.
+    #[serde(default)]
+    pub provider: Option<Provider>,
+    /// A region code; absent = any region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// `auto` (absent) or a GPU type of the catalog.
+    #[serde(default)]
+    pub gpu_type: Option<String>,
+    /// GPUs per node, 1 to 8; absent = the fewest that fit the model.
+    #[serde(default)]
+    pub gpu_count: Option<i64>,
+    /// Absent = `true` (spot first, on-demand fallback).
+    #[serde(default)]
+    pub use_spot: Option<bool>,
+    #[serde(default)]
+    pub metadata: Option<Value>,
+}
+
+/// Body of "update deployment": only the given fields change.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateDeployment {
+    pub min_replicas: Option<i64>,
+    pub max_replicas: Option<i64>,
+    pub strategy: Option<DeploymentStrategy>,
+    pub gpu_type: Option<String>,
+    pub use_spot: Option<bool>,
+}
+
+fn replicas(min: Option<i64>, max: Option<i64>) -> Result<(Option<i32>, Option<i32>), ServiceError> {
+    Ok((
+        min.map(|v| validate::int("min_replicas", v, 0, MAX_REPLICAS))
+            .transpose()?,
+        max.map(|v| validate::int("max_replicas", v, 1, MAX_REPLICAS))
+            .transpose()?,
+    ))
+}
+
+/// Refuses `min > max`, naming the field the caller changed.
+fn ordered(min: i32, max: i32, min_given: bool) -> Result<(), ServiceError> {
+    if min <= max {
+        Ok(())
+    } else if min_given {
+        Err(ServiceError::invalid(
+            "min_replicas",
+            format!("must not exceed max_replicas ({max}), got {min}"),
+        ))
+    } else {
+        Err(ServiceError::invalid(
+            "max_replicas",
+            format!("must be at least min_replicas ({min}), got {max}"),
+        ))
+    }
+}
+
+/// Creates a deployment; publishes `deployment.created`.
+pub async fn create_deployment(
+    pool: &PgPool,
+    actor: &Actor,
+    input: CreateDeployment,
+) -> Result<Deployment, ServiceError> {
+    let name = validate::slug("name", input.name.trim())?;
+    let model_name = validate::text("model_name", &input.model_name, 200)?;
+    let (min, max) = replicas(input.min_replicas, input.max_replicas)?;
+    let (min_replicas, max_replicas) = match (min, max) {
+        (Some(a), Some(b)) => (a, b),
+        (Some(a), None) => (a, a.max(10)),
+        (None, Some(b)) => (b.min(2), b),
+        (None, None) => (2, 10),
+    };
+    ordered(min_replicas, max_replicas, true)?;
+    let gpu_count = input
+        .gpu_count
+        .map(|c| validate::int("gpu_count", c, 1, MAX_GPUS))
+        .transpose()?;
+    let metadata = validate::object("metadata", input.metadata)?;
+    let region = input.region.map(|r| r.trim().to_owned());
+
+    let mut tx = pool.begin().await?;
+    let model = servable_model(&mut tx, &model_name).await?;
+    if let Some(code) = &region {
+        check_region(&mut tx, code, input.provider).await?;
+    }
+    let offers = catalog::gpu_catalog(&mut *tx).await?;
+    let gpu_type = check_gpu(
+        &model,
+        input.provider,
+        input.gpu_type.as_deref().unwrap_or("auto"),
+        gpu_count,
+        &offers,
+    )?;
+    match deployments::get_by_name(&mut *tx, &name).await {
+        Ok(existing) => {
+            let what = if existing.status == DeploymentStatus::Deleted {
+                "a deleted deployment still holds the name"
+            } else {
+                "a deployment with this name exists"
+            };
+            return Err(ServiceError::Conflict {
+                field: Some("name"),
+                message: format!("{name}: {what}; choose another name"),
+            });
+        }
+        Err(DbError::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let new = NewDeployment {
+        name,
+        model_name: model.name,
+        min_replicas,
+        max_replicas,
+        strategy: input.strategy.unwrap_or(DeploymentStrategy::Spread),
+        provider: input.provider,
+        region,
+        gpu_type,
+        gpu_count,
+        use_spot: input.use_spot.unwrap_or(true),
+        metadata,
+    };
+    let d = deployments::create(&mut *tx, &new).await?;
+    let payload = json!({
+        "deployment_id": d.id, "name": d.name, "model_name": d.model_name,
+        "min_replicas": d.min_replicas, "max_replicas": d.max_replicas, "strategy": d.strategy,
+        "provider": d.provider, "region": d.region, "gpu_type": d.gpu_type, "gpu_count": d.gpu_count,
+        "use_spot": d.use_spot,
+    });
+    let change = Change {
+        event_type: "deployment.created",
+        resource_type: "deployment",
+        resource_id: d.id.to_string(),
+        payload,
+    };
+    record(&mut tx, actor, change).await?;
+    tx.commit().await?;
+    Ok(d)
+}
+
+/// One deployment (deleted ones too, with status `deleted`).
+pub async fn get_deployment(pool: &PgPool, id: Uuid) -> Result<Deployment, ServiceError> {
+    Ok(deployments::get(pool, id).await?)
+}
+
+/// Deployments by name; deleted ones only when `status` asks for them.
+pub async fn list_deployments(
+    pool: &PgPool,
+    status: Option<DeploymentStatus>,
+) -> Result<Vec<Deployment>, ServiceError> {
+    Ok(deployments::list(pool, status).await?)
+}
+
+/// Reads a deployment that may still change.
+async fn live(tx: &mut PgConnection, id: Uuid) -> Result<Deployment, ServiceError> {
+    let d = deployments::get(&mut *tx, id).await?;
+    if d.status == DeploymentStatus::Deleted {
+        return Err(ServiceError::State(
+            "the deployment is deleted; create a new one".into(),
+        ));
+    }
+    Ok(d)
+}
+
+/// Changes bounds, strategy, GPU or spot use; publishes `deployment.updated`.
+/// An empty change returns the deployment as it is.
+pub async fn update_deployment(
+    pool: &PgPool,
+    actor: &Actor,
+    id: Uuid,
+    input: UpdateDeployment,
+) -> Result<Deployment, ServiceError> {
+    let (min, max) = replicas(input.min_replicas, input.max_replicas)?;
+    let mut tx = pool.begin().await?;
+    let current = live(&mut tx, id).await?;
+    ordered(
+        min.unwrap_or(current.min_replicas),
+        max.unwrap_or(current.max_replicas),
+        min.is_some(),
+    )?;
+    let gpu_type = match &input.gpu_type {
+        None => None,
+        Some(g) => {
+            let model = catalog::get_model(&mut *tx, &current.model_name).await?;
+            let provider = current.provider.as_deref().and_then(|p| p.parse().ok());
+            let offers = catalog::gpu_catalog(&mut *tx).await?;
+            Some(check_gpu(&model, provider, g, current.gpu_count, &offers)?)
+        }
+    };
+    let patch = DeploymentPatch {
+        min_replicas: min,
+        max_replicas: max,
+        strategy: input.strategy,
+        gpu_type,
+        use_spot: input.use_spot,
+    };
+    let mut changes = Map::new();
+    let mut note = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            changes.insert(k.to_owned(), v);
+        }
+    };
+    note("min_replicas", patch.min_replicas.map(Value::from));
+    note("max_replicas", patch.max_replicas.map(Value::from));
+    note("strategy", patch.strategy.map(|s| Value::from(s.as_str())));
+    note("gpu_type", patch.gpu_type.clone().map(Value::from));
+    note("use_spot", patch.use_spot.map(Value::from));
+    if changes.is_empty() {
+        return Ok(current);
+    }
+    let d = deployments::update(&mut *tx, id, &patch).await?;
+    let change = Change {
+        event_type: "deployment.updated",
+        resource_type: "deployment",
+        resource_id: id.to_string(),
+        payload: json!({ "deployment_id": id, "name": d.name, "changes": changes }),
+    };
+    record(&mut tx, actor, change).await?;
+    tx.commit().await?;
+    Ok(d)
+}
+
+/// Pauses (`paused`), resumes (`active`) or soft-deletes (`deleted`) a
+/// deployment; publishes `deployment.paused`, `.resumed` or `.deleted`.
+/// Asking for the current status changes nothing; a deleted deployment
+/// cannot come back.
+pub async fn set_deployment_status(
+    pool: &PgPool,
+    actor: &Actor,
+    id: Uuid,
+    status: DeploymentStatus,
+) -> Result<Deployment, ServiceError> {
+    let mut tx = pool.begin().await?;
+    let current = deployments::get(&mut *tx, id).await?;
+    if current.status == status {
+        return Ok(current);
+    }
+    if current.status == DeploymentStatus::Deleted {
+        return Err(ServiceError::State(
+            "the deployment is deleted; create a new one".into(),
+        ));
+    }
+    let d = deployments::set_status(&mut *tx, id, status).await?;
+    let event_type = match status {
+        DeploymentStatus::Active => "deployment.resumed",
+        DeploymentStatus::Paused => "deployment.paused",
+        DeploymentStatus::Deleted => "deployment.deleted",
+    };
+    let change = Change {
+        event_type,
+        resource_type: "deployment",
+        resource_id: id.to_string(),
+        payload: json!({ "deployment_id": id, "name": d.name, "status": status }),
+    };
+    record(&mut tx, actor, change).await?;
+    tx.commit().await?;
+    Ok(d)
+}
