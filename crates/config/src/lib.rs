@@ -64,6 +64,9 @@ pub struct Config {
     pub redis_url: Option<SecretString>,
     /// Operator token for the admin API (`ADMIN_API_TOKEN`).
     pub admin_api_token: Option<SecretString>,
+    /// Token hand-added on-prem node agents register with
+    /// (`NODE_REGISTRATION_TOKEN`); unset = only launched nodes register.
+    pub node_registration_token: Option<SecretString>,
     /// How long shutdown waits for in-flight requests (`SHUTDOWN_TIMEOUT`, 30s).
     pub shutdown_timeout: Duration,
     /// `LOG_FORMAT`: `text` (default) or `json`.
@@ -163,6 +166,16 @@ impl Config {
             Some(v) => Some(SecretString::from(v.to_owned())),
             None => None,
         };
+        let node_registration_token = match get("NODE_REGISTRATION_TOKEN") {
+            Some(v) if v.len() < 16 => {
+                return Err(ConfigError::new(
+                    "NODE_REGISTRATION_TOKEN",
+                    "too short: use at least 16 characters (e.g. `openssl rand -hex 32`)",
+                ))
+            }
+            Some(v) => Some(SecretString::from(v.to_owned())),
+            None => None,
+        };
         let shutdown_timeout = match get("SHUTDOWN_TIMEOUT") {
             Some(v) => parse::duration_var("SHUTDOWN_TIMEOUT", v)?,
             None => Duration::from_secs(30),
@@ -186,6 +199,7 @@ impl Config {
             pg_bin,
             redis_url,
             admin_api_token,
+            node_registration_token,
             shutdown_timeout,
             log_format,
         })
@@ -215,6 +229,14 @@ impl Config {
                 "(set, redacted)".into()
             } else {
                 "(unset: admin API disabled)".into()
+            },
+        ));
+        out.push((
+            "NODE_REGISTRATION_TOKEN".into(),
+            if self.node_registration_token.is_some() {
+                "(set, redacted)".into()
+            } else {
+                "(unset: only launched nodes register)".into()
             },
         ));
         let opt = |v: Option<u64>| v.map_or_else(|| "(no limit)".to_owned(), |n| n.to_string());

@@ -8,8 +8,10 @@
 //! in one transaction. No SQL here: all of it lives in `crosslogic-db`.
 
 pub mod admin;
+pub mod agent;
 pub mod error;
 pub mod fleet;
+pub mod health;
 pub mod tenancy;
 
 pub use error::ServiceError;

@@ -63,6 +63,15 @@ pub fn prefix_of(plaintext: &str) -> Option<&str> {
     ok.then(|| &plaintext[..3 + PREFIX_LEN])
 }
 
+/// A per-node agent credential: `cln_` + 43 base-62 characters (≈ 256
+/// bits). Returns the plaintext (handed to the node once, as a secret) and
+/// its SHA-256 (stored in `nodes.agent_token_hash`).
+pub fn generate_node_token(rng: &mut impl Rng) -> (String, String) {
+    let plaintext = format!("cln_{}", pick(rng, SECRET_ALPHABET, SECRET_LEN));
+    let hash = hash(&plaintext);
+    (plaintext, hash)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,6 +46,10 @@ pub struct ServerConfig {
     pub admin_token: Option<SecretString>,
     /// Gateway settings.
     pub gateway: GatewayConfig,
+    /// Token of hand-added on-prem node agents.
+    pub node_registration_token: Option<SecretString>,
+    /// Node heartbeat thresholds.
+    pub health: crosslogic_control::health::HealthConfig,
 }
 
 /// A bound server with its database and background tasks.
@@ -93,11 +97,18 @@ impl App {
             draining: Arc::new(AtomicBool::new(false)),
         };
         let draining = state.draining.clone();
-        let admin = AdminState::new(pool, config.admin_token.as_ref());
+        let admin = AdminState::new(pool.clone(), config.admin_token.as_ref());
+        let agent = crosslogic_control::agent::AgentState::new(pool.clone(), config.node_registration_token.as_ref());
+        tasks.spawn(crosslogic_control::health::run_monitor(
+            pool,
+            config.health,
+            background.clone(),
+        ));
         let app = Router::new()
             .merge(ops::routes())
             .with_state(state)
             .merge(crosslogic_control::admin::router(admin))
+            .merge(crosslogic_control::agent::router(agent))
             .merge(gateway)
             .into_make_service_with_connect_info::<SocketAddr>();
 

@@ -34,6 +34,8 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
         shutdown_timeout: config.shutdown_timeout,
         admin_token: config.admin_api_token.clone(),
         gateway: gateway_config(&config),
+        node_registration_token: config.node_registration_token.clone(),
+        health: Default::default(),
     };
     let app = App::new(listener, db, shutdown, server_config);
     tracing::info!(addr = %app.local_addr()?, "crosslogic is serving");

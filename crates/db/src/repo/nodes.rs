@@ -316,3 +316,31 @@ pub async fn recent_health_checks(db: impl PgExecutor<'_>, node_id: Uuid, limit:
     .fetch_all(db)
     .await?)
 }
+
+/// Moves nodes whose last heartbeat is older than `cutoff` from one of
+/// `from` to `to`, atomically (a second monitor running at the same time
+/// finds nothing left to move). Returns the moved nodes.
+pub async fn mark_stale(
+    db: impl PgExecutor<'_>,
+    from: &[NodeStatus],
+    to: NodeStatus,
+    cutoff: DateTime<Utc>,
+) -> DbResult<Vec<Node>> {
+    let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+    Ok(sqlx::query_as(concat!(
+        "WITH n AS (
+            UPDATE nodes SET status = $2,
+                   health_score = CASE WHEN $2 = 'dead' THEN 0 ELSE LEAST(health_score, 50) END
+             WHERE status = ANY($1) AND COALESCE(last_heartbeat_at, updated_at) < $3
+            RETURNING *
+         )
+         SELECT ",
+        columns!(),
+        " FROM n LEFT JOIN regions r ON r.id = n.region_id"
+    ))
+    .bind(from)
+    .bind(to.as_str())
+    .bind(cutoff)
+    .fetch_all(db)
+    .await?)
+}
