@@ -39,6 +39,13 @@ pub enum Command {
     /// `tenants`, `environments`, `keys`: clients of a running server's admin API.
     #[command(flatten)]
     Admin(crate::commands::admin_client::AdminCommand),
+    /// Run the node agent next to a GPU node's engine: waits for the
+    /// engine, registers the node's endpoint with the control plane,
+    /// heartbeats with the engine's load, watches for spot preemption and
+    /// deregisters on SIGTERM. The credential comes from CROSSLOGIC_NODE_TOKEN
+    /// (a per-node credential, or the operator's registration token for
+    /// hand-added on-prem nodes).
+    NodeAgent(NodeAgentArgs),
     /// Run the vLLM-compatible engine simulator (a stand-in GPU node for
     /// development and tests). Flags mirror `vllm serve` where they overlap.
     EngineSim(EngineSimArgs),
@@ -155,4 +162,51 @@ pub enum DbCommand {
 pub enum ConfigCommand {
     /// Validate the configuration and print the effective values, secrets redacted.
     Check,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeAgentArgs {
+    /// Control plane base URL.
+    #[arg(long, env = "CROSSLOGIC_CONTROL_URL")]
+    pub control_url: String,
+    /// Where the engine listens on this machine (health and metrics).
+    #[arg(long, env = "CROSSLOGIC_ENGINE_URL", default_value = "http://127.0.0.1:8000")]
+    pub engine_url: String,
+    /// Endpoint the gateways should route to (this node's reachable address).
+    #[arg(long, env = "CROSSLOGIC_ADVERTISE_URL")]
+    pub advertise_url: String,
+    /// This node's id, given at launch (absent for on-prem registration).
+    #[arg(long, env = "CROSSLOGIC_NODE_ID")]
+    pub node_id: Option<uuid::Uuid>,
+    /// Served model (on-prem registration; default: asked from the engine).
+    #[arg(long, env = "CROSSLOGIC_MODEL")]
+    pub model: Option<String>,
+    /// Region code (on-prem registration).
+    #[arg(long, env = "CROSSLOGIC_REGION")]
+    pub region: Option<String>,
+    /// GPU type (on-prem registration).
+    #[arg(long)]
+    pub gpu_type: Option<String>,
+    /// GPU count (on-prem registration).
+    #[arg(long)]
+    pub gpu_count: Option<u32>,
+    /// This node's internal IP, recorded for operators.
+    #[arg(long)]
+    pub internal_ip: Option<String>,
+    /// The cloud's instance id, recorded for operators.
+    #[arg(long)]
+    pub external_id: Option<String>,
+    /// Watch this cloud's spot preemption notice: aws, gcp or azure.
+    #[arg(long, env = "CROSSLOGIC_CLOUD")]
+    pub cloud: Option<String>,
+    /// Metadata service base URL (default: the cloud's own).
+    #[arg(long)]
+    pub metadata_url: Option<String>,
+    /// How long to wait for the engine to become healthy (model loading).
+    #[arg(long, default_value = "10m", value_parser = parse_duration_arg)]
+    pub engine_start_timeout: std::time::Duration,
+}
+
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    crosslogic_config::parse_duration(s)
 }

@@ -137,7 +137,11 @@ fn bad_values_name_the_variable_and_what_is_accepted() {
         (&[("LISTEN_ADDR", "8080")], "LISTEN_ADDR", "IP:PORT"),
         (&[("REDIS_URL", "http://x")], "REDIS_URL", "redis://"),
         (&[("ADMIN_API_TOKEN", "short")], "ADMIN_API_TOKEN", "16 characters"),
-        (&[("NODE_REGISTRATION_TOKEN", "short")], "NODE_REGISTRATION_TOKEN", "16 characters"),
+        (
+            &[("NODE_REGISTRATION_TOKEN", "short")],
+            "NODE_REGISTRATION_TOKEN",
+            "16 characters",
+        ),
         (&[("SHUTDOWN_TIMEOUT", "soon")], "SHUTDOWN_TIMEOUT", "30s"),
         (&[("LOG_FORMAT", "xml")], "LOG_FORMAT", "text or json"),
         (&[("GLOBAL_REQUESTS_PER_MIN", "0")], "GLOBAL_REQUESTS_PER_MIN", "from 1"),

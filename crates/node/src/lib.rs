@@ -1,8 +1,10 @@
 //! The GPU-node side of CrossLogic.
 //!
-//! Today this holds [`sim`], a vLLM-compatible engine simulator that tests and
-//! local development use in place of a real GPU node. The node agent (which
-//! registers a node with the control plane and supervises vLLM) will live here
-//! as well.
+//! - [`agent`]: the node agent, which waits for the engine, registers the node
+//!   with the control plane, heartbeats with the engine's load, reports spot
+//!   preemption notices and deregisters on shutdown;
+//! - [`sim`]: a vLLM-compatible engine simulator that tests and local
+//!   development use in place of a real GPU node.
 
+pub mod agent;
 pub mod sim;

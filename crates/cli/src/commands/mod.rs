@@ -4,6 +4,7 @@ pub(crate) mod admin_client;
 mod config;
 mod db;
 mod engine_sim;
+mod node_agent;
 mod serve;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -18,6 +19,10 @@ use tracing_subscriber::EnvFilter;
 use crate::cli::{Cli, Command};
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::NodeAgent(args) = cli.command {
+        init_logging(LogFormat::Text, "info");
+        return node_agent::run(args).await;
+    }
     if let Command::EngineSim(args) = cli.command {
         // The simulator needs none of the platform's configuration.
         init_logging(LogFormat::Text, "info");
@@ -40,7 +45,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(config, args).await,
         Command::Db(cmd) => db::run(&config, cmd).await,
         Command::Config(cmd) => config::run(&config, cmd),
-        Command::EngineSim(_) | Command::Admin(_) => unreachable!("handled before configuration is read"),
+        Command::EngineSim(_) | Command::Admin(_) | Command::NodeAgent(_) => {
+            unreachable!("handled before configuration is read")
+        }
     }
 }
 
