@@ -36,6 +36,12 @@ pub enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// SkyPilot integration: its state database in PostgreSQL.
+    #[command(subcommand)]
+    Skypilot(SkypilotCommand),
+    /// The JuiceFS model store.
+    #[command(subcommand)]
+    Storage(StorageCommand),
     /// `tenants`, `environments`, `keys`: clients of a running server's admin API.
     #[command(flatten)]
     Admin(crate::commands::admin_client::AdminCommand),
@@ -209,4 +215,36 @@ pub struct NodeAgentArgs {
 
 fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
     crosslogic_config::parse_duration(s)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SkypilotCommand {
+    /// Create SkyPilot's state database on the platform's PostgreSQL, grant
+    /// access, write SkyPilot's config (`db: postgresql://…`) and verify it.
+    ///
+    /// SkyPilot reads `db:` from ~/.sky/config.yaml (or the environment
+    /// variable SKYPILOT_DB_CONNECTION_URI); when `db` is set no other key may
+    /// be in that file, so an existing file with other settings is left alone
+    /// and the environment variable is suggested instead.
+    SetupState {
+        /// Name of the state database.
+        #[arg(long, default_value = "skypilot_state")]
+        database: String,
+        /// SkyPilot config file to write [default: ~/.sky/config.yaml].
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// Also grant all privileges to this role (e.g. the role SkyPilot uses).
+        #[arg(long, value_name = "ROLE")]
+        grant_to: Option<String>,
+        /// Replace a different `db:` already in the config file.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StorageCommand {
+    /// Verify JUICEFS_REDIS_URL: Redis answers and holds a formatted JuiceFS
+    /// volume; says what to run if not.
+    Check,
 }

@@ -62,6 +62,8 @@ pub struct Config {
     pub pg_bin: Option<PathBuf>,
     /// Redis for shared rate-limit state (`REDIS_URL`); optional.
     pub redis_url: Option<SecretString>,
+    /// JuiceFS metadata store of the model volume (`JUICEFS_REDIS_URL`).
+    pub juicefs_redis_url: Option<SecretString>,
     /// Operator token for the admin API (`ADMIN_API_TOKEN`).
     pub admin_api_token: Option<SecretString>,
     /// Token hand-added on-prem node agents register with
@@ -152,6 +154,10 @@ impl Config {
         };
         let data_dir = PathBuf::from(get("CROSSLOGIC_DATA_DIR").unwrap_or(".crosslogic"));
         let pg_bin = get("CROSSLOGIC_PG_BIN").map(PathBuf::from);
+        let juicefs_redis_url = match get("JUICEFS_REDIS_URL") {
+            Some(v) => Some(parse::redis_url("JUICEFS_REDIS_URL", v)?),
+            None => None,
+        };
         let redis_url = match get("REDIS_URL") {
             Some(v) => Some(parse::redis_url("REDIS_URL", v)?),
             None => None,
@@ -198,6 +204,7 @@ impl Config {
             data_dir,
             pg_bin,
             redis_url,
+            juicefs_redis_url,
             admin_api_token,
             node_registration_token,
             shutdown_timeout,
@@ -222,6 +229,12 @@ impl Config {
             self.redis_url
                 .as_ref()
                 .map_or_else(|| "(unset: in-process limits)".into(), parse::redact_url),
+        ));
+        out.push((
+            "JUICEFS_REDIS_URL".into(),
+            self.juicefs_redis_url
+                .as_ref()
+                .map_or_else(|| "(unset)".into(), parse::redact_url),
         ));
         out.push((
             "ADMIN_API_TOKEN".into(),

@@ -144,3 +144,35 @@ pub async fn slow_queries(pool: &PgPool, limit: i64) -> Result<Vec<SlowQuery>, S
     .fetch_all(pool)
     .await?)
 }
+
+/// Grants `role` every privilege on database `dbname` (the seed's
+/// `GRANT ALL PRIVILEGES ON DATABASE`); identifiers are quoted by the server.
+pub async fn grant_all_on_database(pool: &PgPool, dbname: &str, role: &str) -> Result<(), sqlx::Error> {
+    let stmt: String =
+        sqlx::query_scalar("SELECT format('GRANT ALL PRIVILEGES ON DATABASE %I TO %I', $1::text, $2::text)")
+            .bind(dbname)
+            .bind(role)
+            .fetch_one(pool)
+            .await?;
+    sqlx::raw_sql(&stmt).execute(pool).await.map(|_| ())
+}
+
+/// Lets `role` create tables in the `public` schema of the database `pool`
+/// is connected to (needed since PostgreSQL 15 for non-owners).
+pub async fn grant_schema_create(pool: &PgPool, role: &str) -> Result<(), sqlx::Error> {
+    let stmt: String = sqlx::query_scalar("SELECT format('GRANT ALL ON SCHEMA public TO %I', $1::text)")
+        .bind(role)
+        .fetch_one(pool)
+        .await?;
+    sqlx::raw_sql(&stmt).execute(pool).await.map(|_| ())
+}
+
+/// Checks that the connected role can create (and drop) a table, in a
+/// transaction that is rolled back.
+pub async fn can_create_tables(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::raw_sql("CREATE TABLE crosslogic_permission_probe (id integer)")
+        .execute(&mut *tx)
+        .await?;
+    tx.rollback().await
+}

@@ -6,6 +6,8 @@ mod db;
 mod engine_sim;
 mod node_agent;
 mod serve;
+mod skypilot;
+mod storage;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -45,6 +47,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(config, args).await,
         Command::Db(cmd) => db::run(&config, cmd).await,
         Command::Config(cmd) => config::run(&config, cmd),
+        Command::Skypilot(cmd) => skypilot::run(&config, cmd).await,
+        Command::Storage(cmd) => storage::run(&config, cmd).await,
         Command::EngineSim(_) | Command::Admin(_) | Command::NodeAgent(_) => {
             unreachable!("handled before configuration is read")
         }
