@@ -280,3 +280,46 @@ async fn silent_nodes_become_unhealthy_then_dead_once_each() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn an_operator_drain_reaches_the_agent_and_stops_routing() {
+    let db = TestDb::new().await;
+    let api = Api::start(&db).await;
+    let (id, token) = launched_node(&db).await;
+    api.post(
+        "/register",
+        &token,
+        json!({ "node_id": id, "endpoint_url": "http://10.0.0.11:8000" }),
+    )
+    .await;
+    api.post(&format!("/nodes/{id}/heartbeat"), &token, beat(true)).await;
+    let admin = crosslogic_control::tenancy::Actor::admin(None);
+    let node = crosslogic_control::fleet::drain_node(&db.pool, &admin, id)
+        .await
+        .unwrap();
+    assert_eq!(node.status, NodeStatus::Draining);
+    assert!(nodes::routable(&db.pool).await.unwrap().is_empty());
+    let (_, body) = api.post(&format!("/nodes/{id}/heartbeat"), &token, beat(true)).await;
+    assert_eq!(
+        (body["status"].as_str(), body["drain"].as_bool()),
+        (Some("draining"), Some(true))
+    );
+    // Draining twice is a no-op; a terminated node cannot be drained.
+    crosslogic_control::fleet::drain_node(&db.pool, &admin, id)
+        .await
+        .unwrap();
+    api.post(&format!("/nodes/{id}/deregister"), &token, json!({})).await;
+    assert!(crosslogic_control::fleet::drain_node(&db.pool, &admin, id)
+        .await
+        .is_err());
+    assert_eq!(
+        event_types(&db, id).await,
+        ["node.registered", "node.active", "node.draining", "node.terminated"]
+    );
+    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_logs WHERE action = 'node.drain'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(audited, 1);
+    db.drop_db().await;
+}

@@ -249,3 +249,11 @@ pub(super) async fn list_nodes(
 pub(super) async fn get_node(State(s): State<AdminState>, Id(id): Id) -> Result<Json<NodeDetail>> {
     Ok(Json(ops::get_node(&s.pool, id).await?))
 }
+
+pub(super) async fn drain_node(
+    State(s): State<AdminState>,
+    AdminActor(actor): AdminActor,
+    Id(id): Id,
+) -> Result<Json<Node>> {
+    Ok(Json(ops::drain_node(&s.pool, &actor, id).await?))
+}

@@ -90,6 +90,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/deployments/{id}/resume", post(fleet::resume_deployment))
         .route("/nodes", get(fleet::list_nodes))
         .route("/nodes/{id}", get(fleet::get_node))
+        .route("/nodes/{id}/drain", post(fleet::drain_node))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin))
         .with_state(state);
     Router::new().nest("/admin/v1", routes)

@@ -37,3 +37,50 @@ pub async fn get_node(pool: &PgPool, id: Uuid) -> Result<NodeDetail, ServiceErro
     let health_checks = nodes::recent_health_checks(pool, id, RECENT_HEALTH_CHECKS).await?;
     Ok(NodeDetail { node, health_checks })
 }
+
+/// Drains a node: the gateways stop sending it work (only active nodes are
+/// routed to), its agent is told `drain: true` on the next heartbeat, and
+/// the reconciler terminates it once idle. Publishes `node.draining`;
+/// draining an already draining node changes nothing.
+pub async fn drain_node(pool: &PgPool, actor: &crate::tenancy::Actor, id: Uuid) -> Result<Node, ServiceError> {
+    let mut tx = pool.begin().await?;
+    let from = [
+        NodeStatus::Launching,
+        NodeStatus::Initializing,
+        NodeStatus::Active,
+        NodeStatus::Unhealthy,
+    ];
+    let node = match nodes::transition(&mut *tx, id, NodeStatus::Draining, &from).await? {
+        Some(node) => node,
+        None => {
+            let node = nodes::get(&mut *tx, id).await?;
+            if node.status == NodeStatus::Draining {
+                return Ok(node);
+            }
+            return Err(ServiceError::State(format!("a {} node cannot be drained", node.status)));
+        }
+    };
+    crate::agent::node_changed(
+        &mut tx,
+        &node,
+        "node.draining",
+        crosslogic_core::HealthCheckStatus::Healthy,
+        Some("drained by the operator"),
+    )
+    .await?;
+    crosslogic_db::repo::audit::record(
+        &mut *tx,
+        &crosslogic_db::repo::audit::NewAuditEntry {
+            tenant_id: None,
+            actor: &actor.name,
+            action: "node.drain",
+            resource_type: "node",
+            resource_id: Some(id.to_string()),
+            details: serde_json::json!({ "cluster_name": node.cluster_name }),
+            ip_address: actor.ip.clone(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(node)
+}
