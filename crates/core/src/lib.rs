@@ -6,6 +6,8 @@
 pub mod keys;
 pub mod limits;
 pub mod money;
+pub mod placement;
+pub mod scaling;
 pub mod status;
 
 pub use money::{cost_microdollars, Micros, PricePerMillion};
