@@ -147,3 +147,76 @@ pub fn data_dir() -> tempfile::TempDir {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     dir
 }
+
+/// A child process killed when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `crosslogic engine-sim` serving `model` on a free port and waits
+/// until it answers; returns the process and its base URL.
+pub async fn start_engine_sim(model: &str) -> (Proc, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(BIN)
+        .args(["engine-sim", "--served-model-name", model, "--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("{url}/health")).await.is_err() {
+        assert!(Instant::now() < deadline, "engine-sim did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (Proc(child), url)
+}
+
+/// Through the admin API of `server`: a tenant, an environment in `region`
+/// and a key with the extra fields `key` (e.g. limits); returns
+/// (tenant id, environment id, key secret, key id).
+pub async fn tenant_with_key(
+    server: &Server,
+    token: &str,
+    region: &str,
+    key: serde_json::Value,
+) -> (String, String, String, String) {
+    let http = reqwest::Client::new();
+    let post = |path: String, body: serde_json::Value| {
+        let http = http.clone();
+        let url = server.url(&format!("/admin/v1{path}"));
+        let token = token.to_owned();
+        async move {
+            let resp = http.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+            assert!(resp.status().is_success(), "admin {path}: {}", resp.status());
+            resp.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let email = format!("{}@e2e.test", uuid::Uuid::new_v4().simple());
+    let tenant = post("/tenants".into(), serde_json::json!({ "name": "E2E", "email": email })).await;
+    let tid = tenant["id"].as_str().unwrap().to_owned();
+    let env = post(
+        format!("/tenants/{tid}/environments"),
+        serde_json::json!({ "name": "prod", "region": region }),
+    )
+    .await;
+    let eid = env["id"].as_str().unwrap().to_owned();
+    let mut body = key;
+    body["environment_id"] = serde_json::json!(eid);
+    let k = post(format!("/tenants/{tid}/keys"), body).await;
+    (
+        tid,
+        eid,
+        k["key_secret"].as_str().unwrap().to_owned(),
+        k["id"].as_str().unwrap().to_owned(),
+    )
+}

@@ -7,28 +7,19 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, BIN};
+use common::{Proc, Server, BIN};
 use crosslogic_core::NodeStatus;
 use crosslogic_db::repo::nodes;
 use crosslogic_testkit::TestDb;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const TOKEN: &str = "agent-e2e-admin-token-0123456789";
 const REGISTRATION: &str = "agent-e2e-registration-0123456789";
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test]
 async fn a_node_agent_makes_its_engine_routable_and_takes_it_out_on_sigterm() {
@@ -44,26 +35,7 @@ async fn a_node_agent_makes_its_engine_routable_and_takes_it_out_on_sigterm() {
         &[],
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let sim_url = format!("http://127.0.0.1:{port}");
-    let _sim = Proc(
-        Command::new(BIN)
-            .args([
-                "engine-sim",
-                "--served-model-name",
-                "llama-3-8b",
-                "--port",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_sim, sim_url) = common::start_engine_sim("llama-3-8b").await;
     let mut agent = Proc(
         Command::new(BIN)
             .args(["node-agent", "--control-url", &server.url(""), "--engine-url", &sim_url])
@@ -76,35 +48,8 @@ async fn a_node_agent_makes_its_engine_routable_and_takes_it_out_on_sigterm() {
             .unwrap(),
     );
 
+    let (_, _, secret, _) = common::tenant_with_key(&server, TOKEN, "us-east", json!({})).await;
     let http = reqwest::Client::new();
-    let admin = |path: &str| format!("{}/admin/v1{path}", server.url(""));
-    let post = |url: String, body: Value| {
-        let http = http.clone();
-        async move {
-            http.post(url)
-                .bearer_auth(TOKEN)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
-    };
-    let tenant = post(admin("/tenants"), json!({ "name": "Agent", "email": "agent@x.test" })).await;
-    let tid = tenant["id"].as_str().unwrap().to_owned();
-    let env = post(
-        admin(&format!("/tenants/{tid}/environments")),
-        json!({ "name": "prod", "region": "us-east" }),
-    )
-    .await;
-    let key = post(
-        admin(&format!("/tenants/{tid}/keys")),
-        json!({ "environment_id": env["id"] }),
-    )
-    .await;
-    let secret = key["key_secret"].as_str().unwrap().to_owned();
     let chat =
         json!({ "model": "llama-3-8b", "messages": [{ "role": "user", "content": "hello node" }], "max_tokens": 3 });
     let call = || {

@@ -7,45 +7,14 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Server, BIN};
+use common::Server;
 use crosslogic_testkit::{fixtures, TestDb};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "e2e-admin-token-0123456789";
-
-struct Sim(Child);
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `crosslogic engine-sim` on a free port and waits until it answers.
-async fn start_sim(model: &str) -> (Sim, String) {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let child = Command::new(BIN)
-        .args(["engine-sim", "--served-model-name", model, "--port", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("{url}/health")).await.is_err() {
-        assert!(Instant::now() < deadline, "engine-sim did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (Sim(child), url)
-}
 
 fn python() -> String {
     std::env::var("CROSSLOGIC_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
@@ -54,8 +23,8 @@ fn python() -> String {
 #[tokio::test]
 async fn the_official_openai_sdk_works_end_to_end_and_every_token_is_metered() {
     let db = TestDb::new().await;
-    let (_chat_sim, chat_url) = start_sim("llama-3-8b").await;
-    let (_emb_sim, emb_url) = start_sim("bge-large-en").await;
+    let (_chat_sim, chat_url) = common::start_engine_sim("llama-3-8b").await;
+    let (_emb_sim, emb_url) = common::start_engine_sim("bge-large-en").await;
     let data = common::data_dir();
     let server = Server::start(
         &[
@@ -70,40 +39,9 @@ async fn the_official_openai_sdk_works_end_to_end_and_every_token_is_metered() {
     fixtures::active_node(&db.pool, &emb_url, "bge-large-en", "us-east").await;
 
     // Operator journey: tenant, environment, key through the admin API.
-    let http = reqwest::Client::new();
-    let admin = |path: &str| format!("{}/admin/v1{path}", server.url(""));
-    let tenant: Value = http
-        .post(admin("/tenants"))
-        .bearer_auth(TOKEN)
-        .json(&json!({ "name": "SDK", "email": "sdk@x.test" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let tid = tenant["id"].as_str().unwrap();
-    let env: Value = http
-        .post(admin(&format!("/tenants/{tid}/environments")))
-        .bearer_auth(TOKEN)
-        .json(&json!({ "name": "prod", "region": "us-east" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key: Value = http
-        .post(admin(&format!("/tenants/{tid}/keys")))
-        .bearer_auth(TOKEN)
-        .json(&json!({ "environment_id": env["id"], "name": "sdk" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let secret = key["key_secret"].as_str().unwrap();
+    let (tid, _, secret, _) = common::tenant_with_key(&server, TOKEN, "us-east", json!({ "name": "sdk" })).await;
+    let tid = tid.as_str();
+    let secret = secret.as_str();
     tokio::time::sleep(Duration::from_millis(1500)).await; // the gateway's next route refresh sees the nodes
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/python/openai_sdk_check.py");

@@ -38,6 +38,20 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Prints p50/p99 of the direct and gateway runs of one phase and the difference.
+fn compare(phase: &str, direct: &[Duration], gateway: &[Duration]) {
+    let (d50, d99) = (ms(percentile(direct, 0.5)), ms(percentile(direct, 0.99)));
+    let (g50, g99) = (ms(percentile(gateway, 0.5)), ms(percentile(gateway, 0.99)));
+    println!("{:<34} {:>10.3} {:>10.3}", format!("{phase}, direct"), d50, d99);
+    println!("{:<34} {:>10.3} {:>10.3}", format!("{phase}, gateway"), g50, g99);
+    println!(
+        "{:<34} {:>10.3} {:>10.3}",
+        "  added by the gateway",
+        g50 - d50,
+        g99 - d99
+    );
+}
+
 /// Sequential requests (concurrency 1): latency of each.
 async fn sequential(
     http: &reqwest::Client,
@@ -280,66 +294,15 @@ async fn main() {
         let n = 2000;
         let d = sequential(&http, &direct, &body, n, false).await;
         let g = sequential(&http, &via, &body, n, false).await;
-        println!(
-            "{:<34} {:>10.3} {:>10.3}",
-            "c=1 non-streaming, direct",
-            ms(percentile(&d, 0.5)),
-            ms(percentile(&d, 0.99))
-        );
-        println!(
-            "{:<34} {:>10.3} {:>10.3}",
-            "c=1 non-streaming, gateway",
-            ms(percentile(&g, 0.5)),
-            ms(percentile(&g, 0.99))
-        );
-        println!(
-            "{:<34} {:>10.3} {:>10.3}",
-            "  added by the gateway",
-            ms(percentile(&g, 0.5)) - ms(percentile(&d, 0.5)),
-            ms(percentile(&g, 0.99)) - ms(percentile(&d, 0.99))
-        );
+        compare("c=1 non-streaming", &d, &g);
         let d = sequential(&http, &direct, &stream_body, n / 2, true).await;
         let g = sequential(&http, &via, &stream_body, n / 2, true).await;
-        println!(
-            "{:<34} {:>10.3} {:>10.3}",
-            "c=1 streaming TTFB, direct",
-            ms(percentile(&d, 0.5)),
-            ms(percentile(&d, 0.99))
-        );
-        println!(
-            "{:<34} {:>10.3} {:>10.3}",
-            "c=1 streaming TTFB, gateway",
-            ms(percentile(&g, 0.5)),
-            ms(percentile(&g, 0.99))
-        );
-        println!(
-            "{:<34} {:>10.3} {:>10.3}",
-            "  added by the gateway",
-            ms(percentile(&g, 0.5)) - ms(percentile(&d, 0.5)),
-            ms(percentile(&g, 0.99)) - ms(percentile(&d, 0.99))
-        );
+        compare("c=1 streaming TTFB", &d, &g);
         gateway_requests += n + n / 2;
         let d = fixed_rate(&http, &direct, &body, 2000, secs).await;
         let g = fixed_rate(&http, &via, &body, 2000, secs).await;
         gateway_requests += g.len();
-        println!(
-            "{:<34} {:>10.3} {:>10.3}",
-            "2000 req/s fixed rate, direct",
-            ms(percentile(&d, 0.5)),
-            ms(percentile(&d, 0.99))
-        );
-        println!(
-            "{:<34} {:>10.3} {:>10.3}",
-            "2000 req/s fixed rate, gateway",
-            ms(percentile(&g, 0.5)),
-            ms(percentile(&g, 0.99))
-        );
-        println!(
-            "{:<34} {:>10.3} {:>10.3}",
-            "  added by the gateway",
-            ms(percentile(&g, 0.5)) - ms(percentile(&d, 0.5)),
-            ms(percentile(&g, 0.99)) - ms(percentile(&d, 0.99))
-        );
+        compare("2000 req/s fixed rate", &d, &g);
         for conc in [16usize, 64] {
             let (drps, d) = closed_loop(&http, &direct, &body, conc, secs).await;
             let (grps, g) = closed_loop(&http, &via, &body, conc, secs).await;
