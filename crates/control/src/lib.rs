@@ -13,6 +13,7 @@ pub mod error;
 pub mod fleet;
 pub mod health;
 pub mod provision;
+pub mod reconcile;
 pub mod tenancy;
 
 pub use error::ServiceError;

@@ -187,3 +187,16 @@ pub async fn set_member_status(
     }
     Ok(())
 }
+
+/// Advisory-lock key of the deployments reconciler ("CLRECONC").
+const RECONCILE_LOCK_KEY: i64 = 0x434C_5245_434F_4E43;
+
+/// Takes the reconciler's transaction-scoped advisory lock without waiting;
+/// `false` when another replica holds it. Released at the end of the
+/// transaction `db` belongs to (so call it inside one).
+pub async fn try_reconcile_lock(db: impl PgExecutor<'_>) -> DbResult<bool> {
+    Ok(sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(RECONCILE_LOCK_KEY)
+        .fetch_one(db)
+        .await?)
+}
