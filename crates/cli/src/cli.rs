@@ -105,6 +105,15 @@ pub struct ServeArgs {
     /// Do not apply pending migrations at start.
     #[arg(long)]
     pub skip_migrations: bool,
+    /// Launch deployment nodes with this provisioner: `local` runs each node
+    /// (engine + node agent) as processes on this machine. Unset: the
+    /// reconciler does not run here.
+    #[arg(long, value_name = "KIND", value_parser = ["local"])]
+    pub provisioner: Option<String>,
+    /// Engine command for `local` nodes, with {model} and {port} placeholders
+    /// (e.g. "vllm serve {model} --port {port}"); default: the built-in simulator.
+    #[arg(long, value_name = "COMMAND")]
+    pub engine_command: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

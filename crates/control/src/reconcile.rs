@@ -424,3 +424,29 @@ async fn terminate_node(
         .push(n.cluster_name.clone().unwrap_or_else(|| n.id.to_string()));
     Ok(())
 }
+
+/// Runs [`reconcile_once`] every `interval` until `shutdown`. Launched
+/// nodes outlive the control plane (a restart finds them through their
+/// node rows and heartbeats).
+pub async fn run_reconciler(
+    pool: PgPool,
+    provisioner: std::sync::Arc<dyn Provisioner>,
+    cfg: ReconcileConfig,
+    interval: Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut state = ReconcileState::default();
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+                if let Err(e) = reconcile_once(&pool, provisioner.as_ref(), &cfg, &mut state, now_ms).await {
+                    tracing::warn!(error = %e, "reconcile pass failed");
+                }
+            }
+        }
+    }
+}

@@ -50,6 +50,28 @@ pub struct ServerConfig {
     pub node_registration_token: Option<SecretString>,
     /// Node heartbeat thresholds.
     pub health: crosslogic_control::health::HealthConfig,
+    /// The deployments reconciler and its provisioner; `None` = no launching.
+    pub reconciler: Option<ReconcilerSetup>,
+}
+
+/// What the reconciler runs with.
+#[derive(Clone)]
+pub struct ReconcilerSetup {
+    /// Launches and terminates nodes.
+    pub provisioner: Arc<dyn crosslogic_control::provision::Provisioner>,
+    /// Provider, control URL, scaling policy.
+    pub config: crosslogic_control::reconcile::ReconcileConfig,
+    /// Time between passes.
+    pub interval: Duration,
+}
+
+impl std::fmt::Debug for ReconcilerSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReconcilerSetup")
+            .field("config", &self.config)
+            .field("interval", &self.interval)
+            .finish()
+    }
 }
 
 /// A bound server with its database and background tasks.
@@ -100,10 +122,19 @@ impl App {
         let admin = AdminState::new(pool.clone(), config.admin_token.as_ref());
         let agent = crosslogic_control::agent::AgentState::new(pool.clone(), config.node_registration_token.as_ref());
         tasks.spawn(crosslogic_control::health::run_monitor(
-            pool,
+            pool.clone(),
             config.health,
             background.clone(),
         ));
+        if let Some(r) = config.reconciler.clone() {
+            tasks.spawn(crosslogic_control::reconcile::run_reconciler(
+                pool,
+                r.provisioner,
+                r.config,
+                r.interval,
+                background.clone(),
+            ));
+        }
         let app = Router::new()
             .merge(ops::routes())
             .with_state(state)

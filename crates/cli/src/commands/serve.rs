@@ -36,6 +36,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
         gateway: gateway_config(&config),
         node_registration_token: config.node_registration_token.clone(),
         health: Default::default(),
+        reconciler: reconciler(&config, &args, listener.local_addr()?)?,
     };
     let app = App::new(listener, db, shutdown, server_config);
     tracing::info!(addr = %app.local_addr()?, "crosslogic is serving");
@@ -81,4 +82,32 @@ fn gateway_config(config: &Config) -> GatewayConfig {
     };
     g.redis_url = config.redis_url.as_ref().map(|u| u.expose_secret().to_owned());
     g
+}
+
+/// The reconciler with the chosen provisioner, if any.
+fn reconciler(
+    config: &Config,
+    args: &ServeArgs,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<Option<crosslogic_server::ReconcilerSetup>> {
+    use crosslogic_control::provision::local::LocalProvisioner;
+    use crosslogic_control::reconcile::ReconcileConfig;
+    let Some(kind) = args.provisioner.as_deref() else {
+        return Ok(None);
+    };
+    anyhow::ensure!(kind == "local", "unknown provisioner {kind:?}: expected local");
+    // Local nodes reach the control plane on loopback when it listens everywhere.
+    let host = if addr.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        addr.ip()
+    };
+    let control_url = format!("http://{}", std::net::SocketAddr::new(host, addr.port()));
+    let binary = std::env::current_exe().context("cannot find the crosslogic executable")?;
+    let provisioner = LocalProvisioner::new(binary, config.data_dir.join("nodes"), args.engine_command.clone());
+    Ok(Some(crosslogic_server::ReconcilerSetup {
+        provisioner: std::sync::Arc::new(provisioner),
+        config: ReconcileConfig::new(crosslogic_core::Provider::Local, control_url),
+        interval: Duration::from_secs(2),
+    }))
 }

@@ -1,0 +1,100 @@
+//! The operator journey with the `local` provisioner: a deployment created
+//! through the admin API is launched by the reconciler (engine + node agent
+//! processes), registers, becomes active, and serves a tenant's request.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Server;
+use crosslogic_core::{NodeStatus, Provider};
+use crosslogic_db::repo::nodes;
+use crosslogic_testkit::TestDb;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "deploy-e2e-admin-token-0123456789";
+
+/// Kills the node processes the local provisioner recorded (they outlive the
+/// control plane by design).
+fn kill_local_nodes(dir: &std::path::Path) {
+    for entry in std::fs::read_dir(dir.join("nodes")).into_iter().flatten().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "json") {
+            let v: Value = serde_json::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap();
+            for pid in v["pids"].as_array().into_iter().flatten().filter_map(Value::as_i64) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_deployment_is_launched_locally_and_serves_requests() {
+    let db = TestDb::new().await;
+    let data = common::data_dir();
+    let server = Server::start(
+        &[
+            ("DATABASE_URL", db.url.as_str()),
+            ("ADMIN_API_TOKEN", TOKEN),
+            ("CROSSLOGIC_DATA_DIR", data.path().to_str().unwrap()),
+        ],
+        &["--provisioner", "local"],
+    )
+    .unwrap();
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(server.url("/admin/v1/deployments"))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "name": "llama-local", "model_name": "llama-3-8b", "min_replicas": 1, "max_replicas": 1, "provider": "local" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    let (_, _, secret, _) = common::tenant_with_key(&server, TOKEN, "us-east", json!({})).await;
+
+    let chat = json!({ "model": "llama-3-8b", "messages": [{ "role": "user", "content": "hello deployment" }], "max_tokens": 3 });
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let status = http
+            .post(server.url("/v1/chat/completions"))
+            .bearer_auth(&secret)
+            .json(&chat)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 200 {
+            break;
+        }
+        if Instant::now() > deadline {
+            kill_local_nodes(data.path());
+            panic!("the deployment never served a request (last status {status})");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let listed = nodes::list(&db.pool, &nodes::NodeFilter::default(), 10).await.unwrap();
+    kill_local_nodes(data.path());
+    assert_eq!(listed.len(), 1, "exactly the one replica asked for");
+    let node = &listed[0];
+    assert_eq!((node.provider, node.status), (Provider::Local, NodeStatus::Active));
+    assert!(
+        node.deployment_id.is_some()
+            && node
+                .cluster_name
+                .as_deref()
+                .is_some_and(|c| c.starts_with("cic-local-")),
+        "{node:?}"
+    );
+    let events: Vec<String> =
+        sqlx::query_scalar("SELECT event_type FROM events WHERE event_type LIKE 'deployment.%' ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert!(events.contains(&"deployment.scaled".to_owned()), "{events:?}");
+    assert!(server.signal_and_wait(nix::sys::signal::Signal::SIGTERM).success());
+    db.drop_db().await;
+}
