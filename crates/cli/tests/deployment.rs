@@ -1,6 +1,7 @@
 //! The operator journey with the `local` provisioner: a deployment created
 //! through the admin API is launched by the reconciler (engine + node agent
-//! processes), registers, becomes active, and serves a tenant's request.
+//! processes), registers, becomes active and serves a tenant's request; when
+//! the node's processes die it is declared dead, terminated and replaced.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -23,17 +24,15 @@ fn kill_local_nodes(dir: &std::path::Path) {
         if entry.path().extension().is_some_and(|e| e == "json") {
             let v: Value = serde_json::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap();
             for pid in v["pids"].as_array().into_iter().flatten().filter_map(Value::as_i64) {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+                let pid = nix::unistd::Pid::from_raw(pid as i32);
+                let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
             }
         }
     }
 }
 
 #[tokio::test]
-async fn a_deployment_is_launched_locally_and_serves_requests() {
+async fn a_deployment_is_launched_locally_serves_requests_and_a_killed_node_is_replaced() {
     let db = TestDb::new().await;
     let data = common::data_dir();
     let server = Server::start(
@@ -41,6 +40,9 @@ async fn a_deployment_is_launched_locally_and_serves_requests() {
             ("DATABASE_URL", db.url.as_str()),
             ("ADMIN_API_TOKEN", TOKEN),
             ("CROSSLOGIC_DATA_DIR", data.path().to_str().unwrap()),
+            // Short silences so a killed node is declared dead within the test.
+            ("NODE_UNHEALTHY_AFTER", "1s"),
+            ("NODE_DEAD_AFTER", "2s"),
         ],
         &["--provisioner", "local"],
     )
@@ -57,27 +59,28 @@ async fn a_deployment_is_launched_locally_and_serves_requests() {
     let (_, _, secret, _) = common::tenant_with_key(&server, TOKEN, "us-east", json!({})).await;
 
     let chat = json!({ "model": "llama-3-8b", "messages": [{ "role": "user", "content": "hello deployment" }], "max_tokens": 3 });
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let status = http
-            .post(server.url("/v1/chat/completions"))
-            .bearer_auth(&secret)
-            .json(&chat)
-            .send()
-            .await
-            .unwrap()
-            .status();
-        if status == 200 {
-            break;
+    let serves = || async {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let resp = http
+                .post(server.url("/v1/chat/completions"))
+                .bearer_auth(&secret)
+                .json(&chat)
+                .send()
+                .await
+                .unwrap();
+            if resp.status() == 200 {
+                return;
+            }
+            if Instant::now() > deadline {
+                kill_local_nodes(data.path());
+                panic!("the deployment never served a request (last status {})", resp.status());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        if Instant::now() > deadline {
-            kill_local_nodes(data.path());
-            panic!("the deployment never served a request (last status {status})");
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    };
+    serves().await;
     let listed = nodes::list(&db.pool, &nodes::NodeFilter::default(), 10).await.unwrap();
-    kill_local_nodes(data.path());
     assert_eq!(listed.len(), 1, "exactly the one replica asked for");
     let node = &listed[0];
     assert_eq!((node.provider, node.status), (Provider::Local, NodeStatus::Active));
@@ -89,12 +92,49 @@ async fn a_deployment_is_launched_locally_and_serves_requests() {
                 .is_some_and(|c| c.starts_with("cic-local-")),
         "{node:?}"
     );
-    let events: Vec<String> =
-        sqlx::query_scalar("SELECT event_type FROM events WHERE event_type LIKE 'deployment.%' ORDER BY id")
-            .fetch_all(&db.pool)
-            .await
-            .unwrap();
-    assert!(events.contains(&"deployment.scaled".to_owned()), "{events:?}");
+    let first = node.id;
+
+    // The node's processes die: it is declared dead, terminated and replaced.
+    kill_local_nodes(data.path());
+    let all_nodes = nodes::NodeFilter {
+        include_terminated: true,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let all = nodes::list(&db.pool, &all_nodes, 10).await.unwrap();
+        let replaced = all.iter().any(|n| n.id != first && n.status == NodeStatus::Active);
+        let old_gone = all
+            .iter()
+            .any(|n| n.id == first && matches!(n.status, NodeStatus::Dead | NodeStatus::Terminated));
+        if replaced && old_gone {
+            break;
+        }
+        if Instant::now() > deadline {
+            kill_local_nodes(data.path());
+            panic!("the killed node was not replaced: {all:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    serves().await;
+    let live = nodes::list(&db.pool, &nodes::NodeFilter::default(), 10).await.unwrap();
+    kill_local_nodes(data.path());
+    assert_eq!(
+        live.iter().filter(|n| n.status != NodeStatus::Dead).count(),
+        1,
+        "one live replica after the replacement"
+    );
+
+    let events: Vec<String> = sqlx::query_scalar("SELECT event_type FROM events ORDER BY id")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert!(events.iter().any(|e| e == "deployment.scaled"), "{events:?}");
+    assert_eq!(
+        events.iter().filter(|e| *e == "node.dead").count(),
+        1,
+        "the death is reported once: {events:?}"
+    );
     assert!(server.signal_and_wait(nix::sys::signal::Signal::SIGTERM).success());
     db.drop_db().await;
 }

@@ -69,6 +69,10 @@ pub struct Config {
     /// Token hand-added on-prem node agents register with
     /// (`NODE_REGISTRATION_TOKEN`); unset = only launched nodes register.
     pub node_registration_token: Option<SecretString>,
+    /// No heartbeat for this long marks a node unhealthy (`NODE_UNHEALTHY_AFTER`, 20s).
+    pub node_unhealthy_after: Duration,
+    /// No heartbeat for this long marks a node dead (`NODE_DEAD_AFTER`, 60s).
+    pub node_dead_after: Duration,
     /// How long shutdown waits for in-flight requests (`SHUTDOWN_TIMEOUT`, 30s).
     pub shutdown_timeout: Duration,
     /// `LOG_FORMAT`: `text` (default) or `json`.
@@ -182,6 +186,20 @@ impl Config {
             Some(v) => Some(SecretString::from(v.to_owned())),
             None => None,
         };
+        let node_unhealthy_after = match get("NODE_UNHEALTHY_AFTER") {
+            Some(v) => parse::duration_var("NODE_UNHEALTHY_AFTER", v)?,
+            None => Duration::from_secs(20),
+        };
+        let node_dead_after = match get("NODE_DEAD_AFTER") {
+            Some(v) => parse::duration_var("NODE_DEAD_AFTER", v)?,
+            None => Duration::from_secs(60),
+        };
+        if node_unhealthy_after.is_zero() || node_dead_after <= node_unhealthy_after {
+            return Err(ConfigError::new(
+                "NODE_DEAD_AFTER",
+                "must be longer than NODE_UNHEALTHY_AFTER, and both longer than 0 (defaults 60s and 20s)",
+            ));
+        }
         let shutdown_timeout = match get("SHUTDOWN_TIMEOUT") {
             Some(v) => parse::duration_var("SHUTDOWN_TIMEOUT", v)?,
             None => Duration::from_secs(30),
@@ -207,6 +225,8 @@ impl Config {
             juicefs_redis_url,
             admin_api_token,
             node_registration_token,
+            node_unhealthy_after,
+            node_dead_after,
             shutdown_timeout,
             log_format,
         })
@@ -274,6 +294,14 @@ impl Config {
         out.push((
             "CONCURRENCY_LEASE_TTL".into(),
             humantime::format_duration(self.limits.lease_ttl).to_string(),
+        ));
+        out.push((
+            "NODE_UNHEALTHY_AFTER".into(),
+            humantime::format_duration(self.node_unhealthy_after).to_string(),
+        ));
+        out.push((
+            "NODE_DEAD_AFTER".into(),
+            humantime::format_duration(self.node_dead_after).to_string(),
         ));
         out.push((
             "SHUTDOWN_TIMEOUT".into(),

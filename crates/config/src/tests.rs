@@ -138,6 +138,12 @@ fn bad_values_name_the_variable_and_what_is_accepted() {
         (&[("REDIS_URL", "http://x")], "REDIS_URL", "redis://"),
         (&[("ADMIN_API_TOKEN", "short")], "ADMIN_API_TOKEN", "16 characters"),
         (
+            &[("NODE_DEAD_AFTER", "10s")],
+            "NODE_DEAD_AFTER",
+            "longer than NODE_UNHEALTHY_AFTER",
+        ),
+        (&[("NODE_UNHEALTHY_AFTER", "later")], "NODE_UNHEALTHY_AFTER", "30s"),
+        (
             &[("NODE_REGISTRATION_TOKEN", "short")],
             "NODE_REGISTRATION_TOKEN",
             "16 characters",

@@ -35,7 +35,11 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
         admin_token: config.admin_api_token.clone(),
         gateway: gateway_config(&config),
         node_registration_token: config.node_registration_token.clone(),
-        health: Default::default(),
+        health: crosslogic_control::health::HealthConfig {
+            unhealthy_after: config.node_unhealthy_after,
+            dead_after: config.node_dead_after,
+            interval: (config.node_unhealthy_after / 4).clamp(Duration::from_millis(200), Duration::from_secs(5)),
+        },
         reconciler: reconciler(&config, &args, listener.local_addr()?)?,
     };
     let app = App::new(listener, db, shutdown, server_config);
