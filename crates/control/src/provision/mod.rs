@@ -3,14 +3,22 @@
 //! A node is one cluster (`cluster_name`); the provisioner starts the engine
 //! and the node agent on it, and the agent registers with the control plane
 //! using the per-node credential of [`LaunchSpec::node_token`].
+//!
+//! Launch and terminate can take minutes (a cloud VM boots, installs the
+//! engine, downloads weights), so they never run inside an HTTP request or
+//! the reconciler's pass: [`crate::jobs`] runs them as background jobs and
+//! records every line a provisioner writes to its [`JobLog`].
 
 use std::future::Future;
 use std::pin::Pin;
 
+use crosslogic_core::Provider;
 use secrecy::SecretString;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 pub mod local;
+pub mod skypilot;
 
 pub use local::LocalProvisioner;
 
@@ -25,8 +33,16 @@ pub struct LaunchSpec {
     pub node_id: Uuid,
     /// The node agent's credential (plaintext; only its hash is stored).
     pub node_token: SecretString,
+    /// Catalog name of the model: the engine serves it under this name.
     pub model: String,
+    /// Where the engine loads weights from (the catalog's
+    /// `metadata.hf_model`, e.g. `meta-llama/Meta-Llama-3-8B-Instruct`);
+    /// `None` = the catalog name itself.
+    pub model_source: Option<String>,
+    /// Cloud to launch on (`local` for the local provisioner).
+    pub provider: Provider,
     pub region: Option<String>,
+    /// GPU type from the catalog; `None` = no GPU requirement.
     pub gpu: Option<String>,
     pub gpu_count: u32,
     pub spot: bool,
@@ -53,14 +69,47 @@ pub enum ProvisionError {
     Failed(String),
 }
 
+/// Where a provisioner writes the progress of one job, line by line (the
+/// launch log an operator streams). Cheap to clone; writing never blocks
+/// and never fails — with no reader the lines are dropped.
+#[derive(Debug, Clone, Default)]
+pub struct JobLog {
+    tx: Option<mpsc::UnboundedSender<String>>,
+}
+
+impl JobLog {
+    /// A log whose lines arrive on the returned receiver.
+    pub fn channel() -> (JobLog, mpsc::UnboundedReceiver<String>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (JobLog { tx: Some(tx) }, rx)
+    }
+
+    /// A log that drops everything.
+    pub fn discard() -> JobLog {
+        JobLog::default()
+    }
+
+    /// Records one line (trailing newlines trimmed).
+    pub fn line(&self, line: impl Into<String>) {
+        if let Some(tx) = &self.tx {
+            let mut line = line.into();
+            while line.ends_with('\n') || line.ends_with('\r') {
+                line.pop();
+            }
+            let _ = tx.send(line);
+        }
+    }
+}
+
 /// Launches and terminates nodes. Implementations must be idempotent for
 /// `terminate` (an unknown cluster is already gone).
 pub trait Provisioner: Send + Sync {
     /// Starts a node; returns once the processes/instances are started (the
-    /// agent registers on its own later).
-    fn launch(&self, spec: LaunchSpec) -> BoxFuture<'_, Result<LaunchHandle, ProvisionError>>;
+    /// agent registers on its own later). Progress goes to `log`.
+    fn launch(&self, spec: LaunchSpec, log: JobLog) -> BoxFuture<'_, Result<LaunchHandle, ProvisionError>>;
     /// Stops a node and releases everything it holds.
-    fn terminate<'a>(&'a self, cluster_name: &'a str) -> BoxFuture<'a, Result<(), ProvisionError>>;
-    /// Names of the clusters still alive.
+    fn terminate<'a>(&'a self, cluster_name: &'a str, log: JobLog) -> BoxFuture<'a, Result<(), ProvisionError>>;
+    /// Names of the clusters this provisioner manages that still exist
+    /// (only names starting with `cic-` for shared backends).
     fn list(&self) -> BoxFuture<'_, Result<Vec<String>, ProvisionError>>;
 }

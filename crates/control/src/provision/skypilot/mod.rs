@@ -1,0 +1,1 @@
+//! The `skypilot` provisioner (being written).
