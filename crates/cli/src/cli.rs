@@ -106,9 +106,11 @@ pub struct ServeArgs {
     #[arg(long)]
     pub skip_migrations: bool,
     /// Launch deployment nodes with this provisioner: `local` runs each node
-    /// (engine + node agent) as processes on this machine. Unset: the
+    /// (engine + node agent) as processes on this machine; `skypilot` launches
+    /// cloud clusters through the `sky` CLI, or the SkyPilot API server when
+    /// SKYPILOT_API_SERVER_URL is set (needs CONTROL_PLANE_URL). Unset: the
     /// reconciler does not run here.
-    #[arg(long, value_name = "KIND", value_parser = ["local"])]
+    #[arg(long, value_name = "KIND", value_parser = ["local", "skypilot"])]
     pub provisioner: Option<String>,
     /// Engine command for `local` nodes, with {model} and {port} placeholders
     /// (e.g. "vllm serve {model} --port {port}"); default: the built-in simulator.

@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Server, BIN};
-use crosslogic_control::provision::{LaunchSpec, LocalProvisioner, Provisioner};
+use crosslogic_control::provision::{JobLog, LaunchSpec, LocalProvisioner, Provisioner};
 use crosslogic_core::{NodeStatus, Provider};
 use crosslogic_db::repo::nodes::{self, NewNode};
 use crosslogic_testkit::TestDb;
@@ -59,21 +59,35 @@ async fn local_provisioner_launches_a_node_that_registers_and_terminates_it() {
     .await
     .unwrap();
 
+    let (log, mut lines) = JobLog::channel();
     let handle = prov
-        .launch(LaunchSpec {
+        .launch(
+            LaunchSpec {
             cluster_name: cluster.into(),
             node_id: node.id,
-            node_token: token.into(),
+            node_token: token.clone().into(),
             model: "llama-3-8b".into(),
+            model_source: None,
+            provider: Provider::Local,
             region: None,
+            cloud_region: None,
             gpu: None,
             gpu_count: 1,
             spot: false,
             control_url: server.url(""),
-        })
+        },
+            log,
+        )
         .await
         .unwrap();
     let engine = handle.endpoint_url.clone().unwrap();
+    // The launch log names what was started, never the node's credential.
+    let mut logged = Vec::new();
+    while let Ok(l) = lines.try_recv() {
+        logged.push(l);
+    }
+    assert!(logged.iter().any(|l| l.contains("node-agent")), "{logged:?}");
+    assert!(logged.iter().all(|l| !l.contains(&token)), "credential leaked into the log");
 
     // The engine answers /health.
     let http = reqwest::Client::new();
@@ -114,7 +128,7 @@ async fn local_provisioner_launches_a_node_that_registers_and_terminates_it() {
         .collect();
     assert_eq!(pids.len(), 2);
 
-    prov.terminate(cluster).await.unwrap();
+    prov.terminate(cluster, JobLog::discard()).await.unwrap();
     for pid in &pids {
         assert_eq!(
             kill(Pid::from_raw(*pid), None),
@@ -129,7 +143,7 @@ async fn local_provisioner_launches_a_node_that_registers_and_terminates_it() {
     assert!(prov.list().await.unwrap().is_empty());
     assert!(!state.path().join(format!("{cluster}.json")).exists());
     // Terminating again is a no-op.
-    prov.terminate(cluster).await.unwrap();
+    prov.terminate(cluster, JobLog::discard()).await.unwrap();
 
     assert!(server.signal_and_wait(nix::sys::signal::Signal::SIGTERM).success());
     db.drop_db().await;

@@ -8,6 +8,9 @@
 
 mod database;
 mod parse;
+mod provision;
+
+pub use provision::ProvisionSettings;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -79,6 +82,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Platform-wide rate limits and limiter policy.
     pub limits: LimitsSettings,
+    /// Node provisioners.
+    pub provision: ProvisionSettings,
 }
 
 /// Platform-wide limits (`GLOBAL_*`) and the limiter's policies.
@@ -215,8 +220,10 @@ impl Config {
             }
         };
         let limits = LimitsSettings::from_vars(&get)?;
+        let provision = ProvisionSettings::from_vars(&get)?;
         Ok(Config {
             limits,
+            provision,
             database,
             listen,
             data_dir,
@@ -314,6 +321,7 @@ impl Config {
                 LogFormat::Json => "json".into(),
             },
         ));
+        self.provision.report(&mut out);
         out
     }
 }

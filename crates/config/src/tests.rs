@@ -249,3 +249,34 @@ fn limit_settings_have_defaults_and_accept_overrides() {
         (1024, Duration::from_secs(120))
     );
 }
+
+#[test]
+fn provision_settings_have_defaults_and_validate_values() {
+    let cfg = Config::from_vars(&vars(&[])).unwrap();
+    assert_eq!(cfg.provision.skypilot_clouds, ["aws", "gcp", "azure"]);
+    assert_eq!(cfg.provision.skypilot_disk_size_gb, 256);
+    assert!(cfg.provision.control_plane_url.is_none() && cfg.provision.skypilot_api_server_url.is_none());
+
+    let cfg = Config::from_vars(&vars(&[
+        ("CONTROL_PLANE_URL", "https://control.example.com/"),
+        ("SKYPILOT_API_SERVER_URL", "http://127.0.0.1:46580"),
+        ("SKYPILOT_API_SERVER_TOKEN", "sky_token_very_secret"),
+        ("SKYPILOT_CLOUDS", " GCP , aws,gcp "),
+        ("SKYPILOT_DISK_SIZE_GB", "512"),
+        ("VLLM_VERSION", "0.8.5"),
+    ]))
+    .unwrap();
+    assert_eq!(cfg.provision.control_plane_url.as_deref(), Some("https://control.example.com"));
+    assert_eq!(cfg.provision.skypilot_clouds, ["gcp", "aws"]);
+    assert_eq!(cfg.provision.skypilot_disk_size_gb, 512);
+    let report = format!("{:?}", cfg.report());
+    assert!(report.contains("SKYPILOT_API_SERVER_URL") && !report.contains("sky_token_very_secret"));
+
+    let e = err(&[("SKYPILOT_CLOUDS", "aws,lambda")]);
+    assert_eq!(e.variable, "SKYPILOT_CLOUDS");
+    assert!(e.message.contains("lambda"), "{e}");
+    assert_eq!(err(&[("SKYPILOT_CLOUDS", " , ")]).variable, "SKYPILOT_CLOUDS");
+    assert_eq!(err(&[("CONTROL_PLANE_URL", "ftp://x")]).variable, "CONTROL_PLANE_URL");
+    assert_eq!(err(&[("SKYPILOT_API_SERVER_URL", "localhost:46580")]).variable, "SKYPILOT_API_SERVER_URL");
+    assert_eq!(err(&[("SKYPILOT_DISK_SIZE_GB", "5")]).variable, "SKYPILOT_DISK_SIZE_GB");
+}

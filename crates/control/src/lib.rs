@@ -12,6 +12,7 @@ pub mod agent;
 pub mod error;
 pub mod fleet;
 pub mod health;
+pub mod jobs;
 pub mod provision;
 pub mod reconcile;
 pub mod tenancy;

@@ -4,10 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use crosslogic_control::provision::{BoxFuture, LaunchHandle, LaunchSpec, ProvisionError, Provisioner};
-use crosslogic_control::reconcile::{reconcile_once, ReconcileConfig, ReconcileState};
+use crosslogic_control::jobs::Jobs;
+use crosslogic_control::provision::{BoxFuture, JobLog, LaunchHandle, LaunchSpec, ProvisionError, Provisioner};
+use crosslogic_control::reconcile::{reconcile_once, ReconcileConfig, ReconcileReport, ReconcileState};
 use crosslogic_core::{DeploymentStrategy, NodeStatus, Provider};
 use crosslogic_db::repo::deployments::{self, DeploymentPatch, NewDeployment};
 use crosslogic_db::repo::nodes::{self, Node, NodeFilter};
@@ -15,26 +17,50 @@ use crosslogic_testkit::TestDb;
 use serde_json::json;
 use uuid::Uuid;
 
+type Spec = (String, Provider, Option<String>, Option<String>, bool, Option<String>);
+
 #[derive(Default)]
 struct Fake {
     launched: Mutex<Vec<(String, Uuid)>>,
     terminated: Mutex<Vec<String>>,
+    /// Launches of clusters whose name contains one of these fail.
+    fail: Mutex<Vec<String>>,
+    /// Clusters that exist without having been launched here (orphans).
+    extra: Mutex<Vec<String>>,
+    /// Specs seen, as (cluster, provider, region, gpu, spot, cloud region).
+    specs: Mutex<Vec<Spec>>,
 }
 
 impl Provisioner for Fake {
-    fn launch(&self, spec: LaunchSpec) -> BoxFuture<'_, Result<LaunchHandle, ProvisionError>> {
-        self.launched
-            .lock()
-            .unwrap()
-            .push((spec.cluster_name.clone(), spec.node_id));
+    fn launch(&self, spec: LaunchSpec, log: JobLog) -> BoxFuture<'_, Result<LaunchHandle, ProvisionError>> {
+        log.line("fake: provisioning");
+        self.specs.lock().unwrap().push((
+            spec.cluster_name.clone(),
+            spec.provider,
+            spec.region.clone(),
+            spec.gpu.clone(),
+            spec.spot,
+            spec.cloud_region.clone(),
+        ));
+        let fails = self.fail.lock().unwrap().iter().any(|f| spec.cluster_name.contains(f.as_str()));
+        if !fails {
+            self.launched
+                .lock()
+                .unwrap()
+                .push((spec.cluster_name.clone(), spec.node_id));
+        }
         Box::pin(async move {
+            if fails {
+                log.line("fake: no capacity");
+                return Err(ProvisionError::Failed("InsufficientInstanceCapacity".into()));
+            }
             Ok(LaunchHandle {
                 cluster_name: spec.cluster_name,
                 endpoint_url: None,
             })
         })
     }
-    fn terminate<'a>(&'a self, cluster_name: &'a str) -> BoxFuture<'a, Result<(), ProvisionError>> {
+    fn terminate<'a>(&'a self, cluster_name: &'a str, _log: JobLog) -> BoxFuture<'a, Result<(), ProvisionError>> {
         self.terminated.lock().unwrap().push(cluster_name.to_owned());
         Box::pin(async { Ok(()) })
     }
@@ -46,10 +72,23 @@ impl Provisioner for Fake {
             .unwrap()
             .iter()
             .map(|(c, _)| c.clone())
+            .chain(self.extra.lock().unwrap().iter().cloned())
             .filter(|c| !dead.contains(c))
             .collect();
         Box::pin(async move { Ok(alive) })
     }
+}
+
+/// Jobs over a shared fake.
+fn jobs(db: &TestDb, fake: &Arc<Fake>) -> Jobs {
+    Jobs::new(db.pool.clone(), fake.clone(), Duration::from_secs(60))
+}
+
+/// One pass, then waits for the jobs it started.
+async fn pass(db: &TestDb, jobs: &Jobs, cfg: &ReconcileConfig, state: &mut ReconcileState, now: u64) -> ReconcileReport {
+    let r = reconcile_once(&db.pool, jobs, cfg, state, now).await.unwrap();
+    jobs.idle().await;
+    r
 }
 
 async fn deployment_nodes(db: &TestDb, id: Uuid) -> Vec<Node> {
@@ -83,12 +122,13 @@ async fn reconciler_launches_to_min_replaces_dead_nodes_and_drains_the_excess() 
     )
     .await
     .unwrap();
-    let fake = Fake::default();
+    let fake = Arc::new(Fake::default());
+    let jobs = jobs(&db, &fake);
     let cfg = ReconcileConfig::new(Provider::Local, "http://127.0.0.1:1");
     let mut state = ReconcileState::default();
 
     // min 2 → two launches, distinct clusters, node rows launching.
-    let r = reconcile_once(&db.pool, &fake, &cfg, &mut state, 1_000).await.unwrap();
+    let r = pass(&db, &jobs, &cfg, &mut state, 1_000).await;
     assert!(r.acted);
     assert_eq!(r.launched.len(), 2);
     let names: BTreeSet<_> = r.launched.iter().cloned().collect();
@@ -113,7 +153,7 @@ async fn reconciler_launches_to_min_replaces_dead_nodes_and_drains_the_excess() 
     assert_eq!(scaled, 1);
 
     // Launching nodes count: nothing more.
-    let r = reconcile_once(&db.pool, &fake, &cfg, &mut state, 2_000).await.unwrap();
+    let r = pass(&db, &jobs, &cfg, &mut state, 2_000).await;
     assert!(
         r.launched.is_empty() && r.drained.is_empty() && r.terminated.is_empty(),
         "{r:?}"
@@ -130,7 +170,7 @@ async fn reconciler_launches_to_min_replaces_dead_nodes_and_drains_the_excess() 
     nodes::transition(&db.pool, dead.id, NodeStatus::Dead, &[])
         .await
         .unwrap();
-    let r = reconcile_once(&db.pool, &fake, &cfg, &mut state, 3_000).await.unwrap();
+    let r = pass(&db, &jobs, &cfg, &mut state, 3_000).await;
     assert_eq!(r.terminated, [dead.cluster_name.clone().unwrap()]);
     assert_eq!(r.launched.len(), 1);
     assert_eq!(*fake.terminated.lock().unwrap(), [dead.cluster_name.clone().unwrap()]);
@@ -149,7 +189,7 @@ async fn reconciler_launches_to_min_replaces_dead_nodes_and_drains_the_excess() 
     nodes::transition(&db.pool, replacement.id, NodeStatus::Active, &[])
         .await
         .unwrap();
-    let r = reconcile_once(&db.pool, &fake, &cfg, &mut state, 4_000).await.unwrap();
+    let r = pass(&db, &jobs, &cfg, &mut state, 4_000).await;
     assert!(r.launched.is_empty() && r.drained.is_empty(), "{r:?}");
     assert_eq!(deployments::get(&db.pool, dep.id).await.unwrap().current_replicas, 2);
     deployments::update(
@@ -163,7 +203,7 @@ async fn reconciler_launches_to_min_replaces_dead_nodes_and_drains_the_excess() 
     )
     .await
     .unwrap();
-    let r = reconcile_once(&db.pool, &fake, &cfg, &mut state, 5_000).await.unwrap();
+    let r = pass(&db, &jobs, &cfg, &mut state, 5_000).await;
     assert_eq!(r.drained.len(), 1, "{r:?}");
     assert!(r.launched.is_empty());
     let victim = r.drained[0];
@@ -171,7 +211,7 @@ async fn reconciler_launches_to_min_replaces_dead_nodes_and_drains_the_excess() 
     assert_eq!(deployments::get(&db.pool, dep.id).await.unwrap().current_replicas, 1);
 
     // Idle draining node → terminated on the next pass; nothing relaunched.
-    let r = reconcile_once(&db.pool, &fake, &cfg, &mut state, 6_000).await.unwrap();
+    let r = pass(&db, &jobs, &cfg, &mut state, 6_000).await;
     let victim_row = nodes::get(&db.pool, victim).await.unwrap();
     assert_eq!(r.terminated, [victim_row.cluster_name.clone().unwrap()]);
     assert!(r.launched.is_empty());
@@ -186,16 +226,208 @@ async fn only_one_replica_acts_per_pass() {
     crosslogic_db::migrate::migrate(&db.pool).await.unwrap();
     let mut holder = db.pool.begin().await.unwrap();
     assert!(deployments::try_reconcile_lock(&mut *holder).await.unwrap());
-    let fake = Fake::default();
+    let fake = Arc::new(Fake::default());
+    let jobs = jobs(&db, &fake);
     let cfg = ReconcileConfig::new(Provider::Local, "http://127.0.0.1:1");
-    let r = reconcile_once(&db.pool, &fake, &cfg, &mut ReconcileState::default(), 0)
+    let r = reconcile_once(&db.pool, &jobs, &cfg, &mut ReconcileState::default(), 0)
         .await
         .unwrap();
     assert!(!r.acted);
     holder.rollback().await.unwrap();
-    let r = reconcile_once(&db.pool, &fake, &cfg, &mut ReconcileState::default(), 0)
+    let r = reconcile_once(&db.pool, &jobs, &cfg, &mut ReconcileState::default(), 0)
         .await
         .unwrap();
     assert!(r.acted);
+    db.drop_db().await;
+}
+
+fn epoch_ms() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap()
+}
+
+async fn create_deployment(db: &TestDb, name: &str, min: i32, provider: Option<Provider>, region: Option<&str>) -> Uuid {
+    deployments::create(
+        &db.pool,
+        &NewDeployment {
+            name: name.into(),
+            model_name: "llama-3-8b".into(),
+            min_replicas: min,
+            max_replicas: min.max(1) + 2,
+            strategy: DeploymentStrategy::Spread,
+            provider,
+            region: region.map(str::to_owned),
+            gpu_type: "auto".into(),
+            gpu_count: None,
+            use_spot: true,
+            metadata: json!({}),
+        },
+    )
+    .await
+    .unwrap()
+    .id
+}
+
+#[tokio::test]
+async fn cloud_launches_go_to_the_cheapest_fit_and_failures_back_off_to_the_next_candidate() {
+    let db = TestDb::new().await;
+    crosslogic_db::migrate::migrate(&db.pool).await.unwrap();
+    let dep = create_deployment(&db, "llama-cloud", 1, Some(Provider::Aws), Some("us-east")).await;
+    let fake = Arc::new(Fake::default());
+    let jobs = jobs(&db, &fake);
+    let cfg = ReconcileConfig::new(Provider::Aws, "http://127.0.0.1:1");
+    let mut state = ReconcileState::default();
+
+    // Spot capacity is out everywhere: every spot launch fails.
+    fake.fail.lock().unwrap().push("-spot-".into());
+    let t0 = epoch_ms();
+    let r = pass(&db, &jobs, &cfg, &mut state, t0).await;
+    assert_eq!(r.launched.len(), 1, "{r:?}");
+    let first = fake.specs.lock().unwrap()[0].clone();
+    assert_eq!(first.1, Provider::Aws);
+    assert_eq!(first.2.as_deref(), Some("us-east"));
+    assert_eq!(first.5.as_deref(), Some("us-east-1"), "the provider's own region name");
+    assert!(first.4, "spot first");
+    // llama-3-8b needs 16 GB × 1.2: the cheapest AWS GPU that fits, one of it.
+    let gpu = first.3.clone().unwrap();
+    assert!(first.0.starts_with(&format!("cic-aws-us-east-{}-spot-", gpu.to_lowercase())), "{}", first.0);
+    let row = &deployment_nodes(&db, dep).await[0];
+    assert_eq!(row.status, NodeStatus::Terminated, "a failed launch terminates its node");
+    assert_eq!(row.gpu_type.as_deref(), Some(gpu.as_str()));
+
+    // The failure backs the deployment off: nothing during the backoff.
+    let r = pass(&db, &jobs, &cfg, &mut state, t0 + 1_000).await;
+    assert!(r.launched.is_empty(), "{r:?}");
+    assert_eq!(r.backing_off, ["llama-cloud"]);
+    assert_eq!(state.backoff[&dep].failures, 1);
+
+    // After it, the next candidate (not the one that failed) is tried.
+    let r = pass(&db, &jobs, &cfg, &mut state, t0 + 11_000).await;
+    assert_eq!(r.launched.len(), 1, "{r:?}");
+    let second = fake.specs.lock().unwrap()[1].clone();
+    assert_ne!((second.3.clone(), second.4), (first.3.clone(), first.4), "a different shape");
+    // Spot keeps failing until an on-demand shape is reached; then it sticks.
+    let mut now = t0 + 11_000;
+    for _ in 0..20 {
+        if deployment_nodes(&db, dep).await.iter().any(|n| n.status == NodeStatus::Launching) {
+            break;
+        }
+        now += 400_000;
+        pass(&db, &jobs, &cfg, &mut state, now).await;
+    }
+    let launching: Vec<Node> = deployment_nodes(&db, dep)
+        .await
+        .into_iter()
+        .filter(|n| n.status == NodeStatus::Launching)
+        .collect();
+    assert_eq!(launching.len(), 1);
+    assert!(!launching[0].spot_instance, "on-demand fallback");
+    pass(&db, &jobs, &cfg, &mut state, now + 1).await;
+    assert!(!state.backoff.contains_key(&dep), "a successful launch clears the backoff");
+
+    // Every launch left its log.
+    let logs: Vec<String> = sqlx::query_scalar(
+        "SELECT l.line FROM provision_job_lines l JOIN provision_jobs j ON j.id = l.job_id
+          WHERE j.node_id = $1 ORDER BY l.id",
+    )
+    .bind(row.id)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert!(logs.iter().any(|l| l.contains("fake: no capacity")), "{logs:?}");
+    assert!(logs.iter().any(|l| l.contains("launch failed")), "{logs:?}");
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn stuck_launches_vanished_clusters_and_orphans_are_handled() {
+    let db = TestDb::new().await;
+    crosslogic_db::migrate::migrate(&db.pool).await.unwrap();
+    let dep = create_deployment(&db, "llama-sweep", 1, Some(Provider::Local), None).await;
+    let fake = Arc::new(Fake::default());
+    let jobs = jobs(&db, &fake);
+    let mut cfg = ReconcileConfig::new(Provider::Local, "http://127.0.0.1:1");
+    cfg.launch_timeout = Duration::from_secs(120);
+    cfg.orphan_grace = Duration::from_secs(30);
+    cfg.sweep_interval = Duration::from_secs(0);
+    let mut state = ReconcileState::default();
+    let t0 = epoch_ms();
+
+    let r = pass(&db, &jobs, &cfg, &mut state, t0).await;
+    assert_eq!(r.launched.len(), 1);
+    let stuck = deployment_nodes(&db, dep).await[0].clone();
+
+    // Its agent never registers: dead after the launch timeout, then replaced.
+    let r = pass(&db, &jobs, &cfg, &mut state, t0 + 60_000).await;
+    assert!(r.declared_dead.is_empty() && r.launched.is_empty(), "{r:?}");
+    let r = pass(&db, &jobs, &cfg, &mut state, t0 + 121_000).await;
+    assert_eq!(r.declared_dead, [stuck.id]);
+    assert_eq!(r.terminated, [stuck.cluster_name.clone().unwrap()]);
+    let stuck_now = nodes::get(&db.pool, stuck.id).await.unwrap();
+    assert_eq!(stuck_now.status, NodeStatus::Terminated);
+    // A stuck launch counts as a failure: backoff first, then a replacement.
+    assert!(r.launched.is_empty() && r.backing_off == ["llama-sweep"], "{r:?}");
+    let r = pass(&db, &jobs, &cfg, &mut state, t0 + 200_000).await;
+    assert_eq!(r.launched.len(), 1, "{r:?}");
+    let replacement = deployment_nodes(&db, dep)
+        .await
+        .into_iter()
+        .find(|n| n.status == NodeStatus::Launching)
+        .unwrap();
+    nodes::transition(&db.pool, replacement.id, NodeStatus::Active, &[])
+        .await
+        .unwrap();
+
+    // An orphan cluster appears: kept during the grace period, then terminated.
+    fake.extra.lock().unwrap().push("cic-local-local-any-od-orphan1".into());
+    let r = pass(&db, &jobs, &cfg, &mut state, t0 + 201_000).await;
+    assert!(r.terminated.is_empty(), "{r:?}");
+    let r = pass(&db, &jobs, &cfg, &mut state, t0 + 232_000).await;
+    assert_eq!(r.terminated, ["cic-local-local-any-od-orphan1"]);
+    assert!(fake.terminated.lock().unwrap().contains(&"cic-local-local-any-od-orphan1".to_string()));
+
+    // The active node's cluster vanishes: dead, terminated and replaced.
+    fake.terminated
+        .lock()
+        .unwrap()
+        .push(replacement.cluster_name.clone().unwrap());
+    let r = pass(&db, &jobs, &cfg, &mut state, t0 + 240_000).await;
+    assert_eq!(r.declared_dead, [replacement.id], "{r:?}");
+    assert_eq!(r.terminated, [replacement.cluster_name.clone().unwrap()]);
+    assert_eq!(r.launched.len(), 1, "replaced in the same pass: {r:?}");
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn concurrent_reconcilers_never_double_launch() {
+    let db = TestDb::new().await;
+    crosslogic_db::migrate::migrate(&db.pool).await.unwrap();
+    let dep = create_deployment(&db, "llama-race", 3, Some(Provider::Local), None).await;
+    let fake = Arc::new(Fake::default());
+    let cfg = ReconcileConfig::new(Provider::Local, "http://127.0.0.1:1");
+    // Two control planes (separate jobs and state), passing in a tight loop.
+    let mut handles = Vec::new();
+    for _ in 0..2 {
+        let pool = db.pool.clone();
+        let jobs = Jobs::new(db.pool.clone(), fake.clone(), Duration::from_secs(60));
+        let cfg = cfg.clone();
+        handles.push(tokio::spawn(async move {
+            let mut state = ReconcileState::default();
+            let mut acted = 0;
+            for _ in 0..40 {
+                let r = reconcile_once(&pool, &jobs, &cfg, &mut state, epoch_ms()).await.unwrap();
+                acted += usize::from(r.acted);
+            }
+            jobs.idle().await;
+            acted
+        }));
+    }
+    let mut total = 0;
+    for h in handles {
+        total += h.await.unwrap();
+    }
+    assert!(total > 0);
+    let rows = deployment_nodes(&db, dep).await;
+    assert_eq!(rows.len(), 3, "exactly min launched: {rows:?}");
+    assert_eq!(fake.launched.lock().unwrap().len(), 3);
     db.drop_db().await;
 }

@@ -3,6 +3,7 @@
 //! Invariant: this crate does no IO (no network, files, clocks or database).
 //! Everything here is plain data and pure functions, so it is unit-testable.
 
+pub mod candidates;
 pub mod keys;
 pub mod limits;
 pub mod money;

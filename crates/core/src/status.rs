@@ -158,6 +158,15 @@ string_enum!(
     DeliveryStatus, "delivery status" { Pending => "pending", Sent => "sent", Failed => "failed", Retry => "retry" }
 );
 
+string_enum!(
+    /// `provision_jobs.kind`.
+    ProvisionJobKind, "provision job kind" { Launch => "launch", Terminate => "terminate" }
+);
+string_enum!(
+    /// `provision_jobs.status`.
+    ProvisionJobStatus, "provision job status" { Running => "running", Succeeded => "succeeded", Failed => "failed" }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,6 +64,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(2, "02_deployments"),
     migration!(3, "03_notifications"),
     migration!(4, "04_auth_notify"),
+    migration!(5, "05_provision_jobs"),
 ];
 
 /// Why migrating failed.

@@ -87,6 +87,8 @@ async fn every_core_enum_value_is_accepted_by_its_check_constraint() {
     check(p, "deployments", "strategy", DeploymentStrategy::ALL).await;
     check(p, "deployments", "status", DeploymentStatus::ALL).await;
     check(p, "deployment_nodes", "status", DeploymentNodeStatus::ALL).await;
+    check(p, "provision_jobs", "kind", ProvisionJobKind::ALL).await;
+    check(p, "provision_jobs", "status", ProvisionJobStatus::ALL).await;
     check(p, "notification_config", "channel", NotificationChannel::ALL).await;
     check(p, "notification_deliveries", "channel", NotificationChannel::ALL).await;
     check(p, "notification_deliveries", "status", DeliveryStatus::ALL).await;

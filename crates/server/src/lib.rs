@@ -119,19 +119,26 @@ impl App {
             draining: Arc::new(AtomicBool::new(false)),
         };
         let draining = state.draining.clone();
-        let admin = AdminState::new(pool.clone(), config.admin_token.as_ref());
+        let jobs = config.reconciler.as_ref().map(|r| {
+            crosslogic_control::jobs::Jobs::new(pool.clone(), r.provisioner.clone(), r.config.launch_timeout)
+        });
+        let mut admin = AdminState::new(pool.clone(), config.admin_token.as_ref());
+        if let Some(jobs) = &jobs {
+            admin = admin.with_jobs(jobs.clone());
+        }
         let agent = crosslogic_control::agent::AgentState::new(pool.clone(), config.node_registration_token.as_ref());
         tasks.spawn(crosslogic_control::health::run_monitor(
             pool.clone(),
             config.health,
             background.clone(),
         ));
-        if let Some(r) = config.reconciler.clone() {
+        if let (Some(r), Some(jobs)) = (config.reconciler.clone(), jobs) {
             tasks.spawn(crosslogic_control::reconcile::run_reconciler(
                 pool,
-                r.provisioner,
+                jobs,
                 r.config,
                 r.interval,
+                config.shutdown_timeout,
                 background.clone(),
             ));
         }

@@ -3,6 +3,7 @@
 
 mod error;
 mod fleet;
+mod nodes;
 mod tenancy;
 
 use std::net::SocketAddr;
@@ -30,13 +31,25 @@ pub struct AdminState {
     pub pool: PgPool,
     /// SHA-256 of the operator token; `None` disables the admin API.
     token_digest: Option<[u8; 32]>,
+    /// Background provisioning jobs, when this control plane launches nodes.
+    pub jobs: Option<crate::jobs::Jobs>,
 }
 
 impl AdminState {
     /// State for the admin API; without a token every admin request is refused.
     pub fn new(pool: PgPool, token: Option<&SecretString>) -> AdminState {
         let token_digest = token.map(|t| Sha256::digest(t.expose_secret().as_bytes()).into());
-        AdminState { pool, token_digest }
+        AdminState {
+            pool,
+            token_digest,
+            jobs: None,
+        }
+    }
+
+    /// Lets node termination tear clusters down through `jobs`.
+    pub fn with_jobs(mut self, jobs: crate::jobs::Jobs) -> AdminState {
+        self.jobs = Some(jobs);
+        self
     }
 }
 
@@ -91,6 +104,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/nodes", get(fleet::list_nodes))
         .route("/nodes/{id}", get(fleet::get_node))
         .route("/nodes/{id}/drain", post(fleet::drain_node))
+        .route("/nodes/{id}/terminate", post(nodes::terminate_node))
+        .route("/nodes/{id}/logs", get(nodes::node_logs))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin))
         .with_state(state);
     Router::new().nest("/admin/v1", routes)

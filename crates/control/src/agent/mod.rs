@@ -139,6 +139,27 @@ pub(crate) async fn node_changed(
     Ok(())
 }
 
+/// Moves a node to `to` (from one of `from`, any when empty) and, when
+/// that changed something, publishes `event_type` and records the health
+/// check — all in one transaction. `None` when the node was not moved.
+pub(crate) async fn transition_node(
+    pool: &PgPool,
+    id: Uuid,
+    to: NodeStatus,
+    from: &[NodeStatus],
+    event_type: &str,
+    health: HealthCheckStatus,
+    detail: Option<&str>,
+) -> Result<Option<Node>, ServiceError> {
+    let mut tx = pool.begin().await?;
+    let moved = nodes::transition(&mut *tx, id, to, from).await?;
+    if let Some(node) = &moved {
+        node_changed(&mut tx, node, event_type, health, detail).await?;
+    }
+    tx.commit().await?;
+    Ok(moved)
+}
+
 /// Registers a launched node (per-node credential already checked) or
 /// creates an on-prem node (registration token already checked).
 pub async fn register(pool: &PgPool, reg: Registration, onprem: bool) -> Result<Registered, ServiceError> {

@@ -1,8 +1,9 @@
-//! The read side of nodes. Launching, draining and terminating come with the
-//! reconciler and provisioners.
+//! Nodes for the operator: list, inspect, drain, terminate, and read or
+//! follow their launch logs. Launching belongs to the reconciler.
 
 use crosslogic_core::NodeStatus;
 use crosslogic_db::repo::nodes::{self, HealthCheck, Node, NodeFilter};
+use crosslogic_db::repo::provision_jobs::{self, JobLine, ProvisionJob};
 use crosslogic_db::PgPool;
 use serde::Serialize;
 use uuid::Uuid;
@@ -83,4 +84,125 @@ pub async fn drain_node(pool: &PgPool, actor: &crate::tenancy::Actor, id: Uuid) 
     .await?;
     tx.commit().await?;
     Ok(node)
+}
+
+/// A termination the operator asked for.
+#[derive(Debug, Clone, Serialize)]
+pub struct Termination {
+    /// The node as it is now (`draining` while its cluster is torn down,
+    /// `terminated` once done or when it had no cluster).
+    pub node: Node,
+    /// The background job tearing the cluster down, if one was started.
+    pub job_id: Option<Uuid>,
+}
+
+/// Terminates a node: it leaves the routing table at once (moved to
+/// `draining`), and its cluster is torn down by a background job that marks
+/// it `terminated` when done (a node without a cluster — hand-added on-prem —
+/// is marked terminated directly). A deployment's reconciler replaces it.
+/// Terminating a terminated node changes nothing.
+pub async fn terminate_node(
+    pool: &PgPool,
+    jobs: Option<&crate::jobs::Jobs>,
+    actor: &crate::tenancy::Actor,
+    id: Uuid,
+) -> Result<Termination, ServiceError> {
+    let node = nodes::get(pool, id).await?;
+    if node.status == NodeStatus::Terminated {
+        return Ok(Termination { node, job_id: None });
+    }
+    let (cluster, jobs) = match (&node.cluster_name, jobs) {
+        (Some(c), Some(j)) => (Some(c.clone()), Some(j)),
+        (Some(_), None) => {
+            return Err(ServiceError::State(
+                "this control plane runs no provisioner (serve --provisioner …): drain the node instead, \
+                 or terminate it from a control plane that launches nodes"
+                    .into(),
+            ))
+        }
+        (None, _) => (None, None),
+    };
+    let mut tx = pool.begin().await?;
+    let target = if cluster.is_some() {
+        NodeStatus::Draining
+    } else {
+        NodeStatus::Terminated
+    };
+    let from = [
+        NodeStatus::Launching,
+        NodeStatus::Initializing,
+        NodeStatus::Active,
+        NodeStatus::Unhealthy,
+        NodeStatus::Draining,
+        NodeStatus::Dead,
+    ];
+    if let Some(moved) = nodes::transition(&mut *tx, id, target, &from).await? {
+        let event = if target == NodeStatus::Terminated {
+            "node.terminated"
+        } else {
+            "node.draining"
+        };
+        crate::agent::node_changed(
+            &mut tx,
+            &moved,
+            event,
+            crosslogic_core::HealthCheckStatus::Dead,
+            Some("terminated by the operator"),
+        )
+        .await?;
+    }
+    crosslogic_db::repo::audit::record(
+        &mut *tx,
+        &crosslogic_db::repo::audit::NewAuditEntry {
+            tenant_id: None,
+            actor: &actor.name,
+            action: "node.terminate",
+            resource_type: "node",
+            resource_id: Some(id.to_string()),
+            details: serde_json::json!({ "cluster_name": node.cluster_name }),
+            ip_address: actor.ip.clone(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let job_id = match (cluster, jobs) {
+        (Some(c), Some(j)) => j.terminate(Some(id), &c, "terminated by the operator").await?,
+        _ => None,
+    };
+    Ok(Termination {
+        node: nodes::get(pool, id).await?,
+        job_id,
+    })
+}
+
+/// A page of a node's launch and terminate logs.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeLogs {
+    /// The node's provisioning jobs, oldest first.
+    pub jobs: Vec<ProvisionJob>,
+    /// Lines after the cursor asked for, in order.
+    pub lines: Vec<JobLine>,
+    /// Pass as `after` to get the lines that follow.
+    pub next_cursor: i64,
+    /// Whether a job is still running (more lines may come).
+    pub running: bool,
+}
+
+/// Log lines of a node's jobs after cursor `after` (0 = from the start), at
+/// most `limit` (1 to 5,000, default 1,000).
+pub async fn node_logs(pool: &PgPool, id: Uuid, after: i64, limit: Option<i64>) -> Result<NodeLogs, ServiceError> {
+    nodes::get(pool, id).await?;
+    let limit = limit.unwrap_or(1000).clamp(1, 5000);
+    let jobs = provision_jobs::for_node(pool, id).await?;
+    let lines = provision_jobs::node_lines(pool, id, after.max(0), limit).await?;
+    let next_cursor = lines.last().map_or(after.max(0), |l| l.id);
+    let running = jobs
+        .iter()
+        .any(|j| j.status == crosslogic_core::ProvisionJobStatus::Running);
+    Ok(NodeLogs {
+        jobs,
+        lines,
+        next_cursor,
+        running,
+    })
 }

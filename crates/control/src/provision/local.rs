@@ -19,7 +19,7 @@ use nix::unistd::Pid;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
-use super::{BoxFuture, LaunchHandle, LaunchSpec, ProvisionError, Provisioner};
+use super::{BoxFuture, JobLog, LaunchHandle, LaunchSpec, ProvisionError, Provisioner};
 
 /// How long `terminate` waits for SIGTERM before SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(10);
@@ -153,7 +153,7 @@ impl LocalProvisioner {
         Ok(out)
     }
 
-    async fn do_launch(&self, spec: LaunchSpec) -> Result<LaunchHandle, ProvisionError> {
+    async fn do_launch(&self, spec: LaunchSpec, log: JobLog) -> Result<LaunchHandle, ProvisionError> {
         let name = &spec.cluster_name;
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             return Err(ProvisionError::Failed(format!("invalid cluster name {name:?}")));
@@ -161,7 +161,10 @@ impl LocalProvisioner {
         std::fs::create_dir_all(&self.state_dir)?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let engine_url = format!("http://127.0.0.1:{port}");
-        let engine = self.spawn(self.engine_command(&spec.model, port), name, "engine")?;
+        let engine_cmd = self.engine_command(&spec.model, port);
+        log.line(format!("starting engine: {}", describe(&engine_cmd)));
+        let engine = self.spawn(engine_cmd, name, "engine")?;
+        log.line(format!("engine pid {engine} on port {port}"));
         let mut agent = Command::new(&self.binary);
         agent
             .args(["node-agent", "--control-url", &spec.control_url])
@@ -171,8 +174,12 @@ impl LocalProvisioner {
         if let Some(region) = &spec.region {
             agent.args(["--region", region]);
         }
+        log.line(format!("starting node agent: {}", describe(&agent)));
         let agent = match self.spawn(agent, name, "agent") {
-            Ok(pid) => pid,
+            Ok(pid) => {
+                log.line(format!("node agent pid {pid}"));
+                pid
+            }
             Err(e) => {
                 Self::signal_group(engine, Signal::SIGKILL);
                 return Err(e);
@@ -192,11 +199,13 @@ impl LocalProvisioner {
         })
     }
 
-    async fn do_terminate(&self, cluster: &str) -> Result<(), ProvisionError> {
+    async fn do_terminate(&self, cluster: &str, log: JobLog) -> Result<(), ProvisionError> {
         let path = self.record_path(cluster);
         let Some(record) = read_record(&path) else {
+            log.line(format!("{cluster} has no record: already gone"));
             return Ok(());
         };
+        log.line(format!("stopping node agent then engine (pids {:?})", record.pids));
         let deadline = Instant::now() + TERM_GRACE;
         // Agent first, so it deregisters the node while the engine still runs.
         if let Some((&agent, engines)) = record.pids.split_first() {
@@ -207,6 +216,7 @@ impl LocalProvisioner {
             }
         }
         if !self.wait_gone(&record.pids, deadline).await {
+            log.line(format!("still running after {TERM_GRACE:?}: SIGKILL"));
             for &pid in &record.pids {
                 Self::signal_group(pid, Signal::SIGKILL);
             }
@@ -230,18 +240,28 @@ impl LocalProvisioner {
     }
 }
 
+/// A command line for the log (the environment, which holds the node's
+/// credential, is not shown).
+fn describe(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn read_record(path: &Path) -> Option<Record> {
     let bytes = std::fs::read(path).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
 impl Provisioner for LocalProvisioner {
-    fn launch(&self, spec: LaunchSpec) -> BoxFuture<'_, Result<LaunchHandle, ProvisionError>> {
-        Box::pin(self.do_launch(spec))
+    fn launch(&self, spec: LaunchSpec, log: JobLog) -> BoxFuture<'_, Result<LaunchHandle, ProvisionError>> {
+        Box::pin(self.do_launch(spec, log))
     }
 
-    fn terminate<'a>(&'a self, cluster_name: &'a str) -> BoxFuture<'a, Result<(), ProvisionError>> {
-        Box::pin(self.do_terminate(cluster_name))
+    fn terminate<'a>(&'a self, cluster_name: &'a str, log: JobLog) -> BoxFuture<'a, Result<(), ProvisionError>> {
+        Box::pin(self.do_terminate(cluster_name, log))
     }
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<String>, ProvisionError>> {

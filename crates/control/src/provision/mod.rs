@@ -21,6 +21,7 @@ pub mod local;
 pub mod skypilot;
 
 pub use local::LocalProvisioner;
+pub use skypilot::{SkyPilotConfig, SkyPilotProvisioner};
 
 /// A boxed, sendable future (object-safe async trait methods).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -41,7 +42,12 @@ pub struct LaunchSpec {
     pub model_source: Option<String>,
     /// Cloud to launch on (`local` for the local provisioner).
     pub provider: Provider,
+    /// Our region code (`us-east`): what the node reports and routing uses.
     pub region: Option<String>,
+    /// The provider's own name of that region (`us-east-1` on AWS for our
+    /// `us-east`, from `regions.provider_regions`): what the cloud is asked
+    /// for. `None` = let the provisioner pick.
+    pub cloud_region: Option<String>,
     /// GPU type from the catalog; `None` = no GPU requirement.
     pub gpu: Option<String>,
     pub gpu_count: u32,

@@ -167,6 +167,26 @@ pub async fn set_current_replicas(db: impl PgExecutor<'_>, id: Uuid, replicas: i
     Ok(())
 }
 
+/// [`set_current_replicas`] for many deployments in one statement; returns
+/// how many rows changed.
+pub async fn set_current_replicas_many(db: impl PgExecutor<'_>, counts: &[(Uuid, i32)]) -> DbResult<u64> {
+    if counts.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<Uuid> = counts.iter().map(|c| c.0).collect();
+    let values: Vec<i32> = counts.iter().map(|c| c.1).collect();
+    let done = sqlx::query(
+        "UPDATE deployments d SET current_replicas = c.n
+           FROM unnest($1::uuid[], $2::int4[]) AS c(id, n)
+          WHERE d.id = c.id AND d.current_replicas <> c.n",
+    )
+    .bind(ids)
+    .bind(values)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Sets a member node's status within its deployment.
 pub async fn set_member_status(
     db: impl PgExecutor<'_>,

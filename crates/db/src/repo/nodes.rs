@@ -158,6 +158,20 @@ pub async fn list(db: impl PgExecutor<'_>, f: &NodeFilter, limit: i64) -> DbResu
     .await?)
 }
 
+/// Every node not yet terminated, oldest first — the reconciler's whole
+/// view of the fleet in one query.
+pub async fn list_unterminated(db: impl PgExecutor<'_>) -> DbResult<Vec<Node>> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM nodes n LEFT JOIN regions r ON r.id = n.region_id
+          WHERE n.status <> 'terminated'
+          ORDER BY n.created_at, n.id"
+    ))
+    .fetch_all(db)
+    .await?)
+}
+
 /// Nodes the gateway may route to: active, with an endpoint and a model.
 pub async fn routable(db: impl PgExecutor<'_>) -> DbResult<Vec<Node>> {
     Ok(sqlx::query_as(concat!(
