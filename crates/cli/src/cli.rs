@@ -116,6 +116,16 @@ pub struct ServeArgs {
     /// (e.g. "vllm serve {model} --port {port}"); default: the built-in simulator.
     #[arg(long, value_name = "COMMAND")]
     pub engine_command: Option<String>,
+    /// Where the `local` provisioner records its nodes [default:
+    /// CROSSLOGIC_DATA_DIR/nodes]. Control-plane replicas on one machine
+    /// share it, so each sees (and adopts) what any of them launched.
+    #[arg(long, value_name = "DIR")]
+    pub nodes_dir: Option<std::path::PathBuf>,
+    /// Extra argument for every `local` node agent; repeat for several (e.g.
+    /// `--node-agent-arg=--cloud --node-agent-arg=aws --node-agent-arg=--metadata-url
+    /// --node-agent-arg=http://127.0.0.1:9999` to simulate spot notices).
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    pub node_agent_arg: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

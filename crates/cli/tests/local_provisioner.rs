@@ -63,19 +63,19 @@ async fn local_provisioner_launches_a_node_that_registers_and_terminates_it() {
     let handle = prov
         .launch(
             LaunchSpec {
-            cluster_name: cluster.into(),
-            node_id: node.id,
-            node_token: token.clone().into(),
-            model: "llama-3-8b".into(),
-            model_source: None,
-            provider: Provider::Local,
-            region: None,
-            cloud_region: None,
-            gpu: None,
-            gpu_count: 1,
-            spot: false,
-            control_url: server.url(""),
-        },
+                cluster_name: cluster.into(),
+                node_id: node.id,
+                node_token: token.clone().into(),
+                model: "llama-3-8b".into(),
+                model_source: None,
+                provider: Provider::Local,
+                region: None,
+                cloud_region: None,
+                gpu: None,
+                gpu_count: 1,
+                spot: false,
+                control_url: server.url(""),
+            },
             log,
         )
         .await
@@ -87,7 +87,10 @@ async fn local_provisioner_launches_a_node_that_registers_and_terminates_it() {
         logged.push(l);
     }
     assert!(logged.iter().any(|l| l.contains("node-agent")), "{logged:?}");
-    assert!(logged.iter().all(|l| !l.contains(&token)), "credential leaked into the log");
+    assert!(
+        logged.iter().all(|l| !l.contains(&token)),
+        "credential leaked into the log"
+    );
 
     // The engine answers /health.
     let http = reqwest::Client::new();

@@ -50,7 +50,11 @@ impl ProvisionSettings {
             None => vec!["aws".into(), "gcp".into(), "azure".into()],
             Some(v) => {
                 let mut out: Vec<String> = Vec::new();
-                for c in v.split(',').map(|c| c.trim().to_ascii_lowercase()).filter(|c| !c.is_empty()) {
+                for c in v
+                    .split(',')
+                    .map(|c| c.trim().to_ascii_lowercase())
+                    .filter(|c| !c.is_empty())
+                {
                     if !SKYPILOT_CLOUDS.contains(&c.as_str()) {
                         return Err(ConfigError::new(
                             "SKYPILOT_CLOUDS",
@@ -104,10 +108,7 @@ impl ProvisionSettings {
             },
         ));
         out.push(("SKYPILOT_CLOUDS".into(), self.skypilot_clouds.join(",")));
-        out.push((
-            "SKYPILOT_DISK_SIZE_GB".into(),
-            self.skypilot_disk_size_gb.to_string(),
-        ));
+        out.push(("SKYPILOT_DISK_SIZE_GB".into(), self.skypilot_disk_size_gb.to_string()));
         out.push(("VLLM_VERSION".into(), or(&self.vllm_version, "(latest)")));
     }
 }

@@ -266,7 +266,10 @@ fn provision_settings_have_defaults_and_validate_values() {
         ("VLLM_VERSION", "0.8.5"),
     ]))
     .unwrap();
-    assert_eq!(cfg.provision.control_plane_url.as_deref(), Some("https://control.example.com"));
+    assert_eq!(
+        cfg.provision.control_plane_url.as_deref(),
+        Some("https://control.example.com")
+    );
     assert_eq!(cfg.provision.skypilot_clouds, ["gcp", "aws"]);
     assert_eq!(cfg.provision.skypilot_disk_size_gb, 512);
     let report = format!("{:?}", cfg.report());
@@ -277,6 +280,9 @@ fn provision_settings_have_defaults_and_validate_values() {
     assert!(e.message.contains("lambda"), "{e}");
     assert_eq!(err(&[("SKYPILOT_CLOUDS", " , ")]).variable, "SKYPILOT_CLOUDS");
     assert_eq!(err(&[("CONTROL_PLANE_URL", "ftp://x")]).variable, "CONTROL_PLANE_URL");
-    assert_eq!(err(&[("SKYPILOT_API_SERVER_URL", "localhost:46580")]).variable, "SKYPILOT_API_SERVER_URL");
+    assert_eq!(
+        err(&[("SKYPILOT_API_SERVER_URL", "localhost:46580")]).variable,
+        "SKYPILOT_API_SERVER_URL"
+    );
     assert_eq!(err(&[("SKYPILOT_DISK_SIZE_GB", "5")]).variable, "SKYPILOT_DISK_SIZE_GB");
 }

@@ -182,6 +182,8 @@ async fn main() {
             r.terminated.len()
         );
     }
-    println!("(statements counted while the pass ran; background job statements are excluded only when they start after it)");
+    println!(
+        "(statements counted while the pass ran; background job statements are excluded only when they start after it)"
+    );
     db.drop_db().await;
 }

@@ -119,7 +119,10 @@ impl Jobs {
         candidate: String,
     ) -> Result<Option<Uuid>, ServiceError> {
         let cluster = spec.cluster_name.clone();
-        let Some(job) = self.claim(Some(spec.node_id), &cluster, ProvisionJobKind::Launch).await? else {
+        let Some(job) = self
+            .claim(Some(spec.node_id), &cluster, ProvisionJobKind::Launch)
+            .await?
+        else {
             return Ok(None);
         };
         let inner = Arc::clone(&self.inner);
@@ -127,19 +130,18 @@ impl Jobs {
             let node_id = spec.node_id;
             let (log, writer) = log_writer(inner.pool.clone(), job);
             log.line(format!("launching {cluster} ({})", describe(&spec)));
-            let result = match tokio::time::timeout(inner.launch_timeout, inner.provisioner.launch(spec, log.clone()))
-                .await
-            {
-                Ok(Ok(handle)) => {
-                    log.line(match &handle.endpoint_url {
-                        Some(url) => format!("launched; engine at {url}; waiting for the node agent to register"),
-                        None => "launched; waiting for the node agent to register".to_owned(),
-                    });
-                    Ok(())
-                }
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!("launch did not finish within {:?}", inner.launch_timeout)),
-            };
+            let result =
+                match tokio::time::timeout(inner.launch_timeout, inner.provisioner.launch(spec, log.clone())).await {
+                    Ok(Ok(handle)) => {
+                        log.line(match &handle.endpoint_url {
+                            Some(url) => format!("launched; engine at {url}; waiting for the node agent to register"),
+                            None => "launched; waiting for the node agent to register".to_owned(),
+                        });
+                        Ok(())
+                    }
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("launch did not finish within {:?}", inner.launch_timeout)),
+                };
             if let Err(e) = &result {
                 log.line(format!("launch failed: {e}; cleaning up"));
                 if let Err(down) = inner.provisioner.terminate(&cluster, log.clone()).await {
@@ -181,7 +183,12 @@ impl Jobs {
     /// Starts terminating `cluster` (of node `node_id`, when it has a row);
     /// on success the node becomes `terminated` with `why` as the detail.
     /// Returns the job id, or `None` when a job for that cluster already runs.
-    pub async fn terminate(&self, node_id: Option<Uuid>, cluster: &str, why: &str) -> Result<Option<Uuid>, ServiceError> {
+    pub async fn terminate(
+        &self,
+        node_id: Option<Uuid>,
+        cluster: &str,
+        why: &str,
+    ) -> Result<Option<Uuid>, ServiceError> {
         let Some(job) = self.claim(node_id, cluster, ProvisionJobKind::Terminate).await? else {
             return Ok(None);
         };
@@ -222,7 +229,12 @@ impl Jobs {
     }
 
     /// Marks the cluster busy and records the job; `None` if already busy.
-    async fn claim(&self, node_id: Option<Uuid>, cluster: &str, kind: ProvisionJobKind) -> Result<Option<Uuid>, ServiceError> {
+    async fn claim(
+        &self,
+        node_id: Option<Uuid>,
+        cluster: &str,
+        kind: ProvisionJobKind,
+    ) -> Result<Option<Uuid>, ServiceError> {
         if !lock(&self.inner.busy).insert(cluster.to_owned()) {
             return Ok(None);
         }

@@ -42,7 +42,12 @@ impl Provisioner for Fake {
             spec.spot,
             spec.cloud_region.clone(),
         ));
-        let fails = self.fail.lock().unwrap().iter().any(|f| spec.cluster_name.contains(f.as_str()));
+        let fails = self
+            .fail
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|f| spec.cluster_name.contains(f.as_str()));
         if !fails {
             self.launched
                 .lock()
@@ -85,7 +90,13 @@ fn jobs(db: &TestDb, fake: &Arc<Fake>) -> Jobs {
 }
 
 /// One pass, then waits for the jobs it started.
-async fn pass(db: &TestDb, jobs: &Jobs, cfg: &ReconcileConfig, state: &mut ReconcileState, now: u64) -> ReconcileReport {
+async fn pass(
+    db: &TestDb,
+    jobs: &Jobs,
+    cfg: &ReconcileConfig,
+    state: &mut ReconcileState,
+    now: u64,
+) -> ReconcileReport {
     let r = reconcile_once(&db.pool, jobs, cfg, state, now).await.unwrap();
     jobs.idle().await;
     r
@@ -245,7 +256,13 @@ fn epoch_ms() -> u64 {
     u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap()
 }
 
-async fn create_deployment(db: &TestDb, name: &str, min: i32, provider: Option<Provider>, region: Option<&str>) -> Uuid {
+async fn create_deployment(
+    db: &TestDb,
+    name: &str,
+    min: i32,
+    provider: Option<Provider>,
+    region: Option<&str>,
+) -> Uuid {
     deployments::create(
         &db.pool,
         &NewDeployment {
@@ -289,9 +306,19 @@ async fn cloud_launches_go_to_the_cheapest_fit_and_failures_back_off_to_the_next
     assert!(first.4, "spot first");
     // llama-3-8b needs 16 GB × 1.2: the cheapest AWS GPU that fits, one of it.
     let gpu = first.3.clone().unwrap();
-    assert!(first.0.starts_with(&format!("cic-aws-us-east-{}-spot-", gpu.to_lowercase())), "{}", first.0);
+    assert!(
+        first
+            .0
+            .starts_with(&format!("cic-aws-us-east-{}-spot-", gpu.to_lowercase())),
+        "{}",
+        first.0
+    );
     let row = &deployment_nodes(&db, dep).await[0];
-    assert_eq!(row.status, NodeStatus::Terminated, "a failed launch terminates its node");
+    assert_eq!(
+        row.status,
+        NodeStatus::Terminated,
+        "a failed launch terminates its node"
+    );
     assert_eq!(row.gpu_type.as_deref(), Some(gpu.as_str()));
 
     // The failure backs the deployment off: nothing during the backoff.
@@ -304,11 +331,19 @@ async fn cloud_launches_go_to_the_cheapest_fit_and_failures_back_off_to_the_next
     let r = pass(&db, &jobs, &cfg, &mut state, t0 + 11_000).await;
     assert_eq!(r.launched.len(), 1, "{r:?}");
     let second = fake.specs.lock().unwrap()[1].clone();
-    assert_ne!((second.3.clone(), second.4), (first.3.clone(), first.4), "a different shape");
+    assert_ne!(
+        (second.3.clone(), second.4),
+        (first.3.clone(), first.4),
+        "a different shape"
+    );
     // Spot keeps failing until an on-demand shape is reached; then it sticks.
     let mut now = t0 + 11_000;
     for _ in 0..20 {
-        if deployment_nodes(&db, dep).await.iter().any(|n| n.status == NodeStatus::Launching) {
+        if deployment_nodes(&db, dep)
+            .await
+            .iter()
+            .any(|n| n.status == NodeStatus::Launching)
+        {
             break;
         }
         now += 400_000;
@@ -322,7 +357,10 @@ async fn cloud_launches_go_to_the_cheapest_fit_and_failures_back_off_to_the_next
     assert_eq!(launching.len(), 1);
     assert!(!launching[0].spot_instance, "on-demand fallback");
     pass(&db, &jobs, &cfg, &mut state, now + 1).await;
-    assert!(!state.backoff.contains_key(&dep), "a successful launch clears the backoff");
+    assert!(
+        !state.backoff.contains_key(&dep),
+        "a successful launch clears the backoff"
+    );
 
     // Every launch left its log.
     let logs: Vec<String> = sqlx::query_scalar(
@@ -383,7 +421,11 @@ async fn stuck_launches_vanished_clusters_and_orphans_are_handled() {
     assert!(r.terminated.is_empty(), "{r:?}");
     let r = pass(&db, &jobs, &cfg, &mut state, t0 + 232_000).await;
     assert_eq!(r.terminated, ["cic-local-local-any-od-orphan1"]);
-    assert!(fake.terminated.lock().unwrap().contains(&"cic-local-local-any-od-orphan1".to_string()));
+    assert!(fake
+        .terminated
+        .lock()
+        .unwrap()
+        .contains(&"cic-local-local-any-od-orphan1".to_string()));
 
     // The active node's cluster vanishes: dead, terminated and replaced.
     fake.terminated
@@ -414,7 +456,9 @@ async fn concurrent_reconcilers_never_double_launch() {
             let mut state = ReconcileState::default();
             let mut acted = 0;
             for _ in 0..40 {
-                let r = reconcile_once(&pool, &jobs, &cfg, &mut state, epoch_ms()).await.unwrap();
+                let r = reconcile_once(&pool, &jobs, &cfg, &mut state, epoch_ms())
+                    .await
+                    .unwrap();
                 acted += usize::from(r.acted);
             }
             jobs.idle().await;

@@ -85,7 +85,12 @@ fn golden(name: &str, actual: &str) {
     }
     let expected = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", path.display()));
-    assert_eq!(actual, expected, "{} differs (UPDATE_GOLDEN=1 regenerates it)", path.display());
+    assert_eq!(
+        actual,
+        expected,
+        "{} differs (UPDATE_GOLDEN=1 regenerates it)",
+        path.display()
+    );
 }
 
 fn drain(rx: &mut UnboundedReceiver<String>) -> Vec<String> {
@@ -116,7 +121,10 @@ fn secrets_are_values_only_in_rest_mode() {
     assert!(!cli.contains(TOKEN));
     assert!(!cli.contains("jfs-pass-42"));
     let doc: Value = serde_yaml_ng::from_str(&cli).unwrap();
-    assert_eq!(doc["secrets"], json!({"CROSSLOGIC_NODE_TOKEN": null, "JUICEFS_META_URL": null}));
+    assert_eq!(
+        doc["secrets"],
+        json!({"CROSSLOGIC_NODE_TOKEN": null, "JUICEFS_META_URL": null})
+    );
 
     let rest = render_task(&aws_spec(), &aws_config(), true).unwrap();
     let doc: Value = serde_yaml_ng::from_str(&rest).unwrap();
@@ -129,6 +137,10 @@ fn secrets_are_values_only_in_rest_mode() {
     without.as_object_mut().unwrap().remove("secrets");
     assert!(!without.to_string().contains(TOKEN));
 
+    // Debug output of the configuration redacts the JuiceFS URL.
+    let debug = format!("{:?}", aws_config());
+    assert!(!debug.contains("jfs-pass-42"), "{debug}");
+
     let no_juicefs = render_task(&gcp_spec(), &gcp_config(), true).unwrap();
     let doc: Value = serde_yaml_ng::from_str(&no_juicefs).unwrap();
     assert_eq!(doc["secrets"], json!({"CROSSLOGIC_NODE_TOKEN": TOKEN}));
@@ -136,6 +148,15 @@ fn secrets_are_values_only_in_rest_mode() {
 
 #[test]
 fn task_fields() {
+    // The cloud is asked for its own region name; the node reports ours.
+    let doc: Value = serde_yaml_ng::from_str(&render_task(&aws_spec(), &aws_config(), false).unwrap()).unwrap();
+    assert_eq!(doc["resources"]["infra"], "aws/us-east-1");
+    assert_eq!(doc["envs"]["CROSSLOGIC_REGION"], "us-east");
+    assert!(doc["run"]
+        .as_str()
+        .unwrap()
+        .contains(r#"--region "$CROSSLOGIC_REGION""#));
+
     let doc: Value = serde_yaml_ng::from_str(&render_task(&gcp_spec(), &gcp_config(), false).unwrap()).unwrap();
     assert_eq!(
         doc["resources"],
@@ -144,7 +165,10 @@ fn task_fields() {
     assert_eq!(doc["envs"]["MODEL_SOURCE"], "llama-3-70b");
     assert_eq!(doc["envs"]["GPU_COUNT"], "2");
     assert!(doc["envs"].get("CROSSLOGIC_REGION").is_none());
-    assert_eq!(doc["file_mounts"], json!({"~/.crosslogic/crosslogic": "/usr/local/bin/crosslogic"}));
+    assert_eq!(
+        doc["file_mounts"],
+        json!({"~/.crosslogic/crosslogic": "/usr/local/bin/crosslogic"})
+    );
     let run = doc["run"].as_str().unwrap();
     assert!(run.contains("--cloud gcp"));
     assert!(!run.contains("--region"));
@@ -223,7 +247,10 @@ for path in sys.argv[1:]:
 print(json.dumps(out))
 "#;
     let mut paths = Vec::new();
-    for (i, (spec, mut cfg)) in [(aws_spec(), aws_config()), (gcp_spec(), gcp_config())].into_iter().enumerate() {
+    for (i, (spec, mut cfg)) in [(aws_spec(), aws_config()), (gcp_spec(), gcp_config())]
+        .into_iter()
+        .enumerate()
+    {
         cfg.agent_binary = agent.clone();
         for with_secrets in [false, true] {
             let path = dir.path().join(format!("task-{i}-{with_secrets}.yaml"));
@@ -273,7 +300,13 @@ print(json.dumps(out))
         names.extend(t["managed"].as_array().unwrap().iter().cloned());
         assert!(names.contains(&json!("CROSSLOGIC_NODE_TOKEN")), "{t}");
         if with_secrets {
-            assert!(t["secrets"].as_array().unwrap().contains(&json!("CROSSLOGIC_NODE_TOKEN")), "{t}");
+            assert!(
+                t["secrets"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!("CROSSLOGIC_NODE_TOKEN")),
+                "{t}"
+            );
         }
         if aws {
             assert!(names.contains(&json!("JUICEFS_META_URL")), "{t}");
@@ -425,7 +458,18 @@ async fn cli_launch_without_juicefs_names_only_the_token() {
     p.launch(gcp_spec(), JobLog::discard()).await.unwrap();
     let calls = sky.calls();
     let (argv, token, jfs) = &calls[0];
-    assert_eq!(argv[..7], ["launch", "-c", "cic-gcp-a100-80gb-od-19c0", "-y", "-d", "--secret", "CROSSLOGIC_NODE_TOKEN"]);
+    assert_eq!(
+        argv[..7],
+        [
+            "launch",
+            "-c",
+            "cic-gcp-a100-80gb-od-19c0",
+            "-y",
+            "-d",
+            "--secret",
+            "CROSSLOGIC_NODE_TOKEN"
+        ]
+    );
     assert_eq!(argv.len(), 8);
     assert_eq!(token, TOKEN);
     assert_eq!(jfs, "<unset>");
@@ -438,7 +482,9 @@ async fn cli_launch_failure_reports_the_output_tail() {
     let p = sky.provisioner(false);
     let (log, mut rx) = JobLog::channel();
     let err = p.launch(aws_spec(), log).await.unwrap_err();
-    let ProvisionError::Failed(msg) = err else { panic!("{err:?}") };
+    let ProvisionError::Failed(msg) = err else {
+        panic!("{err:?}")
+    };
     assert!(msg.contains("Failed to acquire resources in all zones"), "{msg}");
     assert!(msg.contains("exit status: 3"), "{msg}");
     assert!(!msg.contains(TOKEN));
@@ -532,7 +578,11 @@ fn with_id(id: &str) -> Response {
 
 async fn launch(State(s): State<Shared>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
     record(&s, "POST /launch", body.clone(), &headers);
-    if body["cluster_name"].as_str().unwrap_or_default().starts_with("cic-fail") {
+    if body["cluster_name"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("cic-fail")
+    {
         with_id("req-launch-fail")
     } else {
         with_id("req-launch-ok")
@@ -542,7 +592,11 @@ async fn launch(State(s): State<Shared>, headers: HeaderMap, Json(body): Json<Va
 async fn down(State(s): State<Shared>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
     record(&s, "POST /down", body.clone(), &headers);
     // No header here: the id comes in the body (the fallback).
-    let id = if body["cluster_name"] == "cic-gone-1" { "req-down-missing" } else { "req-down-ok" };
+    let id = if body["cluster_name"] == "cic-gone-1" {
+        "req-down-missing"
+    } else {
+        "req-down-ok"
+    };
     Json(json!({ "request_id": id })).into_response()
 }
 
@@ -596,7 +650,11 @@ async fn api_get(State(s): State<Shared>, headers: HeaderMap, Query(q): Query<Ha
             Value::Null,
         ))
         .into_response(),
-        _ => (StatusCode::NOT_FOUND, Json(json!({"detail": format!("Request {id:?} not found")}))).into_response(),
+        _ => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"detail": format!("Request {id:?} not found")})),
+        )
+            .into_response(),
     }
 }
 
@@ -659,7 +717,6 @@ async fn rest_launch_sends_the_task_and_streams_logs() {
             "task": task,
             "cluster_name": "cic-aws-us-east-1-a10g-spot-7f3a",
             "retry_until_up": false,
-            "env_vars": {},
         })
     );
     let task_doc: Value = serde_yaml_ng::from_str(body["task"].as_str().unwrap()).unwrap();
@@ -699,7 +756,10 @@ async fn rest_launch_failure_carries_the_server_message() {
     let err = p.launch(spec, JobLog::discard()).await.unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("ResourcesUnavailableError"), "{msg}");
-    assert!(msg.contains("Failed to provision all possible launchable resources."), "{msg}");
+    assert!(
+        msg.contains("Failed to provision all possible launchable resources."),
+        "{msg}"
+    );
     assert!(!msg.contains(TOKEN));
 }
 
@@ -707,7 +767,9 @@ async fn rest_launch_failure_carries_the_server_message() {
 async fn rest_down_and_idempotence() {
     let (url, state) = api_server().await;
     let p = rest_provisioner(&url, None);
-    p.terminate("cic-aws-us-east-1-a10g-spot-7f3a", JobLog::discard()).await.unwrap();
+    p.terminate("cic-aws-us-east-1-a10g-spot-7f3a", JobLog::discard())
+        .await
+        .unwrap();
     p.terminate("cic-gone-1", JobLog::discard()).await.unwrap();
     let calls: Vec<_> = calls(&state).into_iter().map(|(w, v, a)| (w, v, a.is_some())).collect();
     assert_eq!(
@@ -719,8 +781,16 @@ async fn rest_down_and_idempotence() {
                 false
             ),
             ("GET /api/get".to_string(), json!({"request_id": "req-down-ok"}), false),
-            ("POST /down".to_string(), json!({"cluster_name": "cic-gone-1", "purge": false}), false),
-            ("GET /api/get".to_string(), json!({"request_id": "req-down-missing"}), false),
+            (
+                "POST /down".to_string(),
+                json!({"cluster_name": "cic-gone-1", "purge": false}),
+                false
+            ),
+            (
+                "GET /api/get".to_string(),
+                json!({"request_id": "req-down-missing"}),
+                false
+            ),
         ]
     );
 }
@@ -735,7 +805,10 @@ async fn rest_list_reads_the_status_result() {
     );
     let calls = calls(&state);
     assert_eq!(calls[0].0, "POST /status");
-    assert_eq!(calls[0].1, json!({"cluster_names": null, "refresh": "NONE", "all_users": true}));
+    assert_eq!(
+        calls[0].1,
+        json!({"cluster_names": null, "refresh": "NONE", "all_users": true})
+    );
     assert_eq!(calls[1].1, json!({"request_id": "req-status"}));
 }
 
@@ -754,4 +827,46 @@ async fn rest_http_errors_are_reported() {
     let mut cfg = aws_config();
     cfg.api_server_url = Some("not a url".into());
     assert!(SkyPilotProvisioner::new(cfg).is_err());
+}
+
+/// Against a real SkyPilot API server, when `CROSSLOGIC_SKYPILOT_API_URL`
+/// names one: listing works, terminating an unknown cluster succeeds, and a
+/// launch that no cloud can satisfy (a GPU that does not exist) fails with
+/// SkyPilot's message while its log reaches the job log. Nothing is ever
+/// provisioned.
+#[tokio::test]
+async fn real_api_server_round_trip() {
+    let Some(url) = std::env::var("CROSSLOGIC_SKYPILOT_API_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!("skipped: set CROSSLOGIC_SKYPILOT_API_URL to a SkyPilot API server");
+        return;
+    };
+    let mut cfg = gcp_config();
+    cfg.api_server_url = Some(url);
+    // A file the (local) server can read, so validation reaches the GPU.
+    cfg.agent_binary = std::env::current_exe().unwrap();
+    let p = SkyPilotProvisioner::new(cfg).unwrap();
+    let names = p.list().await.unwrap();
+    assert!(names.iter().all(|n| n.starts_with("cic-")), "{names:?}");
+    p.terminate("cic-crosslogic-test-missing-0", JobLog::discard())
+        .await
+        .unwrap();
+
+    let mut spec = gcp_spec();
+    spec.cluster_name = "cic-crosslogic-test-impossible-0".into();
+    spec.gpu = Some("NO-SUCH-GPU-CROSSLOGIC".into());
+    let (log, mut rx) = JobLog::channel();
+    let err = p.launch(spec, log).await.unwrap_err().to_string();
+    assert!(!err.contains(TOKEN), "{err}");
+    let lines = drain(&mut rx);
+    eprintln!("launch error: {err}\nlog:\n{}", lines.join("\n"));
+    assert!(!lines.is_empty());
+    assert!(!lines.iter().any(|l| l.contains(TOKEN)));
+    assert!(!p
+        .list()
+        .await
+        .unwrap()
+        .contains(&"cic-crosslogic-test-impossible-0".to_string()));
 }

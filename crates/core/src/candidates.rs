@@ -32,7 +32,13 @@ impl Candidate {
     /// Identity used to avoid a candidate after it failed:
     /// `aws/us-east-1/A10G:1/spot`.
     pub fn key(&self) -> String {
-        candidate_key(self.provider, Some(&self.region), Some(&self.gpu), self.count, self.spot)
+        candidate_key(
+            self.provider,
+            Some(&self.region),
+            Some(&self.gpu),
+            self.count,
+            self.spot,
+        )
     }
 }
 
@@ -169,7 +175,16 @@ mod tests {
         // asia-1 holds none; then eu-west-1 (1), then us-east-1 (2).
         assert_eq!(
             regions_in_order,
-            ["asia-1", "asia-1", "eu-west-1", "eu-west-1", "us-east-1", "us-east-1", "us-east-1", "us-east-1"]
+            [
+                "asia-1",
+                "asia-1",
+                "eu-west-1",
+                "eu-west-1",
+                "us-east-1",
+                "us-east-1",
+                "us-east-1",
+                "us-east-1"
+            ]
         );
         assert_eq!(c[0].key(), "gcp/asia-1/L4:1/spot");
         assert_eq!(c[0].micros_per_hour, 300_000, "region multiplier applied");
@@ -194,12 +209,26 @@ mod tests {
     #[test]
     fn packed_prefers_the_region_holding_most_and_providers_filter() {
         let held = HashMap::from([("eu-west-1".to_string(), 3)]);
-        let c = launch_candidates(DeploymentStrategy::Packed, None, &regions(), &held, &[Provider::Aws], &gpus());
+        let c = launch_candidates(
+            DeploymentStrategy::Packed,
+            None,
+            &regions(),
+            &held,
+            &[Provider::Aws],
+            &gpus(),
+        );
         assert_eq!(c[0].region, "eu-west-1");
         assert!(c.iter().all(|c| c.provider == Provider::Aws));
         assert!(c.iter().all(|c| c.region != "asia-1"), "asia-1 has no AWS");
         assert_eq!(
-            launch_candidates(DeploymentStrategy::Packed, None, &regions(), &held, &[Provider::Azure], &gpus()),
+            launch_candidates(
+                DeploymentStrategy::Packed,
+                None,
+                &regions(),
+                &held,
+                &[Provider::Azure],
+                &gpus()
+            ),
             []
         );
     }

@@ -119,9 +119,10 @@ impl App {
             draining: Arc::new(AtomicBool::new(false)),
         };
         let draining = state.draining.clone();
-        let jobs = config.reconciler.as_ref().map(|r| {
-            crosslogic_control::jobs::Jobs::new(pool.clone(), r.provisioner.clone(), r.config.launch_timeout)
-        });
+        let jobs = config
+            .reconciler
+            .as_ref()
+            .map(|r| crosslogic_control::jobs::Jobs::new(pool.clone(), r.provisioner.clone(), r.config.launch_timeout));
         let mut admin = AdminState::new(pool.clone(), config.admin_token.as_ref());
         if let Some(jobs) = &jobs {
             admin = admin.with_jobs(jobs.clone());

@@ -101,51 +101,54 @@ fn reconciler(
     };
     let binary = std::env::current_exe().context("cannot find the crosslogic executable")?;
     let p = &config.provision;
-    let (provisioner, cfg): (std::sync::Arc<dyn crosslogic_control::provision::Provisioner>, ReconcileConfig) =
-        match kind {
-            "local" => {
-                // Local nodes reach the control plane on loopback when it listens everywhere.
-                let host = if addr.ip().is_unspecified() {
-                    std::net::IpAddr::from([127, 0, 0, 1])
-                } else {
-                    addr.ip()
-                };
-                let control_url = p
-                    .control_plane_url
-                    .clone()
-                    .unwrap_or_else(|| format!("http://{}", std::net::SocketAddr::new(host, addr.port())));
-                let provisioner =
-                    LocalProvisioner::new(binary, config.data_dir.join("nodes"), args.engine_command.clone());
-                (
-                    std::sync::Arc::new(provisioner),
-                    ReconcileConfig::for_fleet(Fleet::Local, control_url),
-                )
-            }
-            "skypilot" => {
-                let control_url = p.control_plane_url.clone().context(
-                    "CONTROL_PLANE_URL is not set: cloud nodes need the URL at which they reach this control plane \
+    let (provisioner, cfg): (
+        std::sync::Arc<dyn crosslogic_control::provision::Provisioner>,
+        ReconcileConfig,
+    ) = match kind {
+        "local" => {
+            // Local nodes reach the control plane on loopback when it listens everywhere.
+            let host = if addr.ip().is_unspecified() {
+                std::net::IpAddr::from([127, 0, 0, 1])
+            } else {
+                addr.ip()
+            };
+            let control_url = p
+                .control_plane_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", std::net::SocketAddr::new(host, addr.port())));
+            let dir = args.nodes_dir.clone().unwrap_or_else(|| config.data_dir.join("nodes"));
+            let mut provisioner = LocalProvisioner::new(binary, dir, args.engine_command.clone());
+            provisioner.agent_args = args.node_agent_arg.clone();
+            (
+                std::sync::Arc::new(provisioner),
+                ReconcileConfig::for_fleet(Fleet::Local, control_url),
+            )
+        }
+        "skypilot" => {
+            let control_url = p.control_plane_url.clone().context(
+                "CONTROL_PLANE_URL is not set: cloud nodes need the URL at which they reach this control plane \
                      (e.g. https://control.example.com)",
-                )?;
-                let mut sky = SkyPilotConfig::new(config.data_dir.join("skypilot"), binary);
-                sky.api_server_url = p.skypilot_api_server_url.clone();
-                sky.api_server_token = p.skypilot_api_server_token.clone();
-                sky.disk_size_gb = p.skypilot_disk_size_gb;
-                sky.vllm_version = p.vllm_version.clone();
-                sky.juicefs_meta_url = config.juicefs_redis_url.clone();
-                let provisioner = SkyPilotProvisioner::new(sky).context("SkyPilot provisioner")?;
-                let clouds = p
-                    .skypilot_clouds
-                    .iter()
-                    .map(|c| c.parse::<crosslogic_core::Provider>())
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| anyhow::anyhow!("SKYPILOT_CLOUDS: {e}"))?;
-                (
-                    std::sync::Arc::new(provisioner),
-                    ReconcileConfig::for_fleet(Fleet::Cloud(clouds), control_url),
-                )
-            }
-            other => anyhow::bail!("unknown provisioner {other:?}: expected local or skypilot"),
-        };
+            )?;
+            let mut sky = SkyPilotConfig::new(config.data_dir.join("skypilot"), binary);
+            sky.api_server_url = p.skypilot_api_server_url.clone();
+            sky.api_server_token = p.skypilot_api_server_token.clone();
+            sky.disk_size_gb = p.skypilot_disk_size_gb;
+            sky.vllm_version = p.vllm_version.clone();
+            sky.juicefs_meta_url = config.juicefs_redis_url.clone();
+            let provisioner = SkyPilotProvisioner::new(sky).context("SkyPilot provisioner")?;
+            let clouds = p
+                .skypilot_clouds
+                .iter()
+                .map(|c| c.parse::<crosslogic_core::Provider>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| anyhow::anyhow!("SKYPILOT_CLOUDS: {e}"))?;
+            (
+                std::sync::Arc::new(provisioner),
+                ReconcileConfig::for_fleet(Fleet::Cloud(clouds), control_url),
+            )
+        }
+        other => anyhow::bail!("unknown provisioner {other:?}: expected local or skypilot"),
+    };
     Ok(Some(crosslogic_server::ReconcilerSetup {
         provisioner,
         config: cfg,

@@ -101,7 +101,11 @@ fn render(page: &NodeLogs) -> String {
             .iter()
             .find(|j| j.id == l.job_id)
             .map_or("job", |j| j.kind.as_str());
-        out.push_str(&format!("{} [{kind}] {}\n", l.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"), l.line));
+        out.push_str(&format!(
+            "{} [{kind}] {}\n",
+            l.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            l.line
+        ));
     }
     out
 }

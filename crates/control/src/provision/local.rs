@@ -43,6 +43,9 @@ pub struct LocalProvisioner {
     /// Engine command with `{model}` and `{port}` placeholders (split on
     /// whitespace, no shell); `None` = `crosslogic engine-sim`.
     pub engine_command: Option<String>,
+    /// Extra arguments for every node agent (e.g. `--cloud aws
+    /// --metadata-url http://…` to watch a simulated spot-notice service).
+    pub agent_args: Vec<String>,
     /// Children this process spawned, so they are reaped (not zombies).
     children: Mutex<HashMap<u32, Child>>,
 }
@@ -54,6 +57,7 @@ impl LocalProvisioner {
             binary,
             state_dir,
             engine_command,
+            agent_args: Vec::new(),
             children: Mutex::new(HashMap::new()),
         }
     }
@@ -174,6 +178,7 @@ impl LocalProvisioner {
         if let Some(region) = &spec.region {
             agent.args(["--region", region]);
         }
+        agent.args(&self.agent_args);
         log.line(format!("starting node agent: {}", describe(&agent)));
         let agent = match self.spawn(agent, name, "agent") {
             Ok(pid) => {

@@ -15,7 +15,7 @@ use secrecy::SecretString;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{dur_ms, Backoff, Fleet, ReconcileConfig, ReconcileReport, ReconcileState, Snapshot};
+use super::{dur_ms, Fleet, ReconcileConfig, ReconcileReport, ReconcileState, Snapshot};
 use crate::jobs::{Jobs, LaunchOutcome};
 use crate::ServiceError;
 
@@ -78,9 +78,10 @@ pub(super) fn apply_outcomes(
             }
             Some(_) => {
                 record_failure(cfg, state, dep, now_ms);
-                state
-                    .avoid
-                    .insert(o.candidate.clone(), now_ms.saturating_add(dur_ms(cfg.candidate_cooldown)));
+                state.avoid.insert(
+                    o.candidate.clone(),
+                    now_ms.saturating_add(dur_ms(cfg.candidate_cooldown)),
+                );
             }
         }
     }
@@ -88,7 +89,7 @@ pub(super) fn apply_outcomes(
 
 /// One more failed launch for `dep`.
 pub(super) fn record_failure(cfg: &ReconcileConfig, state: &mut ReconcileState, dep: Uuid, now_ms: u64) {
-    let b = state.backoff.entry(dep).or_insert(Backoff::default());
+    let b = state.backoff.entry(dep).or_default();
     b.failures = b.failures.saturating_add(1);
     let delay = candidates::launch_backoff(b.failures, cfg.backoff_base, cfg.backoff_max);
     b.until_ms = now_ms.saturating_add(dur_ms(delay));
@@ -156,7 +157,9 @@ pub(super) async fn launch_replicas(
                     ));
                     break;
                 }
-                let next = all.into_iter().find(|c| state.avoid.get(&c.key()).is_none_or(|&t| t <= now_ms));
+                let next = all
+                    .into_iter()
+                    .find(|c| state.avoid.get(&c.key()).is_none_or(|&t| t <= now_ms));
                 if next.is_none() {
                     report.failures.push((
                         dep.name.clone(),

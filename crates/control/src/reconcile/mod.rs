@@ -97,12 +97,21 @@ impl ReconcileConfig {
     }
 
     /// Defaults for `fleet`. Local nodes start in seconds, cloud nodes in
-    /// minutes: the launch timeout is 3 and 30 minutes and the orphan grace
-    /// 30 seconds and 10 minutes respectively.
+    /// minutes: the launch timeout is 3 and 30 minutes, the orphan grace 30
+    /// seconds and 10 minutes, and clusters are listed every 5 and 60
+    /// seconds respectively (`sky status` is not free).
     pub fn for_fleet(fleet: Fleet, control_url: impl Into<String>) -> ReconcileConfig {
-        let (launch_timeout, orphan_grace) = match fleet {
-            Fleet::Local => (Duration::from_secs(180), Duration::from_secs(30)),
-            Fleet::Cloud(_) => (Duration::from_secs(1800), Duration::from_secs(600)),
+        let (launch_timeout, orphan_grace, sweep_interval) = match fleet {
+            Fleet::Local => (
+                Duration::from_secs(180),
+                Duration::from_secs(30),
+                Duration::from_secs(5),
+            ),
+            Fleet::Cloud(_) => (
+                Duration::from_secs(1800),
+                Duration::from_secs(600),
+                Duration::from_secs(60),
+            ),
         };
         ReconcileConfig {
             fleet,
@@ -111,7 +120,7 @@ impl ReconcileConfig {
             drain_timeout: Duration::from_secs(600),
             launch_timeout,
             orphan_grace,
-            sweep_interval: Duration::from_secs(30),
+            sweep_interval,
             backoff_base: Duration::from_secs(10),
             backoff_max: Duration::from_secs(300),
             candidate_cooldown: Duration::from_secs(900),
@@ -242,8 +251,12 @@ pub async fn reconcile_once(
         }
     }
     deployments::set_current_replicas_many(pool, &counts).await?;
-    state.scaling.retain(|id, _| snap.deployments.iter().any(|d| d.id == *id));
-    state.backoff.retain(|id, _| snap.deployments.iter().any(|d| d.id == *id));
+    state
+        .scaling
+        .retain(|id, _| snap.deployments.iter().any(|d| d.id == *id));
+    state
+        .backoff
+        .retain(|id, _| snap.deployments.iter().any(|d| d.id == *id));
     state.avoid.retain(|_, until| *until > now_ms);
     let draining: std::collections::HashSet<Uuid> = snap
         .nodes
@@ -360,7 +373,8 @@ async fn reconcile_deployment(
                 // After failures, probe with one launch at a time.
                 let n = if backoff.failures > 0 { 1 } else { n };
                 let placed: Vec<&Node> = live.iter().chain(launching.iter()).copied().collect();
-                let started = launch::launch_replicas(pool, jobs, cfg, state, snap, now_ms, dep, &placed, n, report).await?;
+                let started =
+                    launch::launch_replicas(pool, jobs, cfg, state, snap, now_ms, dep, &placed, n, report).await?;
                 if started > 0 {
                     scaled_event(pool, dep, "launch", started, live_count, launching_count).await?;
                 }

@@ -45,7 +45,9 @@ pub(super) async fn sweep(
     // Jobs of a control plane that stopped mid-job: no job outlives the
     // launch timeout, so older `running` rows are abandoned.
     let cutoff = chrono::Utc::now() - chrono::Duration::from_std(cfg.launch_timeout).unwrap_or(chrono::Duration::MAX);
-    for job in provision_jobs::fail_abandoned(pool, cutoff, "abandoned: the control plane stopped during the job").await? {
+    for job in
+        provision_jobs::fail_abandoned(pool, cutoff, "abandoned: the control plane stopped during the job").await?
+    {
         tracing::warn!(job = %job.id, cluster = %job.cluster_name, "marked an abandoned provisioning job failed");
     }
     let clusters: HashSet<String> = match jobs.provisioner().list().await {
@@ -156,9 +158,10 @@ async fn launch_timeouts(
                 launch::record_failure(cfg, state, dep, now_ms);
             }
             if let Some(candidate) = n.metadata.get("candidate").and_then(|c| c.as_str()) {
-                state
-                    .avoid
-                    .insert(candidate.to_owned(), now_ms.saturating_add(dur_ms(cfg.candidate_cooldown)));
+                state.avoid.insert(
+                    candidate.to_owned(),
+                    now_ms.saturating_add(dur_ms(cfg.candidate_cooldown)),
+                );
             }
         }
     }

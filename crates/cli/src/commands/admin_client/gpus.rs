@@ -95,7 +95,14 @@ fn list(page: &Value) {
         return;
     }
     output::table(
-        &["gpu", "provider", "vram_gb", "on_demand_usd/h", "spot_usd/h", "available"],
+        &[
+            "gpu",
+            "provider",
+            "vram_gb",
+            "on_demand_usd/h",
+            "spot_usd/h",
+            "available",
+        ],
         &rows,
     );
 }

@@ -1,11 +1,18 @@
-//! `crosslogic tenants|environments|keys …`: an HTTP client of the admin API
+//! `crosslogic tenants|environments|keys|regions|models|gpus|deployments|nodes …`:
+//! an HTTP client of the admin API
 //! (`/admin/v1`) of a running `crosslogic serve`, so operators can work while
 //! the server owns the (possibly embedded) database. No database, no
 //! configuration file: only `--url` and `ADMIN_API_TOKEN`.
 
 mod client;
+mod client_ext;
+pub mod deployments;
 pub mod environments;
+pub mod gpus;
 pub mod keys;
+pub mod models;
+pub mod nodes;
+pub mod regions;
 pub mod tenants;
 
 use std::process::ExitCode;
@@ -54,6 +61,21 @@ pub enum AdminCommand {
     /// Manage API keys (create, list, limits, revoke) through the admin API.
     #[command(after_help = TOKEN_HELP)]
     Keys(keys::KeysArgs),
+    /// Manage regions (where nodes run, their providers and cost multiplier) through the admin API.
+    #[command(after_help = TOKEN_HELP)]
+    Regions(regions::RegionsArgs),
+    /// Manage the model catalog (sizes, prices, capacity; deprecate) through the admin API.
+    #[command(after_help = TOKEN_HELP)]
+    Models(models::ModelsArgs),
+    /// Manage the GPU catalog (GPU types and hourly prices per provider) through the admin API.
+    #[command(after_help = TOKEN_HELP)]
+    Gpus(gpus::GpusArgs),
+    /// Manage deployments (a model on min..max replicas, placed and scaled by the reconciler) through the admin API.
+    #[command(after_help = TOKEN_HELP)]
+    Deployments(deployments::DeploymentsArgs),
+    /// Inspect, drain and terminate nodes and read their launch logs through the admin API.
+    #[command(after_help = TOKEN_HELP)]
+    Nodes(nodes::NodesArgs),
 }
 
 /// Runs one client command.
@@ -62,6 +84,11 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
         AdminCommand::Tenants(args) => tenants::run(args).await?,
         AdminCommand::Environments(args) => environments::run(args).await?,
         AdminCommand::Keys(args) => keys::run(args).await?,
+        AdminCommand::Regions(args) => regions::run(args).await?,
+        AdminCommand::Models(args) => models::run(args).await?,
+        AdminCommand::Gpus(args) => gpus::run(args).await?,
+        AdminCommand::Deployments(args) => deployments::run(args).await?,
+        AdminCommand::Nodes(args) => nodes::run(args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

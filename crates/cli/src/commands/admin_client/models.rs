@@ -151,7 +151,16 @@ fn list(page: &Value) {
     }
     output::table(
         &[
-            "name", "type", "family", "size", "context", "vram_gb", "in_usd/M", "out_usd/M", "tok/s", "status",
+            "name",
+            "type",
+            "family",
+            "size",
+            "context",
+            "vram_gb",
+            "in_usd/M",
+            "out_usd/M",
+            "tok/s",
+            "status",
         ],
         &rows,
     );

@@ -53,7 +53,12 @@ impl SkyCli {
     }
 
     /// `sky launch -c <cluster> -y -d --secret … <work_dir>/<cluster>.yaml`.
-    pub(super) async fn launch(&self, spec: &LaunchSpec, cfg: &SkyPilotConfig, log: &JobLog) -> Result<(), ProvisionError> {
+    pub(super) async fn launch(
+        &self,
+        spec: &LaunchSpec,
+        cfg: &SkyPilotConfig,
+        log: &JobLog,
+    ) -> Result<(), ProvisionError> {
         let yaml = render_task(spec, cfg, false)?;
         let path = self.task_path(&spec.cluster_name);
         write_private(&self.work_dir, &path, yaml.as_bytes())?;
@@ -282,13 +287,20 @@ No in-progress managed jobs. (See: sky jobs -h)
         let names = parse_status(NEW_FORMAT).unwrap();
         assert_eq!(
             names,
-            ["cic-aws-us-east-1-a10g-spot-7f3a", "my-dev-box", "cic-gcp-a100-80gb-od-19c0"]
+            [
+                "cic-aws-us-east-1-a10g-spot-7f3a",
+                "my-dev-box",
+                "cic-gcp-a100-80gb-od-19c0"
+            ]
         );
     }
 
     #[test]
     fn parses_the_old_status_table() {
-        assert_eq!(parse_status(OLD_FORMAT).unwrap(), ["cic-azure-eastus-t4-od-0b1c", "scratch"]);
+        assert_eq!(
+            parse_status(OLD_FORMAT).unwrap(),
+            ["cic-azure-eastus-t4-od-0b1c", "scratch"]
+        );
     }
 
     #[test]
@@ -322,7 +334,9 @@ cic-svc    1        5m      READY   1/1       1.2.3.4:30001\n";
     #[test]
     fn missing_cluster_messages() {
         assert!(says_cluster_missing("Cluster(s) not found (tip: see `sky status`)."));
-        assert!(says_cluster_missing("sky.exceptions.ClusterDoesNotExist: Cluster 'cic-x' does not exist."));
+        assert!(says_cluster_missing(
+            "sky.exceptions.ClusterDoesNotExist: Cluster 'cic-x' does not exist."
+        ));
         assert!(!says_cluster_missing("Terminating cluster cic-x...done."));
     }
 }

@@ -17,6 +17,7 @@
 //! Either way every line of progress goes to the job's [`JobLog`].
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use secrecy::SecretString;
 
@@ -146,10 +147,15 @@ impl SkyPilotProvisioner {
     }
 
     async fn do_list(&self) -> Result<Vec<String>, ProvisionError> {
-        let mut names = match &self.backend {
-            Backend::Cli(sky) => sky.status().await?,
-            Backend::Rest(api) => api.status().await?,
+        let status = async {
+            match &self.backend {
+                Backend::Cli(sky) => sky.status().await,
+                Backend::Rest(api) => api.status().await,
+            }
         };
+        let mut names = tokio::time::timeout(LIST_TIMEOUT, status)
+            .await
+            .map_err(|_| ProvisionError::Failed(format!("SkyPilot status did not answer within {LIST_TIMEOUT:?}")))??;
         names.retain(|n| n.starts_with(CLUSTER_PREFIX));
         names.sort();
         names.dedup();
@@ -170,6 +176,10 @@ impl Provisioner for SkyPilotProvisioner {
         Box::pin(self.do_list())
     }
 }
+
+/// How long listing clusters may take (no refresh: SkyPilot answers from its
+/// state database; the first CLI call may also start a local API server).
+const LIST_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Prefix of every cluster the control plane names (`core::placement`).
 const CLUSTER_PREFIX: &str = "cic-";

@@ -46,12 +46,15 @@ impl std::fmt::Debug for SkyRest {
     }
 }
 
+/// No `env_vars`: without authentication the server takes the requesting
+/// user from `env_vars.SKYPILOT_USER_ID` and fails (HTTP 500) when an
+/// explicit map lacks it, while an absent map defaults to the server's own
+/// user, which owns the clusters launched here.
 #[derive(Serialize)]
 struct LaunchBody<'a> {
     task: &'a str,
     cluster_name: &'a str,
     retry_until_up: bool,
-    env_vars: serde_json::Map<String, Value>,
 }
 
 #[derive(Serialize)]
@@ -121,14 +124,18 @@ impl SkyRest {
         })
     }
 
-    pub(super) async fn launch(&self, spec: &LaunchSpec, cfg: &SkyPilotConfig, log: &JobLog) -> Result<(), ProvisionError> {
+    pub(super) async fn launch(
+        &self,
+        spec: &LaunchSpec,
+        cfg: &SkyPilotConfig,
+        log: &JobLog,
+    ) -> Result<(), ProvisionError> {
         // Holds the secret values: sent to the server, never logged or stored.
         let task = render_task(spec, cfg, true)?;
         let body = LaunchBody {
             task: &task,
             cluster_name: &spec.cluster_name,
             retry_until_up: false,
-            env_vars: serde_json::Map::new(),
         };
         let id = self.submit("/launch", &body).await?;
         log.line(format!("SkyPilot launch request {id}"));
@@ -169,7 +176,9 @@ impl SkyRest {
         }
         match outcome.failure() {
             None => Ok(()),
-            Some(why) => Err(ProvisionError::Failed(format!("SkyPilot down of {cluster} failed: {why}"))),
+            Some(why) => Err(ProvisionError::Failed(format!(
+                "SkyPilot down of {cluster} failed: {why}"
+            ))),
         }
     }
 
@@ -295,7 +304,11 @@ fn emit(line: &[u8], log: &JobLog) {
 /// are JSON-encoded strings on the wire; already-decoded values are
 /// accepted too.
 fn parse_record(record: &Value) -> Outcome {
-    let status = record.get("status").and_then(Value::as_str).unwrap_or("UNKNOWN").to_string();
+    let status = record
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("UNKNOWN")
+        .to_string();
     let return_value = decode_json_string(record.get("return_value"));
     let error = match decode_json_string(record.get("error")) {
         Value::Null => None,

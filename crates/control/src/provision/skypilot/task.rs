@@ -79,7 +79,11 @@ struct Secrets<'a> {
 /// and the values must be supplied with `--secret NAME`; with `true` (REST
 /// mode) the real values are written into the YAML, so the result must not be
 /// logged or stored.
-pub fn render_task(spec: &LaunchSpec, cfg: &SkyPilotConfig, include_secret_values: bool) -> Result<String, ProvisionError> {
+pub fn render_task(
+    spec: &LaunchSpec,
+    cfg: &SkyPilotConfig,
+    include_secret_values: bool,
+) -> Result<String, ProvisionError> {
     let cloud = infra_cloud(spec.provider)?;
     // SkyPilot is asked for the cloud's own region name; the node reports
     // (and routing uses) our region code.
@@ -106,7 +110,11 @@ pub fn render_task(spec: &LaunchSpec, cfg: &SkyPilotConfig, include_secret_value
             CROSSLOGIC_CONTROL_URL: &spec.control_url,
             CROSSLOGIC_NODE_ID: spec.node_id.to_string(),
             MODEL_NAME: &spec.model,
-            MODEL_SOURCE: spec.model_source.as_deref().filter(|s| !s.is_empty()).unwrap_or(&spec.model),
+            MODEL_SOURCE: spec
+                .model_source
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .unwrap_or(&spec.model),
             ENGINE_PORT: cfg.engine_port.to_string(),
             GPU_COUNT: gpu_count.to_string(),
             CROSSLOGIC_PROVIDER: spec.provider.as_str(),
@@ -278,7 +286,10 @@ mod tests {
         assert_eq!(vllm_requirement(Some(" ")).unwrap(), "vllm");
         assert_eq!(vllm_requirement(Some("0.8.5")).unwrap(), "vllm==0.8.5");
         assert_eq!(vllm_requirement(Some(">=0.8,<0.9")).unwrap(), "vllm>=0.8,<0.9");
-        assert_eq!(vllm_requirement(Some("vllm[tensorizer]==0.8.5")).unwrap(), "vllm[tensorizer]==0.8.5");
+        assert_eq!(
+            vllm_requirement(Some("vllm[tensorizer]==0.8.5")).unwrap(),
+            "vllm[tensorizer]==0.8.5"
+        );
         assert!(vllm_requirement(Some("0.8'; rm -rf /")).is_err());
         assert!(vllm_requirement(Some("$(id)")).is_err());
     }

@@ -1,0 +1,287 @@
+//! Fleet lifecycle end to end with the `local` provisioner and real
+//! processes: a spot-preemption notice drains and replaces a node; two
+//! control planes on one database never double-launch; a restarted control
+//! plane adopts the nodes still running; an operator terminates a node
+//! through the admin API and reads its launch log.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::routing::{get, put};
+use common::Server;
+use crosslogic_core::NodeStatus;
+use crosslogic_db::repo::nodes::{self, Node, NodeFilter};
+use crosslogic_testkit::TestDb;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "fleet-e2e-admin-token-0123456789";
+
+fn kill_local_nodes(dir: &std::path::Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "json") {
+            let v: Value = serde_json::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap();
+            for pid in v["pids"].as_array().into_iter().flatten().filter_map(Value::as_i64) {
+                let pid = nix::unistd::Pid::from_raw(pid as i32);
+                let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Kills the recorded node processes when dropped (also on panic).
+struct Cleanup(std::path::PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        kill_local_nodes(&self.0);
+    }
+}
+
+async fn all_nodes(db: &TestDb) -> Vec<Node> {
+    let f = NodeFilter {
+        include_terminated: true,
+        ..NodeFilter::default()
+    };
+    nodes::list(&db.pool, &f, 100).await.unwrap()
+}
+
+/// Polls until `done` holds for the node list, or panics with `what`.
+async fn wait_nodes(db: &TestDb, secs: u64, what: &str, done: impl Fn(&[Node]) -> bool) -> Vec<Node> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let all = all_nodes(db).await;
+        if done(&all) {
+            return all;
+        }
+        assert!(Instant::now() < deadline, "{what}: {all:#?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn active(all: &[Node]) -> Vec<&Node> {
+    all.iter().filter(|n| n.status == NodeStatus::Active).collect()
+}
+
+async fn create_deployment(server: &Server, name: &str, min: u32) {
+    let resp = reqwest::Client::new()
+        .post(server.url("/admin/v1/deployments"))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "name": name, "model_name": "llama-3-8b", "min_replicas": min, "max_replicas": min, "provider": "local" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+}
+
+/// A stand-in for the AWS instance metadata service (IMDSv2): no spot
+/// notice until `preempt` is set.
+async fn fake_imds(preempt: Arc<AtomicBool>) -> String {
+    let app = axum::Router::new()
+        .route("/latest/api/token", put(|| async { "imds-token" }))
+        .route(
+            "/latest/meta-data/spot/instance-action",
+            get(move || {
+                let preempt = preempt.clone();
+                async move {
+                    if preempt.load(Ordering::SeqCst) {
+                        (
+                            axum::http::StatusCode::OK,
+                            r#"{"action": "terminate", "time": "2026-11-25T12:00:00Z"}"#,
+                        )
+                    } else {
+                        (axum::http::StatusCode::NOT_FOUND, "")
+                    }
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test]
+async fn a_preempted_node_is_drained_and_replaced() {
+    let db = TestDb::new().await;
+    let data = common::data_dir();
+    let _cleanup = Cleanup(data.path().join("nodes"));
+    let preempt = Arc::new(AtomicBool::new(false));
+    let imds = fake_imds(preempt.clone()).await;
+    let server = Server::start(
+        &[
+            ("DATABASE_URL", db.url.as_str()),
+            ("ADMIN_API_TOKEN", TOKEN),
+            ("CROSSLOGIC_DATA_DIR", data.path().to_str().unwrap()),
+        ],
+        &[
+            "--provisioner",
+            "local",
+            "--node-agent-arg=--cloud",
+            "--node-agent-arg=aws",
+            "--node-agent-arg=--metadata-url",
+            &format!("--node-agent-arg={imds}"),
+        ],
+    )
+    .unwrap();
+    create_deployment(&server, "llama-spot", 1).await;
+    let all = wait_nodes(&db, 90, "the node never became active", |a| active(a).len() == 1).await;
+    let first = active(&all)[0].id;
+
+    // The cloud announces the reclaim: the agent reports it, the node drains
+    // (leaves routing), a replacement is launched, and the old one goes.
+    preempt.store(true, Ordering::SeqCst);
+    let all = wait_nodes(&db, 60, "the preempted node was not drained", |a| {
+        a.iter()
+            .any(|n| n.id == first && matches!(n.status, NodeStatus::Draining | NodeStatus::Terminated))
+    })
+    .await;
+    assert!(all.iter().all(|n| n.id == first || n.status != NodeStatus::Draining));
+    // The replacement is on the same (simulated) spot market, so it would be
+    // preempted too: take the notice away before it comes up.
+    preempt.store(false, Ordering::SeqCst);
+    wait_nodes(&db, 90, "the preempted node was not replaced and terminated", |a| {
+        a.iter().any(|n| n.id != first && n.status == NodeStatus::Active)
+            && a.iter().any(|n| n.id == first && n.status == NodeStatus::Terminated)
+    })
+    .await;
+    let events: Vec<String> =
+        sqlx::query_scalar("SELECT event_type FROM events WHERE event_type LIKE 'node.%' ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert!(events.iter().any(|e| e == "node.preempted"), "{events:?}");
+    assert!(server.signal_and_wait(nix::sys::signal::Signal::SIGTERM).success());
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn two_control_planes_never_double_launch_a_restart_adopts_and_an_operator_terminates() {
+    let db = TestDb::new().await;
+    let nodes_dir = common::data_dir();
+    let _cleanup = Cleanup(nodes_dir.path().to_path_buf());
+    let (data_a, data_b) = (common::data_dir(), common::data_dir());
+    let env = |data: &tempfile::TempDir| {
+        vec![
+            ("DATABASE_URL".to_string(), db.url.clone()),
+            ("ADMIN_API_TOKEN".to_string(), TOKEN.to_string()),
+            (
+                "CROSSLOGIC_DATA_DIR".to_string(),
+                data.path().to_str().unwrap().to_string(),
+            ),
+        ]
+    };
+    let start = |data: &tempfile::TempDir| {
+        let env = env(data);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Server::start(
+            &env,
+            &[
+                "--provisioner",
+                "local",
+                "--nodes-dir",
+                nodes_dir.path().to_str().unwrap(),
+            ],
+        )
+        .unwrap()
+    };
+    let a = start(&data_a);
+    let b = start(&data_b);
+    create_deployment(&a, "llama-pair", 2).await;
+    let all = wait_nodes(&db, 120, "two nodes never became active", |x| active(x).len() == 2).await;
+    let ids: Vec<_> = active(&all).iter().map(|n| n.id).collect();
+    // Several more passes of both reconcilers: still exactly two nodes ever.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let all = all_nodes(&db).await;
+    assert_eq!(all.len(), 2, "no double launch: {all:#?}");
+
+    // Both control planes stop (nodes keep running); one comes back.
+    assert!(b.signal_and_wait(nix::sys::signal::Signal::SIGTERM).success());
+    assert!(a.signal_and_wait(nix::sys::signal::Signal::SIGTERM).success());
+    let a = start(&data_a);
+    // Its sweep lists the clusters (first pass) and a few passes run.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let all = all_nodes(&db).await;
+    assert_eq!(all.len(), 2, "adopted, nothing relaunched: {all:#?}");
+    assert!(all
+        .iter()
+        .all(|n| n.status == NodeStatus::Active && ids.contains(&n.id)));
+    let (_, _, secret, _) = common::tenant_with_key(&a, TOKEN, "us-east", json!({})).await;
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(a.url("/v1/chat/completions"))
+        .bearer_auth(&secret)
+        .json(&json!({ "model": "llama-3-8b", "messages": [{ "role": "user", "content": "hi" }], "max_tokens": 2 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "adopted nodes serve");
+
+    // The operator reads a node's launch log, then terminates it.
+    let victim = ids[0];
+    let logs: Value = http
+        .get(a.url(&format!("/admin/v1/nodes/{victim}/logs")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = logs["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["line"].as_str().unwrap())
+        .collect();
+    assert!(lines.iter().any(|l| l.contains("starting engine")), "{logs}");
+    assert_eq!(logs["jobs"][0]["kind"], "launch");
+    assert_eq!(logs["jobs"][0]["status"], "succeeded");
+    let resp = http
+        .post(a.url(&format!("/admin/v1/nodes/{victim}/terminate")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["job_id"].is_string(), "{body}");
+    assert_ne!(body["node"]["status"], "active", "out of routing at once: {body}");
+    // Followed as text, the log ends once the terminate job is done.
+    let followed = tokio::time::timeout(
+        Duration::from_secs(60),
+        http.get(a.url(&format!("/admin/v1/nodes/{victim}/logs?follow=true")))
+            .bearer_auth(TOKEN)
+            .send(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(followed.status(), 200);
+    let text = tokio::time::timeout(Duration::from_secs(60), followed.text())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        text.contains("[launch] ") && text.contains("[terminate] terminated"),
+        "{text}"
+    );
+    wait_nodes(&db, 60, "the terminated node was not replaced", |x| {
+        x.iter().any(|n| n.id == victim && n.status == NodeStatus::Terminated) && active(x).len() == 2
+    })
+    .await;
+    // Bad input is refused with a clear message.
+    let resp = http
+        .get(a.url(&format!("/admin/v1/nodes/{victim}/logs?follow=maybe")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(a.signal_and_wait(nix::sys::signal::Signal::SIGTERM).success());
+    db.drop_db().await;
+}
