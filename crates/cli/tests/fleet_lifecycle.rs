@@ -285,3 +285,110 @@ async fn two_control_planes_never_double_launch_a_restart_adopts_and_an_operator
     assert!(a.signal_and_wait(nix::sys::signal::Signal::SIGTERM).success());
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn load_scales_a_deployment_up_and_its_end_scales_it_back_down_to_min() {
+    let db = TestDb::new().await;
+    let data = common::data_dir();
+    let _cleanup = Cleanup(data.path().join("nodes"));
+    // Slow simulated engines: each request stays in flight for ~30 s.
+    let engine = format!(
+        "{} engine-sim --served-model-name {{model}} --port {{port}} --itl-ms 100 --output-tokens 300",
+        common::BIN
+    );
+    let server = Server::start(
+        &[
+            ("DATABASE_URL", db.url.as_str()),
+            ("ADMIN_API_TOKEN", TOKEN),
+            ("CROSSLOGIC_DATA_DIR", data.path().to_str().unwrap()),
+            ("AUTOSCALE_TARGET_IN_FLIGHT", "2"),
+            ("AUTOSCALE_UPSCALE_DELAY", "1s"),
+            ("AUTOSCALE_DOWNSCALE_DELAY", "3s"),
+            ("RECONCILE_INTERVAL", "500ms"),
+        ],
+        &["--provisioner", "local", "--engine-command", &engine],
+    )
+    .unwrap();
+    let resp = reqwest::Client::new()
+        .post(server.url("/admin/v1/deployments"))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "name": "llama-elastic", "model_name": "llama-3-8b", "min_replicas": 1, "max_replicas": 3, "provider": "local" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    wait_nodes(&db, 90, "the first node never became active", |a| active(a).len() == 1).await;
+    let (_, _, secret, _) =
+        common::tenant_with_key(&server, TOKEN, "us-east", json!({ "concurrency_limit": 20 })).await;
+
+    let http = reqwest::Client::new();
+    let quick = json!({ "model": "llama-3-8b", "messages": [{ "role": "user", "content": "hi" }], "max_tokens": 2 });
+    // The gateways pick the new node up within their route refresh.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = http
+            .post(server.url("/v1/chat/completions"))
+            .bearer_auth(&secret)
+            .json(&quick)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never routable: {}", r.text().await.unwrap());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Eight long requests: 8 in flight / 2 per replica → 4, clamped to max 3.
+    let mut load = Vec::new();
+    for i in 0..8 {
+        let (http, url, secret) = (http.clone(), server.url("/v1/chat/completions"), secret.clone());
+        load.push(tokio::spawn(async move {
+            let body = json!({ "model": "llama-3-8b", "max_tokens": 300,
+                "messages": [{ "role": "user", "content": format!("load {i}") }] });
+            http.post(url)
+                .bearer_auth(secret)
+                .json(&body)
+                .send()
+                .await
+                .map(|r| r.status())
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for task in &mut load {
+        if task.is_finished() {
+            panic!("a load request ended early: {:?}", task.await);
+        }
+    }
+    wait_nodes(&db, 90, "load did not scale the deployment up to max", |a| {
+        active(a).len() == 3
+    })
+    .await;
+    let all = all_nodes(&db).await;
+    assert_eq!(all.len(), 3, "never more than max: {all:#?}");
+
+    // The load goes away (clients disconnect; the engines stop the work):
+    // after the downscale delay the excess drains and is terminated.
+    for task in &load {
+        task.abort();
+    }
+    let all = wait_nodes(&db, 90, "the deployment did not scale back down to min", |a| {
+        active(a).len() == 1 && a.iter().filter(|n| n.status == NodeStatus::Terminated).count() == 2
+    })
+    .await;
+    assert_eq!(all.len(), 3, "nothing relaunched on the way down");
+    let scaled: Vec<Value> =
+        sqlx::query_scalar("SELECT payload FROM events WHERE event_type = 'deployment.scaled' ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    let launched: u64 = scaled
+        .iter()
+        .filter(|p| p["action"] == "launch")
+        .map(|p| p["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(launched, 3, "min 1, then 2 more for the load: {scaled:?}");
+    assert!(scaled.iter().any(|p| p["action"] == "drain"), "{scaled:?}");
+    assert!(server.signal_and_wait(nix::sys::signal::Signal::SIGTERM).success());
+    db.drop_db().await;
+}

@@ -1,5 +1,7 @@
 //! Settings of the node provisioners (`serve --provisioner …`).
 
+use std::time::Duration;
+
 use secrecy::SecretString;
 
 use crate::{parse, ConfigError};
@@ -23,6 +25,20 @@ pub struct ProvisionSettings {
     pub skypilot_disk_size_gb: u32,
     /// vLLM version installed on cloud nodes (`VLLM_VERSION`; unset = latest).
     pub vllm_version: Option<String>,
+    /// In-flight + queued requests one replica should carry
+    /// (`AUTOSCALE_TARGET_IN_FLIGHT`, default 8).
+    pub autoscale_target_in_flight: u32,
+    /// Load must stay above target this long before scaling up
+    /// (`AUTOSCALE_UPSCALE_DELAY`, default 30s).
+    pub autoscale_upscale_delay: Duration,
+    /// …and below it this long before scaling down
+    /// (`AUTOSCALE_DOWNSCALE_DELAY`, default 10m).
+    pub autoscale_downscale_delay: Duration,
+    /// A draining node is terminated after this even if busy
+    /// (`NODE_DRAIN_TIMEOUT`, default 10m).
+    pub node_drain_timeout: Duration,
+    /// Time between reconciler passes (`RECONCILE_INTERVAL`, default 2s).
+    pub reconcile_interval: Duration,
 }
 
 fn http_url(var: &str, value: &str) -> Result<String, ConfigError> {
@@ -78,7 +94,25 @@ impl ProvisionSettings {
             Some(v) => parse::u32_in("SKYPILOT_DISK_SIZE_GB", v, 20, 65_536)?,
             None => 256,
         };
+        let duration = |var: &str, default: Duration| -> Result<Duration, ConfigError> {
+            get(var).map_or(Ok(default), |v| parse::duration_var(var, v))
+        };
+        let reconcile_interval = duration("RECONCILE_INTERVAL", Duration::from_secs(2))?;
+        if reconcile_interval < Duration::from_millis(100) {
+            return Err(ConfigError::new(
+                "RECONCILE_INTERVAL",
+                "too short: use at least 100ms (default 2s)",
+            ));
+        }
         Ok(ProvisionSettings {
+            autoscale_target_in_flight: match get("AUTOSCALE_TARGET_IN_FLIGHT") {
+                Some(v) => parse::u32_in("AUTOSCALE_TARGET_IN_FLIGHT", v, 1, 100_000)?,
+                None => 8,
+            },
+            autoscale_upscale_delay: duration("AUTOSCALE_UPSCALE_DELAY", Duration::from_secs(30))?,
+            autoscale_downscale_delay: duration("AUTOSCALE_DOWNSCALE_DELAY", Duration::from_secs(600))?,
+            node_drain_timeout: duration("NODE_DRAIN_TIMEOUT", Duration::from_secs(600))?,
+            reconcile_interval,
             control_plane_url,
             skypilot_api_server_url,
             skypilot_api_server_token,
@@ -110,5 +144,14 @@ impl ProvisionSettings {
         out.push(("SKYPILOT_CLOUDS".into(), self.skypilot_clouds.join(",")));
         out.push(("SKYPILOT_DISK_SIZE_GB".into(), self.skypilot_disk_size_gb.to_string()));
         out.push(("VLLM_VERSION".into(), or(&self.vllm_version, "(latest)")));
+        let d = |d: Duration| humantime::format_duration(d).to_string();
+        out.push((
+            "AUTOSCALE_TARGET_IN_FLIGHT".into(),
+            self.autoscale_target_in_flight.to_string(),
+        ));
+        out.push(("AUTOSCALE_UPSCALE_DELAY".into(), d(self.autoscale_upscale_delay)));
+        out.push(("AUTOSCALE_DOWNSCALE_DELAY".into(), d(self.autoscale_downscale_delay)));
+        out.push(("NODE_DRAIN_TIMEOUT".into(), d(self.node_drain_timeout)));
+        out.push(("RECONCILE_INTERVAL".into(), d(self.reconcile_interval)));
     }
 }

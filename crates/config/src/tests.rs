@@ -286,3 +286,36 @@ fn provision_settings_have_defaults_and_validate_values() {
     );
     assert_eq!(err(&[("SKYPILOT_DISK_SIZE_GB", "5")]).variable, "SKYPILOT_DISK_SIZE_GB");
 }
+
+#[test]
+fn autoscale_settings_have_documented_defaults_and_validate() {
+    let p = Config::from_vars(&vars(&[])).unwrap().provision;
+    assert_eq!(p.autoscale_target_in_flight, 8);
+    assert_eq!(p.autoscale_upscale_delay, Duration::from_secs(30));
+    assert_eq!(p.autoscale_downscale_delay, Duration::from_secs(600));
+    assert_eq!(p.node_drain_timeout, Duration::from_secs(600));
+    assert_eq!(p.reconcile_interval, Duration::from_secs(2));
+    let p = Config::from_vars(&vars(&[
+        ("AUTOSCALE_TARGET_IN_FLIGHT", "4"),
+        ("AUTOSCALE_UPSCALE_DELAY", "1s"),
+        ("AUTOSCALE_DOWNSCALE_DELAY", "5m"),
+        ("NODE_DRAIN_TIMEOUT", "90s"),
+        ("RECONCILE_INTERVAL", "500ms"),
+    ]))
+    .unwrap()
+    .provision;
+    assert_eq!(p.autoscale_target_in_flight, 4);
+    assert_eq!(p.autoscale_upscale_delay, Duration::from_secs(1));
+    assert_eq!(p.autoscale_downscale_delay, Duration::from_secs(300));
+    assert_eq!(p.node_drain_timeout, Duration::from_secs(90));
+    assert_eq!(p.reconcile_interval, Duration::from_millis(500));
+    assert_eq!(
+        err(&[("AUTOSCALE_TARGET_IN_FLIGHT", "0")]).variable,
+        "AUTOSCALE_TARGET_IN_FLIGHT"
+    );
+    assert_eq!(
+        err(&[("AUTOSCALE_UPSCALE_DELAY", "soon")]).variable,
+        "AUTOSCALE_UPSCALE_DELAY"
+    );
+    assert_eq!(err(&[("RECONCILE_INTERVAL", "1ms")]).variable, "RECONCILE_INTERVAL");
+}

@@ -149,9 +149,14 @@ fn reconciler(
         }
         other => anyhow::bail!("unknown provisioner {other:?}: expected local or skypilot"),
     };
+    let mut cfg = cfg;
+    cfg.policy.target_in_flight_per_replica = f64::from(p.autoscale_target_in_flight);
+    cfg.policy.upscale_delay = p.autoscale_upscale_delay;
+    cfg.policy.downscale_delay = p.autoscale_downscale_delay;
+    cfg.drain_timeout = p.node_drain_timeout;
     Ok(Some(crosslogic_server::ReconcilerSetup {
         provisioner,
         config: cfg,
-        interval: Duration::from_secs(2),
+        interval: p.reconcile_interval,
     }))
 }
