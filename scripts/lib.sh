@@ -109,3 +109,50 @@ ensure_test_python() {
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check openai || die "pip install openai failed"
   export CROSSLOGIC_TEST_PYTHON=$venv/bin/python
 }
+
+ensure_skypilot_python() {
+  # Exports CROSSLOGIC_SKYPILOT_PYTHON: a Python with the real SkyPilot, used
+  # to check that the task YAML we render loads in SkyPilot itself. Kept in
+  # its own venv (it is large); when it cannot be installed the check is
+  # skipped with a message, the rest of the suite still runs.
+  local venv=/var/tmp/crosslogic-sky-venv
+  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import sky' 2>/dev/null; then
+    export CROSSLOGIC_SKYPILOT_PYTHON=$venv/bin/python; return
+  fi
+  if ! { [ -x "$venv/bin/python" ] || python3 -m venv "$venv" >/dev/null 2>&1; }; then
+    log "warning: cannot create $venv; the SkyPilot YAML check will be skipped"; return
+  fi
+  log "installing SkyPilot into $venv (once; used to validate task YAML)"
+  if "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'skypilot>=0.10'; then
+    export CROSSLOGIC_SKYPILOT_PYTHON=$venv/bin/python
+  else
+    log "warning: pip install skypilot failed; the SkyPilot YAML check will be skipped"
+  fi
+}
+
+ensure_skypilot_api_server() {
+  # Exports CROSSLOGIC_SKYPILOT_API_URL: a real SkyPilot API server on
+  # loopback (its own HOME, so nothing of the user's ~/.sky is touched), for
+  # the REST provisioner's round-trip test. Stopped by stop_skypilot_api_server
+  # when this script started it.
+  [ -n "${CROSSLOGIC_SKYPILOT_PYTHON:-}" ] || return 0
+  local sky url=http://127.0.0.1:46580
+  sky="$(dirname "$CROSSLOGIC_SKYPILOT_PYTHON")/sky"
+  export CROSSLOGIC_SKY_HOME=/var/tmp/crosslogic-sky-home
+  mkdir -p "$CROSSLOGIC_SKY_HOME"
+  if ! "$CROSSLOGIC_SKYPILOT_PYTHON" -c "import urllib.request as u; u.urlopen('$url/api/health', timeout=3)" >/dev/null 2>&1; then
+    log "starting a SkyPilot API server on $url"
+    if HOME=$CROSSLOGIC_SKY_HOME timeout 120 "$sky" api start >/dev/null 2>&1; then
+      CROSSLOGIC_STARTED_SKY_API=1
+    else
+      log "warning: the SkyPilot API server did not start; its round-trip test will be skipped"; return 0
+    fi
+  fi
+  export CROSSLOGIC_SKYPILOT_API_URL=$url
+}
+
+stop_skypilot_api_server() {
+  if [ -n "${CROSSLOGIC_STARTED_SKY_API:-}" ]; then
+    HOME=$CROSSLOGIC_SKY_HOME "$(dirname "$CROSSLOGIC_SKYPILOT_PYTHON")/sky" api stop >/dev/null 2>&1 || true
+  fi
+}

@@ -11,6 +11,9 @@ ensure_redis_installed
 ensure_test_postgres
 ensure_test_redis
 ensure_test_python
+ensure_skypilot_python
+ensure_skypilot_api_server
+trap stop_skypilot_api_server EXIT
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/crosslogic-target}
 export PATH="$(pg_bin_dir):$PATH"   # initdb/postgres for the embedded-database tests
 

@@ -1,11 +1,13 @@
 //! The HTTP side of the client commands: the operator token, the admin API's
 //! URL, and errors worded for the operator (the API's own message, or why
-//! the server could not be reached).
+//! the server could not be reached). Every request has a whole-request
+//! timeout except a streamed `GET` (following a node's logs), which only
+//! has the connect timeout.
 
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
-use reqwest::{Method, StatusCode, Url};
+use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
@@ -16,6 +18,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A client of `/admin/v1` on one server.
 pub struct Client {
+    /// Without a whole-request timeout: set per request, except streams.
     http: reqwest::Client,
     /// `…/admin/v1/`, always ending in a slash.
     base: Url,
@@ -38,7 +41,6 @@ impl Client {
         let (base, shown) = admin_base(&opts.url)?;
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("crosslogic-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("cannot set up the HTTP client")?;
@@ -75,14 +77,39 @@ impl Client {
         self.send(Method::PATCH, self.url(path, &[])?, Some(body)).await
     }
 
+    pub async fn put(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        self.send(Method::PUT, self.url(path, &[])?, Some(body)).await
+    }
+
     pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
         self.send(Method::DELETE, self.url(path, &[])?, None).await
+    }
+
+    /// `GET` whose body is read as it arrives (no whole-request timeout):
+    /// the successful response, or the API's error.
+    pub async fn stream(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Streamed<'_>> {
+        let resp = self
+            .request(Method::GET, self.url(path, query)?)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(Streamed { client: self, resp });
+        }
+        let text = resp.text().await.map_err(|e| self.transport_error(&e))?;
+        Err(self.api_error(status, &text))
+    }
+
+    /// A request carrying the operator token.
+    fn request(&self, method: Method, url: Url) -> RequestBuilder {
+        self.http.request(method, url).bearer_auth(self.token.expose_secret())
     }
 
     /// Sends one request; the answer's JSON (`Null` for an empty body) or
     /// an error whose text is what the operator should read.
     async fn send(&self, method: Method, url: Url, body: Option<Value>) -> anyhow::Result<Value> {
-        let mut req = self.http.request(method, url).bearer_auth(self.token.expose_secret());
+        let mut req = self.request(method, url).timeout(REQUEST_TIMEOUT);
         if let Some(body) = body {
             req = req.json(&body);
         }
@@ -125,7 +152,7 @@ impl Client {
         }
     }
 
-    /// The error of a request that got no answer.
+    /// The error of a request that got no (complete) answer.
     fn transport_error(&self, err: &reqwest::Error) -> anyhow::Error {
         if err.is_connect() {
             anyhow!(
@@ -143,6 +170,37 @@ impl Client {
             anyhow!("request to crosslogic at {} failed: {}", self.shown, root_cause(err))
         }
     }
+}
+
+/// The body of a successful streamed `GET` ([`Client::stream`]).
+pub struct Streamed<'a> {
+    client: &'a Client,
+    resp: Response,
+}
+
+impl Streamed<'_> {
+    /// The next piece of the body; `None` at its end.
+    pub async fn chunk(&mut self) -> anyhow::Result<Option<impl AsRef<[u8]>>> {
+        self.resp.chunk().await.map_err(|e| self.client.transport_error(&e))
+    }
+}
+
+/// A name or code from the command line as one URL path segment: refused
+/// when it would change the path (empty, `.`, `..`), percent-encoded
+/// otherwise, so `/`, `?` or `#` in it cannot reach another route.
+pub fn segment(what: &str, raw: &str) -> anyhow::Result<String> {
+    if matches!(raw, "" | "." | "..") {
+        bail!("{what} {raw:?} is not a valid {what}");
+    }
+    let mut out = String::with_capacity(raw.len());
+    for b in raw.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Ok(out)
 }
 
 /// The innermost error of a chain (e.g. "Connection refused (os error 111)").
@@ -176,7 +234,7 @@ fn admin_base(raw: &str) -> anyhow::Result<(Url, String)> {
 
 #[cfg(test)]
 mod tests {
-    use super::admin_base;
+    use super::{admin_base, segment};
 
     #[test]
     fn the_admin_base_is_found_under_any_server_url() {
@@ -193,5 +251,19 @@ mod tests {
         assert!(admin_base("localhost:8080").is_err());
         assert!(admin_base("ftp://h/").is_err());
         assert!(admin_base("not a url").is_err());
+    }
+
+    #[test]
+    fn names_stay_one_path_segment() {
+        assert_eq!(segment("model", "qwen-2.5-7b").unwrap(), "qwen-2.5-7b");
+        assert_eq!(segment("model", "org/m:1 x?y#z").unwrap(), "org%2Fm%3A1%20x%3Fy%23z");
+        for bad in ["", ".", ".."] {
+            assert!(segment("model", bad).is_err(), "{bad:?}");
+        }
+        let (base, _) = admin_base("http://h:1").unwrap();
+        let url = base
+            .join(&format!("models/{}", segment("model", "../../x").unwrap()))
+            .unwrap();
+        assert_eq!(url.as_str(), "http://h:1/admin/v1/models/..%2F..%2Fx");
     }
 }

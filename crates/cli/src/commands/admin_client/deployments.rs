@@ -5,7 +5,7 @@ use crosslogic_core::{DeploymentStatus, DeploymentStrategy, Provider};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::client_ext::Api;
+use super::client::Client;
 use super::models::json_object;
 use super::{compact, confirm, details, one_of, require_change, rows, show, text, when, ClientOpts};
 use crate::output;
@@ -114,7 +114,7 @@ pub enum DeploymentsCommand {
 }
 
 pub async fn run(args: DeploymentsArgs) -> anyhow::Result<()> {
-    let api = Api::new(&args.client)?;
+    let api = Client::new(&args.client)?;
     let json = args.client.json;
     match args.command {
         DeploymentsCommand::Create {

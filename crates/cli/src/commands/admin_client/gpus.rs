@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use crosslogic_core::Provider;
 use serde_json::{json, Value};
 
-use super::client_ext::{segment, Api};
+use super::client::{segment, Client};
 use super::{compact, details, one_of, rows, show, text, ClientOpts};
 use crate::output;
 
@@ -47,7 +47,7 @@ pub enum GpusCommand {
 }
 
 pub async fn run(args: GpusArgs) -> anyhow::Result<()> {
-    let api = Api::new(&args.client)?;
+    let api = Client::new(&args.client)?;
     let json = args.client.json;
     match args.command {
         GpusCommand::List => show(json, &api.get("gpus", &[]).await?, list),

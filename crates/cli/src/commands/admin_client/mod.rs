@@ -5,7 +5,6 @@
 //! configuration file: only `--url` and `ADMIN_API_TOKEN`.
 
 mod client;
-mod client_ext;
 pub mod deployments;
 pub mod environments;
 pub mod gpus;

@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 use crosslogic_core::{ModelStatus, ModelType};
 use serde_json::{json, Value};
 
-use super::client_ext::{segment, Api};
+use super::client::{segment, Client};
 use super::{compact, details, one_of, rows, show, text, when, ClientOpts};
 use crate::output;
 
@@ -80,7 +80,7 @@ pub(super) fn json_object(raw: &str) -> anyhow::Result<Value> {
 }
 
 pub async fn run(args: ModelsArgs) -> anyhow::Result<()> {
-    let api = Api::new(&args.client)?;
+    let api = Client::new(&args.client)?;
     let json = args.client.json;
     match args.command {
         ModelsCommand::List => show(json, &api.get("models", &[]).await?, list),

@@ -8,7 +8,7 @@ use crosslogic_core::{NodeStatus, Provider};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::client_ext::Api;
+use super::client::Client;
 use super::{confirm, details, one_of, rows, show, text, when, ClientOpts};
 use crate::output;
 
@@ -86,7 +86,7 @@ pub enum NodesCommand {
 }
 
 pub async fn run(args: NodesArgs) -> anyhow::Result<()> {
-    let api = Api::new(&args.client)?;
+    let api = Client::new(&args.client)?;
     let json = args.client.json;
     match args.command {
         NodesCommand::List {
@@ -171,9 +171,9 @@ pub async fn run(args: NodesArgs) -> anyhow::Result<()> {
 
 /// Copies a streamed text body to stdout as it arrives; a closed stdout
 /// (e.g. `| head`) ends the copy quietly.
-async fn copy_stream(api: &Api, path: &str, query: &[(&str, String)]) -> anyhow::Result<()> {
-    let mut resp = api.stream(path, query).await?;
-    while let Some(chunk) = api.chunk(&mut resp).await? {
+async fn copy_stream(api: &Client, path: &str, query: &[(&str, String)]) -> anyhow::Result<()> {
+    let mut body = api.stream(path, query).await?;
+    while let Some(chunk) = body.chunk().await? {
         let mut out = std::io::stdout();
         if out.write_all(chunk.as_ref()).and_then(|()| out.flush()).is_err() {
             return Ok(());

@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use crosslogic_core::{Provider, RegionStatus};
 use serde_json::{json, Value};
 
-use super::client_ext::{segment, Api};
+use super::client::{segment, Client};
 use super::{compact, details, one_of, rows, show, text, when, ClientOpts};
 use crate::output;
 
@@ -74,7 +74,7 @@ fn provider_region(raw: &str) -> anyhow::Result<(Provider, String)> {
 }
 
 pub async fn run(args: RegionsArgs) -> anyhow::Result<()> {
-    let api = Api::new(&args.client)?;
+    let api = Client::new(&args.client)?;
     let json = args.client.json;
     match args.command {
         RegionsCommand::List => show(json, &api.get("regions", &[]).await?, list),
