@@ -475,3 +475,58 @@ async fn concurrent_reconcilers_never_double_launch() {
     assert_eq!(fake.launched.lock().unwrap().len(), 3);
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn paused_deployments_are_left_alone_and_deleted_ones_wind_down() {
+    use crosslogic_core::DeploymentStatus;
+    let db = TestDb::new().await;
+    crosslogic_db::migrate::migrate(&db.pool).await.unwrap();
+    let dep = create_deployment(&db, "llama-wind", 2, Some(Provider::Local), None).await;
+    let fake = Arc::new(Fake::default());
+    let jobs = jobs(&db, &fake);
+    let cfg = ReconcileConfig::new(Provider::Local, "http://127.0.0.1:1");
+    let mut state = ReconcileState::default();
+    let t0 = epoch_ms();
+    assert_eq!(pass(&db, &jobs, &cfg, &mut state, t0).await.launched.len(), 2);
+    let rows = deployment_nodes(&db, dep).await;
+    for n in &rows {
+        nodes::transition(&db.pool, n.id, NodeStatus::Active, &[])
+            .await
+            .unwrap();
+    }
+
+    // Paused: a dead node is cleaned up but not replaced; the live one stays.
+    deployments::set_status(&db.pool, dep, DeploymentStatus::Paused)
+        .await
+        .unwrap();
+    nodes::transition(&db.pool, rows[0].id, NodeStatus::Dead, &[])
+        .await
+        .unwrap();
+    let r = pass(&db, &jobs, &cfg, &mut state, t0 + 1_000).await;
+    assert_eq!(r.terminated, [rows[0].cluster_name.clone().unwrap()]);
+    assert!(r.launched.is_empty() && r.drained.is_empty(), "{r:?}");
+    assert_eq!(
+        nodes::get(&db.pool, rows[1].id).await.unwrap().status,
+        NodeStatus::Active
+    );
+
+    // Deleted: the remaining node drains, then (idle) is terminated.
+    deployments::set_status(&db.pool, dep, DeploymentStatus::Deleted)
+        .await
+        .unwrap();
+    let r = pass(&db, &jobs, &cfg, &mut state, t0 + 2_000).await;
+    assert_eq!(r.drained, [rows[1].id]);
+    let r = pass(&db, &jobs, &cfg, &mut state, t0 + 3_000).await;
+    assert_eq!(r.terminated, [rows[1].cluster_name.clone().unwrap()]);
+    assert!(deployment_nodes(&db, dep)
+        .await
+        .iter()
+        .all(|n| n.status == NodeStatus::Terminated));
+    assert_eq!(deployments::get(&db.pool, dep).await.unwrap().current_replicas, 0);
+    let r = pass(&db, &jobs, &cfg, &mut state, t0 + 4_000).await;
+    assert!(
+        r.launched.is_empty() && r.terminated.is_empty() && r.drained.is_empty(),
+        "{r:?}"
+    );
+    db.drop_db().await;
+}

@@ -1,5 +1,6 @@
 //! Deployments: a model served by `min..=max` replicas, placed by strategy,
-//! provider, region and GPU. The reconciler (later) turns them into nodes.
+//! provider, region and GPU. The reconciler
+//! (`crate::reconcile`) turns them into nodes.
 
 use crosslogic_core::{DeploymentStatus, DeploymentStrategy, Provider};
 use crosslogic_db::repo::catalog;

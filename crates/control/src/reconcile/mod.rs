@@ -10,7 +10,8 @@
 //!
 //! * dead nodes, and draining nodes that are idle or drained too long, are
 //!   terminated; nodes stuck in `launching` past the launch timeout are
-//!   declared dead (and so replaced);
+//!   declared dead (and so replaced); a deleted deployment's nodes are
+//!   drained and terminated, a paused one's are left serving as they are;
 //! * [`sweep`] compares the provisioner's clusters with the node rows:
 //!   clusters nobody owns are terminated after a grace period, nodes whose
 //!   cluster vanished are declared dead — this is also how a restarted
@@ -185,7 +186,10 @@ pub struct ReconcileReport {
 
 /// Everything a pass reads, loaded once.
 pub(crate) struct Snapshot {
+    /// Active deployments.
     pub deployments: Vec<Deployment>,
+    /// Ids of paused deployments (left as they are; only dead nodes go).
+    pub paused: std::collections::HashSet<Uuid>,
     pub nodes: Vec<Node>,
     pub models: HashMap<String, Model>,
     pub regions: Vec<placement::RegionInfo>,
@@ -250,6 +254,14 @@ pub async fn reconcile_once(
             counts.push((dep.id, live));
         }
     }
+    // Nodes of paused and deleted deployments.
+    for (dep, mine) in by_deployment {
+        let deleted = !snap.paused.contains(&dep);
+        wind_down(pool, jobs, cfg, state, now_ms, &mine, deleted, &mut report).await?;
+        if deleted {
+            counts.push((dep, 0));
+        }
+    }
     deployments::set_current_replicas_many(pool, &counts).await?;
     state
         .scaling
@@ -271,6 +283,11 @@ pub async fn reconcile_once(
 
 async fn load(pool: &PgPool, cfg: &ReconcileConfig) -> Result<Snapshot, ServiceError> {
     let deployments = deployments::list(pool, Some(DeploymentStatus::Active)).await?;
+    let paused = deployments::list(pool, Some(DeploymentStatus::Paused))
+        .await?
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
     let nodes = nodes::list_unterminated(pool).await?;
     let models = catalog::list_models(pool)
         .await?
@@ -283,12 +300,87 @@ async fn load(pool: &PgPool, cfg: &ReconcileConfig) -> Result<Snapshot, ServiceE
     };
     Ok(Snapshot {
         deployments,
+        paused,
         nodes,
         models,
         regions,
         cloud_regions,
         offers,
     })
+}
+
+/// Terminates `nodes` that are dead or done draining; for a deleted
+/// deployment (`deleted`), first drains every live one. A paused
+/// deployment's live nodes are left serving as they are.
+#[allow(clippy::too_many_arguments)]
+async fn wind_down(
+    pool: &PgPool,
+    jobs: &Jobs,
+    cfg: &ReconcileConfig,
+    state: &mut ReconcileState,
+    now_ms: u64,
+    nodes: &[&Node],
+    deleted: bool,
+    report: &mut ReconcileReport,
+) -> Result<(), ServiceError> {
+    for n in nodes {
+        if deleted && (is_live(n.status) || n.status == NodeStatus::Launching) {
+            let from = [
+                NodeStatus::Launching,
+                NodeStatus::Initializing,
+                NodeStatus::Active,
+                NodeStatus::Unhealthy,
+            ];
+            let moved = transition_node(
+                pool,
+                n.id,
+                NodeStatus::Draining,
+                &from,
+                "node.draining",
+                HealthCheckStatus::Healthy,
+                Some("its deployment was deleted"),
+            )
+            .await?;
+            if moved.is_some() {
+                state.draining_since.insert(n.id, now_ms);
+                report.drained.push(n.id);
+            }
+            continue;
+        }
+        terminate_if_done(pool, jobs, cfg, state, now_ms, n, report).await?;
+    }
+    Ok(())
+}
+
+/// Terminates a dead node, or a draining one that is idle or has drained
+/// longer than the drain timeout.
+async fn terminate_if_done(
+    pool: &PgPool,
+    jobs: &Jobs,
+    cfg: &ReconcileConfig,
+    state: &mut ReconcileState,
+    now_ms: u64,
+    n: &Node,
+    report: &mut ReconcileReport,
+) -> Result<(), ServiceError> {
+    let why = match n.status {
+        NodeStatus::Dead => Some("dead"),
+        NodeStatus::Draining => {
+            let since = *state.draining_since.entry(n.id).or_insert(now_ms);
+            if requests(n) == 0 {
+                Some("drained")
+            } else if now_ms.saturating_sub(since) >= dur_ms(cfg.drain_timeout) {
+                Some("drain timeout")
+            } else {
+                None
+            }
+        }
+        _ => None,
+    };
+    match why {
+        Some(why) => terminate(pool, jobs, n, why, report).await,
+        None => Ok(()),
+    }
 }
 
 /// Reconciles one deployment; returns its live replica count afterwards.
@@ -307,23 +399,7 @@ async fn reconcile_deployment(
     // 1. Terminate dead nodes, and draining nodes that are idle or drained
     //    for longer than the timeout.
     for n in nodes {
-        let why = match n.status {
-            NodeStatus::Dead => Some("dead"),
-            NodeStatus::Draining => {
-                let since = *state.draining_since.entry(n.id).or_insert(now_ms);
-                if requests(n) == 0 {
-                    Some("drained")
-                } else if now_ms.saturating_sub(since) >= dur_ms(cfg.drain_timeout) {
-                    Some("drain timeout")
-                } else {
-                    None
-                }
-            }
-            _ => None,
-        };
-        if let Some(why) = why {
-            terminate(pool, jobs, n, why, report).await?;
-        }
+        terminate_if_done(pool, jobs, cfg, state, now_ms, n, report).await?;
     }
 
     // 2. Decide on the size.
