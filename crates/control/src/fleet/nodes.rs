@@ -69,19 +69,7 @@ pub async fn drain_node(pool: &PgPool, actor: &crate::tenancy::Actor, id: Uuid) 
         Some("drained by the operator"),
     )
     .await?;
-    crosslogic_db::repo::audit::record(
-        &mut *tx,
-        &crosslogic_db::repo::audit::NewAuditEntry {
-            tenant_id: None,
-            actor: &actor.name,
-            action: "node.drain",
-            resource_type: "node",
-            resource_id: Some(id.to_string()),
-            details: serde_json::json!({ "cluster_name": node.cluster_name }),
-            ip_address: actor.ip.clone(),
-        },
-    )
-    .await?;
+    audit(&mut tx, actor, "node.drain", &node).await?;
     tx.commit().await?;
     Ok(node)
 }
@@ -151,19 +139,7 @@ pub async fn terminate_node(
         )
         .await?;
     }
-    crosslogic_db::repo::audit::record(
-        &mut *tx,
-        &crosslogic_db::repo::audit::NewAuditEntry {
-            tenant_id: None,
-            actor: &actor.name,
-            action: "node.terminate",
-            resource_type: "node",
-            resource_id: Some(id.to_string()),
-            details: serde_json::json!({ "cluster_name": node.cluster_name }),
-            ip_address: actor.ip.clone(),
-        },
-    )
-    .await?;
+    audit(&mut tx, actor, "node.terminate", &node).await?;
     tx.commit().await?;
     let job_id = match (cluster, jobs) {
         (Some(c), Some(j)) => j.terminate(Some(id), &c, "terminated by the operator").await?,
@@ -205,4 +181,27 @@ pub async fn node_logs(pool: &PgPool, id: Uuid, after: i64, limit: Option<i64>) 
         next_cursor,
         running,
     })
+}
+
+/// The audit entry of an operator's action on a node.
+async fn audit(
+    tx: &mut sqlx::PgConnection,
+    actor: &crate::tenancy::Actor,
+    action: &str,
+    node: &Node,
+) -> Result<(), ServiceError> {
+    crosslogic_db::repo::audit::record(
+        &mut *tx,
+        &crosslogic_db::repo::audit::NewAuditEntry {
+            tenant_id: None,
+            actor: &actor.name,
+            action,
+            resource_type: "node",
+            resource_id: Some(node.id.to_string()),
+            details: serde_json::json!({ "cluster_name": node.cluster_name }),
+            ip_address: actor.ip.clone(),
+        },
+    )
+    .await?;
+    Ok(())
 }

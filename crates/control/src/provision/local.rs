@@ -30,7 +30,39 @@ struct Record {
     cluster_name: String,
     /// Process (and process group) ids: agent first, then engine.
     pids: Vec<u32>,
+    /// Each process's start time (clock ticks since boot), so a pid reused
+    /// by an unrelated process after a reboot or crash is never signalled.
+    #[serde(default)]
+    started: Vec<Option<u64>>,
     port: u16,
+}
+
+impl Record {
+    /// The recorded processes still running as themselves.
+    fn live_pids(&self, prov: &LocalProvisioner) -> Vec<u32> {
+        self.pids
+            .iter()
+            .enumerate()
+            .filter(|&(i, &pid)| {
+                prov.alive(pid)
+                    && match self.started.get(i).copied().flatten() {
+                        Some(want) => start_ticks(pid) == Some(want),
+                        None => true,
+                    }
+            })
+            .map(|(_, &pid)| pid)
+            .collect()
+    }
+}
+
+/// Start time of a process in clock ticks since boot (field 22 of
+/// `/proc/<pid>/stat`); `None` when it is gone or not readable.
+fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count
+    // fields after its closing parenthesis, where field 3 is index 0.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// Launches nodes as local processes.
@@ -193,6 +225,7 @@ impl LocalProvisioner {
         let record = Record {
             cluster_name: name.clone(),
             pids: vec![agent, engine],
+            started: vec![start_ticks(agent), start_ticks(engine)],
             port,
         };
         let json = serde_json::to_vec_pretty(&record).map_err(|e| ProvisionError::Failed(e.to_string()))?;
@@ -206,10 +239,16 @@ impl LocalProvisioner {
 
     async fn do_terminate(&self, cluster: &str, log: JobLog) -> Result<(), ProvisionError> {
         let path = self.record_path(cluster);
-        let Some(record) = read_record(&path) else {
+        let Some(mut record) = read_record(&path) else {
             log.line(format!("{cluster} has no record: already gone"));
             return Ok(());
         };
+        // Only processes that are still ours get signals.
+        let live = record.live_pids(self);
+        if live.len() < record.pids.len() {
+            record.pids.retain(|p| live.contains(p));
+            record.started.clear();
+        }
         log.line(format!("stopping node agent then engine (pids {:?})", record.pids));
         let deadline = Instant::now() + TERM_GRACE;
         // Agent first, so it deregisters the node while the engine still runs.
@@ -271,12 +310,42 @@ impl Provisioner for LocalProvisioner {
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<String>, ProvisionError>> {
         Box::pin(async move {
-            Ok(self
-                .read_records()?
-                .into_iter()
-                .filter(|r| r.pids.iter().any(|&p| self.alive(p)))
-                .map(|r| r.cluster_name)
-                .collect())
+            let mut alive = Vec::new();
+            for r in self.read_records()? {
+                if !r.live_pids(self).is_empty() {
+                    alive.push(r.cluster_name);
+                } else {
+                    // Every process is gone (killed, machine rebooted): the
+                    // record describes nothing any more.
+                    let _ = std::fs::remove_file(self.record_path(&r.cluster_name));
+                }
+            }
+            Ok(alive)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reused_pid_is_not_ours() {
+        let prov = LocalProvisioner::new("crosslogic".into(), std::env::temp_dir(), None);
+        let me = std::process::id();
+        let started = start_ticks(me);
+        assert!(started.is_some(), "own start time readable from /proc");
+        let record = |started: Vec<Option<u64>>| Record {
+            cluster_name: "cic-local-x".into(),
+            pids: vec![me],
+            started,
+            port: 1,
+        };
+        assert_eq!(record(vec![started]).live_pids(&prov), [me]);
+        // Same pid, another process start: never signalled.
+        let other = started.map(|t| t + 1);
+        assert!(record(vec![other]).live_pids(&prov).is_empty());
+        // Records written before start times were kept still work.
+        assert_eq!(record(Vec::new()).live_pids(&prov), [me]);
     }
 }
