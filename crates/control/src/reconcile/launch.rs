@@ -15,8 +15,8 @@ use secrecy::SecretString;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{dur_ms, Fleet, ReconcileConfig, ReconcileReport, ReconcileState, Snapshot};
-use crate::jobs::{Jobs, LaunchOutcome};
+use super::{dur_ms, Fleet, Pass, ReconcileConfig, Snapshot};
+use crate::jobs::LaunchOutcome;
 use crate::ServiceError;
 
 /// Regions as placement sees them, and each region's provider-specific
@@ -61,38 +61,38 @@ pub(super) async fn gpu_offers(pool: &PgPool) -> Result<Vec<GpuOffer>, ServiceEr
         .collect())
 }
 
-/// Folds finished launches into the backoff and cooldown state: a failure
-/// backs its deployment off and puts its candidate on cooldown; a success
-/// clears the deployment's backoff.
-pub(super) fn apply_outcomes(
-    cfg: &ReconcileConfig,
-    state: &mut ReconcileState,
-    outcomes: Vec<LaunchOutcome>,
-    now_ms: u64,
-) {
-    for o in outcomes {
-        let Some(dep) = o.deployment_id else { continue };
-        match &o.error {
-            None => {
-                state.backoff.remove(&dep);
-            }
-            Some(_) => {
-                record_failure(cfg, state, dep, now_ms);
-                state.avoid.insert(
-                    o.candidate.clone(),
-                    now_ms.saturating_add(dur_ms(cfg.candidate_cooldown)),
-                );
+impl Pass<'_> {
+    /// Folds finished launches into the backoff and cooldown state: a
+    /// failure backs its deployment off and puts its candidate on cooldown;
+    /// a success clears the deployment's backoff.
+    pub(super) fn apply_outcomes(&mut self, outcomes: Vec<LaunchOutcome>) {
+        for o in outcomes {
+            let Some(dep) = o.deployment_id else { continue };
+            match &o.error {
+                None => {
+                    self.state.backoff.remove(&dep);
+                }
+                Some(_) => {
+                    self.record_failure(dep);
+                    self.cool_down(o.candidate);
+                }
             }
         }
     }
-}
 
-/// One more failed launch for `dep`.
-pub(super) fn record_failure(cfg: &ReconcileConfig, state: &mut ReconcileState, dep: Uuid, now_ms: u64) {
-    let b = state.backoff.entry(dep).or_default();
-    b.failures = b.failures.saturating_add(1);
-    let delay = candidates::launch_backoff(b.failures, cfg.backoff_base, cfg.backoff_max);
-    b.until_ms = now_ms.saturating_add(dur_ms(delay));
+    /// One more failed launch for `dep`.
+    pub(super) fn record_failure(&mut self, dep: Uuid) {
+        let b = self.state.backoff.entry(dep).or_default();
+        b.failures = b.failures.saturating_add(1);
+        let delay = candidates::launch_backoff(b.failures, self.cfg.backoff_base, self.cfg.backoff_max);
+        b.until_ms = self.now_ms.saturating_add(dur_ms(delay));
+    }
+
+    /// Skips `candidate` for the cooldown period.
+    pub(super) fn cool_down(&mut self, candidate: String) {
+        let until = self.now_ms.saturating_add(dur_ms(self.cfg.candidate_cooldown));
+        self.state.avoid.insert(candidate, until);
+    }
 }
 
 /// What one new node will be.
@@ -117,75 +117,72 @@ impl Choice {
     }
 }
 
-/// Starts up to `n` launches for `dep`; returns how many started.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn launch_replicas(
-    pool: &PgPool,
-    jobs: &Jobs,
-    cfg: &ReconcileConfig,
-    state: &mut ReconcileState,
-    snap: &Snapshot,
-    now_ms: u64,
-    dep: &Deployment,
-    placed: &[&Node],
-    n: u32,
-    report: &mut ReconcileReport,
-) -> Result<usize, ServiceError> {
-    let mut per_region: HashMap<String, u32> = HashMap::new();
-    for node in placed {
-        if let Some(code) = &node.region_code {
-            *per_region.entry(code.clone()).or_default() += 1;
-        }
-    }
-    let mut started = 0;
-    for _ in 0..n {
-        let choice = match &cfg.fleet {
-            Fleet::Local => Some(Choice {
-                provider: Provider::Local,
-                region: dep.region.clone(),
-                gpu: None,
-                count: u32::try_from(dep.gpu_count.unwrap_or(1).max(1)).unwrap_or(1),
-                spot: false,
-                micros_per_hour: None,
-            }),
-            Fleet::Cloud(providers) => {
-                let all = cloud_candidates(cfg, providers, snap, dep, &per_region);
-                if all.is_empty() {
-                    report.failures.push((
-                        dep.name.clone(),
-                        "no region and GPU of the allowed providers fit this deployment".into(),
-                    ));
-                    break;
-                }
-                let next = all
-                    .into_iter()
-                    .find(|c| state.avoid.get(&c.key()).is_none_or(|&t| t <= now_ms));
-                if next.is_none() {
-                    report.failures.push((
-                        dep.name.clone(),
-                        "every candidate region and GPU failed recently; waiting for the cooldown".into(),
-                    ));
-                }
-                next.map(|c| Choice {
-                    provider: c.provider,
-                    region: Some(c.region),
-                    gpu: Some(c.gpu),
-                    count: c.count,
-                    spot: c.spot,
-                    micros_per_hour: Some(c.micros_per_hour),
-                })
+impl Pass<'_> {
+    /// Starts up to `n` launches for `dep`; returns how many started.
+    pub(super) async fn launch_replicas(
+        &mut self,
+        snap: &Snapshot,
+        dep: &Deployment,
+        placed: &[&Node],
+        n: u32,
+    ) -> Result<usize, ServiceError> {
+        let mut per_region: HashMap<String, u32> = HashMap::new();
+        for node in placed {
+            if let Some(code) = &node.region_code {
+                *per_region.entry(code.clone()).or_default() += 1;
             }
-        };
-        let Some(choice) = choice else { break };
-        if let Some(region) = &choice.region {
-            *per_region.entry(region.clone()).or_default() += 1;
         }
-        if let Some(cluster) = start_launch(pool, jobs, cfg, snap, dep, choice).await? {
-            report.launched.push(cluster);
-            started += 1;
+        let now = self.now_ms;
+        let mut started = 0;
+        for _ in 0..n {
+            let choice = match &self.cfg.fleet {
+                Fleet::Local => Some(Choice {
+                    provider: Provider::Local,
+                    region: dep.region.clone(),
+                    gpu: None,
+                    count: u32::try_from(dep.gpu_count.unwrap_or(1).max(1)).unwrap_or(1),
+                    spot: false,
+                    micros_per_hour: None,
+                }),
+                Fleet::Cloud(providers) => {
+                    let all = cloud_candidates(self.cfg, providers, snap, dep, &per_region);
+                    if all.is_empty() {
+                        self.report.failures.push((
+                            dep.name.clone(),
+                            "no region and GPU of the allowed providers fit this deployment".into(),
+                        ));
+                        break;
+                    }
+                    let next = all
+                        .into_iter()
+                        .find(|c| self.state.avoid.get(&c.key()).is_none_or(|&t| t <= now));
+                    if next.is_none() {
+                        self.report.failures.push((
+                            dep.name.clone(),
+                            "every candidate region and GPU failed recently; waiting for the cooldown".into(),
+                        ));
+                    }
+                    next.map(|c| Choice {
+                        provider: c.provider,
+                        region: Some(c.region),
+                        gpu: Some(c.gpu),
+                        count: c.count,
+                        spot: c.spot,
+                        micros_per_hour: Some(c.micros_per_hour),
+                    })
+                }
+            };
+            let Some(choice) = choice else { break };
+            if let Some(region) = &choice.region {
+                *per_region.entry(region.clone()).or_default() += 1;
+            }
+            if let Some(cluster) = self.start_launch(snap, dep, choice).await? {
+                self.report.launched.push(cluster);
+                started += 1;
+            }
         }
+        Ok(started)
     }
-    Ok(started)
 }
 
 fn cloud_candidates(
@@ -230,76 +227,76 @@ fn cloud_candidates(
     )
 }
 
-/// Creates the node row (status `launching`, with its credential's hash)
-/// and starts the launch job. Returns the cluster name.
-async fn start_launch(
-    pool: &PgPool,
-    jobs: &Jobs,
-    cfg: &ReconcileConfig,
-    snap: &Snapshot,
-    dep: &Deployment,
-    choice: Choice,
-) -> Result<Option<String>, ServiceError> {
-    let id = Uuid::new_v4().simple().to_string();
-    let cluster = placement::cluster_name(
-        choice.provider,
-        choice.region.as_deref().unwrap_or(choice.provider.as_str()),
-        choice.gpu.as_deref().unwrap_or("any"),
-        choice.spot,
-        &id,
-    );
-    let candidate = choice.key();
-    let model_source = snap
-        .models
-        .get(&dep.model_name)
-        .and_then(|m| m.metadata.get("hf_model"))
-        .and_then(|v| v.as_str())
-        .map(str::to_owned);
-    let (token, hash) = crosslogic_core::keys::generate_node_token(&mut rand::rngs::OsRng);
-    let node = nodes::create(
-        pool,
-        &NewNode {
+impl Pass<'_> {
+    /// Creates the node row (status `launching`, with its credential's hash)
+    /// and starts the launch job. Returns the cluster name.
+    async fn start_launch(
+        &self,
+        snap: &Snapshot,
+        dep: &Deployment,
+        choice: Choice,
+    ) -> Result<Option<String>, ServiceError> {
+        let id = Uuid::new_v4().simple().to_string();
+        let cluster = placement::cluster_name(
+            choice.provider,
+            choice.region.as_deref().unwrap_or(choice.provider.as_str()),
+            choice.gpu.as_deref().unwrap_or("any"),
+            choice.spot,
+            &id,
+        );
+        let candidate = choice.key();
+        let model_source = snap
+            .models
+            .get(&dep.model_name)
+            .and_then(|m| m.metadata.get("hf_model"))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        let (token, hash) = crosslogic_core::keys::generate_node_token(&mut rand::rngs::OsRng);
+        let node = nodes::create(
+            self.pool,
+            &NewNode {
+                cluster_name: cluster.clone(),
+                provider: choice.provider,
+                region_code: choice.region.clone(),
+                instance_type: None,
+                gpu_type: choice.gpu.clone(),
+                gpu_count: i32::try_from(choice.count).unwrap_or(1),
+                vram_total_gb: None,
+                model_name: dep.model_name.clone(),
+                deployment_id: Some(dep.id),
+                spot_instance: choice.spot,
+                agent_token_hash: Some(hash),
+                metadata: json!({
+                    "launched_by": "reconciler",
+                    "candidate": candidate,
+                    "micros_per_hour": choice.micros_per_hour,
+                }),
+            },
+        )
+        .await?;
+        debug_assert_eq!(node.status, NodeStatus::Launching);
+        let cloud_region = choice.region.as_ref().and_then(|code| {
+            snap.cloud_regions
+                .get(code)?
+                .get(choice.provider.as_str())?
+                .as_str()
+                .map(str::to_owned)
+        });
+        let spec = crate::provision::LaunchSpec {
             cluster_name: cluster.clone(),
+            node_id: node.id,
+            node_token: SecretString::from(token),
+            model: dep.model_name.clone(),
+            model_source,
             provider: choice.provider,
-            region_code: choice.region.clone(),
-            instance_type: None,
-            gpu_type: choice.gpu.clone(),
-            gpu_count: i32::try_from(choice.count).unwrap_or(1),
-            vram_total_gb: None,
-            model_name: dep.model_name.clone(),
-            deployment_id: Some(dep.id),
-            spot_instance: choice.spot,
-            agent_token_hash: Some(hash),
-            metadata: json!({
-                "launched_by": "reconciler",
-                "candidate": candidate,
-                "micros_per_hour": choice.micros_per_hour,
-            }),
-        },
-    )
-    .await?;
-    debug_assert_eq!(node.status, NodeStatus::Launching);
-    let cloud_region = choice.region.as_ref().and_then(|code| {
-        snap.cloud_regions
-            .get(code)?
-            .get(choice.provider.as_str())?
-            .as_str()
-            .map(str::to_owned)
-    });
-    let spec = crate::provision::LaunchSpec {
-        cluster_name: cluster.clone(),
-        node_id: node.id,
-        node_token: SecretString::from(token),
-        model: dep.model_name.clone(),
-        model_source,
-        provider: choice.provider,
-        region: choice.region,
-        cloud_region,
-        gpu: choice.gpu,
-        gpu_count: choice.count,
-        spot: choice.spot,
-        control_url: cfg.control_url.clone(),
-    };
-    tracing::info!(deployment = %dep.name, cluster = %cluster, candidate = %candidate, "launching a node");
-    Ok(jobs.launch(spec, Some(dep.id), candidate).await?.map(|_| cluster))
+            region: choice.region,
+            cloud_region,
+            gpu: choice.gpu,
+            gpu_count: choice.count,
+            spot: choice.spot,
+            control_url: self.cfg.control_url.clone(),
+        };
+        tracing::info!(deployment = %dep.name, cluster = %cluster, candidate = %candidate, "launching a node");
+        Ok(self.jobs.launch(spec, Some(dep.id), candidate).await?.map(|_| cluster))
+    }
 }

@@ -24,26 +24,25 @@
 //! transaction-scoped advisory lock for its whole duration (it only starts
 //! jobs, so it is short).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use crosslogic_core::placement;
-use crosslogic_core::scaling::{self, LoadSample, ScaleDecision, ScalingPolicy, ScalingState};
-use crosslogic_core::{DeploymentStatus, EventSeverity, HealthCheckStatus, NodeStatus, Provider};
-use crosslogic_db::repo::catalog::{self, Model};
-use crosslogic_db::repo::deployments::{self, Deployment};
-use crosslogic_db::repo::events::{self, NewEvent};
-use crosslogic_db::repo::nodes::{self, Node};
+use crosslogic_core::scaling::{ScalingPolicy, ScalingState};
+use crosslogic_core::{NodeStatus, Provider};
+use crosslogic_db::repo::deployments;
+use crosslogic_db::repo::nodes::Node;
 use crosslogic_db::PgPool;
-use serde_json::json;
 use uuid::Uuid;
 
-use crate::agent::transition_node;
 use crate::jobs::Jobs;
 use crate::ServiceError;
 
+mod deployment;
 mod launch;
+mod snapshot;
 mod sweep;
+
+use snapshot::Snapshot;
 
 /// Which capacity the provisioner launches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,18 +183,16 @@ pub struct ReconcileReport {
     pub failures: Vec<(String, String)>,
 }
 
-/// Everything a pass reads, loaded once.
-pub(crate) struct Snapshot {
-    /// Active deployments.
-    pub deployments: Vec<Deployment>,
-    /// Ids of paused deployments (left as they are; only dead nodes go).
-    pub paused: std::collections::HashSet<Uuid>,
-    pub nodes: Vec<Node>,
-    pub models: HashMap<String, Model>,
-    pub regions: Vec<placement::RegionInfo>,
-    /// Provider-specific region names by region code.
-    pub cloud_regions: HashMap<String, serde_json::Value>,
-    pub offers: Vec<placement::GpuOffer>,
+/// One pass in progress: what it works with, what it remembers between
+/// passes, and what it has done so far. The pass's steps are methods on it
+/// (`deployment.rs`, `launch.rs`, `sweep.rs`).
+pub(crate) struct Pass<'a> {
+    pub pool: &'a PgPool,
+    pub jobs: &'a Jobs,
+    pub cfg: &'a ReconcileConfig,
+    pub now_ms: u64,
+    pub state: &'a mut ReconcileState,
+    pub report: ReconcileReport,
 }
 
 fn is_live(s: NodeStatus) -> bool {
@@ -227,15 +224,26 @@ pub async fn reconcile_once(
     if !deployments::try_reconcile_lock(&mut *lock).await? {
         return Ok(ReconcileReport::default());
     }
-    let mut report = ReconcileReport {
-        acted: true,
-        ..ReconcileReport::default()
+    let mut pass = Pass {
+        pool,
+        jobs,
+        cfg,
+        now_ms,
+        state,
+        report: ReconcileReport {
+            acted: true,
+            ..ReconcileReport::default()
+        },
     };
-    launch::apply_outcomes(cfg, state, jobs.take_outcomes(), now_ms);
-    let mut snap = load(pool, cfg).await?;
-    sweep::sweep(pool, jobs, cfg, state, &snap, now_ms, &mut report).await?;
+    pass.apply_outcomes(jobs.take_outcomes());
+    let mut snap = Snapshot::load(pool, cfg).await?;
+    pass.sweep(&snap).await?;
     // What the sweep declared dead is replaced in this same pass.
-    for n in snap.nodes.iter_mut().filter(|n| report.declared_dead.contains(&n.id)) {
+    for n in snap
+        .nodes
+        .iter_mut()
+        .filter(|n| pass.report.declared_dead.contains(&n.id))
+    {
         n.status = NodeStatus::Dead;
     }
     let snap = snap;
@@ -249,7 +257,7 @@ pub async fn reconcile_once(
     let mut counts = Vec::with_capacity(snap.deployments.len());
     for dep in &snap.deployments {
         let mine = by_deployment.remove(&dep.id).unwrap_or_default();
-        let live = reconcile_deployment(pool, jobs, cfg, state, &snap, now_ms, dep, &mine, &mut report).await?;
+        let live = pass.reconcile_deployment(&snap, dep, &mine).await?;
         if live != dep.current_replicas {
             counts.push((dep.id, live));
         }
@@ -257,293 +265,33 @@ pub async fn reconcile_once(
     // Nodes of paused and deleted deployments.
     for (dep, mine) in by_deployment {
         let deleted = !snap.paused.contains(&dep);
-        wind_down(pool, jobs, cfg, state, now_ms, &mine, deleted, &mut report).await?;
+        pass.wind_down(&mine, deleted).await?;
         if deleted {
             counts.push((dep, 0));
         }
     }
     deployments::set_current_replicas_many(pool, &counts).await?;
-    state
-        .scaling
-        .retain(|id, _| snap.deployments.iter().any(|d| d.id == *id));
-    state
-        .backoff
-        .retain(|id, _| snap.deployments.iter().any(|d| d.id == *id));
-    state.avoid.retain(|_, until| *until > now_ms);
-    let draining: std::collections::HashSet<Uuid> = snap
-        .nodes
-        .iter()
-        .filter(|n| n.status == NodeStatus::Draining)
-        .map(|n| n.id)
-        .collect();
-    state.draining_since.retain(|id, _| draining.contains(id));
+    pass.forget(&snap);
     lock.commit().await?;
-    Ok(report)
+    Ok(pass.report)
 }
 
-async fn load(pool: &PgPool, cfg: &ReconcileConfig) -> Result<Snapshot, ServiceError> {
-    let deployments = deployments::list(pool, Some(DeploymentStatus::Active)).await?;
-    let paused = deployments::list(pool, Some(DeploymentStatus::Paused))
-        .await?
-        .into_iter()
-        .map(|d| d.id)
-        .collect();
-    let nodes = nodes::list_unterminated(pool).await?;
-    let models = catalog::list_models(pool)
-        .await?
-        .into_iter()
-        .map(|m| (m.name.clone(), m))
-        .collect();
-    let ((regions, cloud_regions), offers) = match cfg.fleet {
-        Fleet::Local => ((Vec::new(), HashMap::new()), Vec::new()),
-        Fleet::Cloud(_) => (launch::region_infos(pool).await?, launch::gpu_offers(pool).await?),
-    };
-    Ok(Snapshot {
-        deployments,
-        paused,
-        nodes,
-        models,
-        regions,
-        cloud_regions,
-        offers,
-    })
-}
-
-/// Terminates `nodes` that are dead or done draining; for a deleted
-/// deployment (`deleted`), first drains every live one. A paused
-/// deployment's live nodes are left serving as they are.
-#[allow(clippy::too_many_arguments)]
-async fn wind_down(
-    pool: &PgPool,
-    jobs: &Jobs,
-    cfg: &ReconcileConfig,
-    state: &mut ReconcileState,
-    now_ms: u64,
-    nodes: &[&Node],
-    deleted: bool,
-    report: &mut ReconcileReport,
-) -> Result<(), ServiceError> {
-    for n in nodes {
-        if deleted && (is_live(n.status) || n.status == NodeStatus::Launching) {
-            let from = [
-                NodeStatus::Launching,
-                NodeStatus::Initializing,
-                NodeStatus::Active,
-                NodeStatus::Unhealthy,
-            ];
-            let moved = transition_node(
-                pool,
-                n.id,
-                NodeStatus::Draining,
-                &from,
-                "node.draining",
-                HealthCheckStatus::Healthy,
-                Some("its deployment was deleted"),
-            )
-            .await?;
-            if moved.is_some() {
-                state.draining_since.insert(n.id, now_ms);
-                report.drained.push(n.id);
-            }
-            continue;
-        }
-        terminate_if_done(pool, jobs, cfg, state, now_ms, n, report).await?;
+impl Pass<'_> {
+    /// Drops what the state remembers of deployments and nodes gone since.
+    fn forget(&mut self, snap: &Snapshot) {
+        let active: HashSet<Uuid> = snap.deployments.iter().map(|d| d.id).collect();
+        let draining: HashSet<Uuid> = snap
+            .nodes
+            .iter()
+            .filter(|n| n.status == NodeStatus::Draining)
+            .map(|n| n.id)
+            .collect();
+        let now = self.now_ms;
+        self.state.scaling.retain(|id, _| active.contains(id));
+        self.state.backoff.retain(|id, _| active.contains(id));
+        self.state.avoid.retain(|_, until| *until > now);
+        self.state.draining_since.retain(|id, _| draining.contains(id));
     }
-    Ok(())
-}
-
-/// Terminates a dead node, or a draining one that is idle or has drained
-/// longer than the drain timeout.
-async fn terminate_if_done(
-    pool: &PgPool,
-    jobs: &Jobs,
-    cfg: &ReconcileConfig,
-    state: &mut ReconcileState,
-    now_ms: u64,
-    n: &Node,
-    report: &mut ReconcileReport,
-) -> Result<(), ServiceError> {
-    let why = match n.status {
-        NodeStatus::Dead => Some("dead"),
-        NodeStatus::Draining => {
-            let since = *state.draining_since.entry(n.id).or_insert(now_ms);
-            if requests(n) == 0 {
-                Some("drained")
-            } else if now_ms.saturating_sub(since) >= dur_ms(cfg.drain_timeout) {
-                Some("drain timeout")
-            } else {
-                None
-            }
-        }
-        _ => None,
-    };
-    match why {
-        Some(why) => terminate(pool, jobs, n, why, report).await,
-        None => Ok(()),
-    }
-}
-
-/// Reconciles one deployment; returns its live replica count afterwards.
-#[allow(clippy::too_many_arguments)]
-async fn reconcile_deployment(
-    pool: &PgPool,
-    jobs: &Jobs,
-    cfg: &ReconcileConfig,
-    state: &mut ReconcileState,
-    snap: &Snapshot,
-    now_ms: u64,
-    dep: &Deployment,
-    nodes: &[&Node],
-    report: &mut ReconcileReport,
-) -> Result<i32, ServiceError> {
-    // 1. Terminate dead nodes, and draining nodes that are idle or drained
-    //    for longer than the timeout.
-    for n in nodes {
-        terminate_if_done(pool, jobs, cfg, state, now_ms, n, report).await?;
-    }
-
-    // 2. Decide on the size.
-    let live: Vec<&Node> = nodes.iter().copied().filter(|n| is_live(n.status)).collect();
-    let launching: Vec<&Node> = nodes
-        .iter()
-        .copied()
-        .filter(|n| n.status == NodeStatus::Launching)
-        .collect();
-    let load = live.iter().fold(LoadSample::default(), |mut acc, n| {
-        acc.in_flight = acc
-            .in_flight
-            .saturating_add(u32::try_from(n.running_requests.max(0)).unwrap_or(0));
-        acc.queued = acc
-            .queued
-            .saturating_add(u32::try_from(n.waiting_requests.max(0)).unwrap_or(0));
-        acc.tokens_per_second += n.throughput_tokens_per_sec.max(0.0);
-        acc
-    });
-    let capacity = snap
-        .models
-        .get(&dep.model_name)
-        .map_or(0.0, |m| f64::from(m.tokens_per_second_capacity.max(0)));
-    let min = u32::try_from(dep.min_replicas.max(0)).unwrap_or(0);
-    let max = u32::try_from(dep.max_replicas.max(0)).unwrap_or(0);
-    let live_count = u32::try_from(live.len()).unwrap_or(u32::MAX);
-    let launching_count = u32::try_from(launching.len()).unwrap_or(u32::MAX);
-    let decision = scaling::decide(
-        min,
-        max,
-        live_count,
-        launching_count,
-        &load,
-        capacity,
-        &cfg.policy,
-        state.scaling.entry(dep.id).or_default(),
-        now_ms,
-    );
-
-    let mut live_after = live.len();
-    match decision {
-        ScaleDecision::Launch(n) if n > 0 => {
-            let backoff = state.backoff.get(&dep.id).copied().unwrap_or_default();
-            if backoff.until_ms > now_ms {
-                report.backing_off.push(dep.name.clone());
-            } else {
-                // After failures, probe with one launch at a time.
-                let n = if backoff.failures > 0 { 1 } else { n };
-                let placed: Vec<&Node> = live.iter().chain(launching.iter()).copied().collect();
-                let started =
-                    launch::launch_replicas(pool, jobs, cfg, state, snap, now_ms, dep, &placed, n, report).await?;
-                if started > 0 {
-                    scaled_event(pool, dep, "launch", started, live_count, launching_count).await?;
-                }
-            }
-        }
-        ScaleDecision::Drain(n) if n > 0 => {
-            let candidates: Vec<(Uuid, NodeStatus, u32, u64)> = live
-                .iter()
-                .map(|x| (x.id, x.status, requests(x), ms(x.created_at)))
-                .collect();
-            let victims = placement::pick_victims(&candidates, n);
-            scaled_event(pool, dep, "drain", victims.len(), live_count, launching_count).await?;
-            let from = [NodeStatus::Initializing, NodeStatus::Active, NodeStatus::Unhealthy];
-            for id in victims {
-                let moved = transition_node(
-                    pool,
-                    id,
-                    NodeStatus::Draining,
-                    &from,
-                    "node.draining",
-                    HealthCheckStatus::Healthy,
-                    Some("scaled down by the reconciler"),
-                )
-                .await?;
-                if moved.is_some() {
-                    state.draining_since.insert(id, now_ms);
-                    report.drained.push(id);
-                    live_after = live_after.saturating_sub(1);
-                }
-            }
-        }
-        _ => {}
-    }
-    Ok(i32::try_from(live_after).unwrap_or(i32::MAX))
-}
-
-async fn scaled_event(
-    pool: &PgPool,
-    dep: &Deployment,
-    action: &str,
-    count: usize,
-    live: u32,
-    launching: u32,
-) -> Result<(), ServiceError> {
-    events::publish(
-        pool,
-        &NewEvent {
-            event_type: "deployment.scaled".into(),
-            tenant_id: None,
-            severity: EventSeverity::Info,
-            payload: json!({
-                "deployment_id": dep.id, "deployment": dep.name, "action": action, "count": count,
-                "live": live, "launching": launching, "min": dep.min_replicas, "max": dep.max_replicas,
-            }),
-        },
-    )
-    .await?;
-    Ok(())
-}
-
-/// Starts terminating a node (a node without a cluster is just marked
-/// terminated). Does nothing while a job for its cluster runs.
-pub(crate) async fn terminate(
-    pool: &PgPool,
-    jobs: &Jobs,
-    n: &Node,
-    why: &str,
-    report: &mut ReconcileReport,
-) -> Result<(), ServiceError> {
-    match &n.cluster_name {
-        Some(cluster) => {
-            if jobs.terminate(Some(n.id), cluster, why).await?.is_some() {
-                report.terminated.push(cluster.clone());
-            }
-        }
-        None => {
-            let detail = format!("terminated by the reconciler ({why})");
-            let moved = transition_node(
-                pool,
-                n.id,
-                NodeStatus::Terminated,
-                &[],
-                "node.terminated",
-                HealthCheckStatus::Dead,
-                Some(&detail),
-            )
-            .await?;
-            if moved.is_some() {
-                report.terminated.push(n.id.to_string());
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Runs [`reconcile_once`] every `interval` until `shutdown`, then waits

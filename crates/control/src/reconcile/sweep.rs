@@ -18,152 +18,137 @@ use std::collections::HashSet;
 
 use crosslogic_core::{HealthCheckStatus, NodeStatus};
 use crosslogic_db::repo::provision_jobs;
-use crosslogic_db::PgPool;
 
-use super::{dur_ms, launch, ms, ReconcileConfig, ReconcileReport, ReconcileState, Snapshot};
+use super::{dur_ms, ms, Pass, Snapshot};
 use crate::agent::transition_node;
-use crate::jobs::Jobs;
 use crate::ServiceError;
 
-pub(super) async fn sweep(
-    pool: &PgPool,
-    jobs: &Jobs,
-    cfg: &ReconcileConfig,
-    state: &mut ReconcileState,
-    snap: &Snapshot,
-    now_ms: u64,
-    report: &mut ReconcileReport,
-) -> Result<(), ServiceError> {
-    launch_timeouts(pool, jobs, cfg, state, snap, now_ms, report).await?;
-    let due = state
-        .last_sweep_ms
-        .is_none_or(|last| now_ms.saturating_sub(last) >= dur_ms(cfg.sweep_interval));
-    if !due {
-        return Ok(());
-    }
-    state.last_sweep_ms = Some(now_ms);
-    // Jobs of a control plane that stopped mid-job: no job outlives the
-    // launch timeout, so older `running` rows are abandoned.
-    let cutoff = chrono::Utc::now() - chrono::Duration::from_std(cfg.launch_timeout).unwrap_or(chrono::Duration::MAX);
-    for job in
-        provision_jobs::fail_abandoned(pool, cutoff, "abandoned: the control plane stopped during the job").await?
-    {
-        tracing::warn!(job = %job.id, cluster = %job.cluster_name, "marked an abandoned provisioning job failed");
-    }
-    let clusters: HashSet<String> = match jobs.provisioner().list().await {
-        Ok(list) => list.into_iter().collect(),
-        Err(e) => {
-            tracing::warn!(error = %e, "could not list the provisioner's clusters; sweep skipped");
-            report.failures.push(("sweep".into(), e.to_string()));
+impl Pass<'_> {
+    pub(super) async fn sweep(&mut self, snap: &Snapshot) -> Result<(), ServiceError> {
+        self.launch_timeouts(snap).await?;
+        let (pool, jobs, cfg, now_ms) = (self.pool, self.jobs, self.cfg, self.now_ms);
+        let due = self
+            .state
+            .last_sweep_ms
+            .is_none_or(|last| now_ms.saturating_sub(last) >= dur_ms(cfg.sweep_interval));
+        if !due {
             return Ok(());
         }
-    };
-    let owned: HashSet<&str> = snap.nodes.iter().filter_map(|n| n.cluster_name.as_deref()).collect();
-    let grace = dur_ms(cfg.orphan_grace);
+        self.state.last_sweep_ms = Some(now_ms);
+        // Jobs of a control plane that stopped mid-job: no job outlives the
+        // launch timeout, so older `running` rows are abandoned.
+        let cutoff =
+            chrono::Utc::now() - chrono::Duration::from_std(cfg.launch_timeout).unwrap_or(chrono::Duration::MAX);
+        for job in
+            provision_jobs::fail_abandoned(pool, cutoff, "abandoned: the control plane stopped during the job").await?
+        {
+            tracing::warn!(job = %job.id, cluster = %job.cluster_name, "marked an abandoned provisioning job failed");
+        }
+        let clusters: HashSet<String> = match jobs.provisioner().list().await {
+            Ok(list) => list.into_iter().collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list the provisioner's clusters; sweep skipped");
+                self.report.failures.push(("sweep".into(), e.to_string()));
+                return Ok(());
+            }
+        };
+        let owned: HashSet<&str> = snap.nodes.iter().filter_map(|n| n.cluster_name.as_deref()).collect();
+        let grace = dur_ms(cfg.orphan_grace);
 
-    // Orphans: clusters nobody owns, terminated after the grace period.
-    state
-        .orphans_seen
-        .retain(|c, _| clusters.contains(c) && !owned.contains(c.as_str()));
-    let mut orphans: Vec<&String> = clusters
-        .iter()
-        .filter(|c| !owned.contains(c.as_str()) && !jobs.is_busy(c))
-        .collect();
-    orphans.sort();
-    for cluster in orphans {
-        let first = *state.orphans_seen.entry(cluster.clone()).or_insert(now_ms);
-        if now_ms.saturating_sub(first) >= grace {
-            tracing::warn!(cluster = %cluster, "terminating an orphaned cluster");
-            if jobs.terminate(None, cluster, "orphaned cluster").await?.is_some() {
-                report.terminated.push(cluster.clone());
+        // Orphans: clusters nobody owns, terminated after the grace period.
+        self.state
+            .orphans_seen
+            .retain(|c, _| clusters.contains(c) && !owned.contains(c.as_str()));
+        let mut orphans: Vec<&String> = clusters
+            .iter()
+            .filter(|c| !owned.contains(c.as_str()) && !jobs.is_busy(c))
+            .collect();
+        orphans.sort();
+        for cluster in orphans {
+            let first = *self.state.orphans_seen.entry(cluster.clone()).or_insert(now_ms);
+            if now_ms.saturating_sub(first) >= grace {
+                tracing::warn!(cluster = %cluster, "terminating an orphaned cluster");
+                if jobs.terminate(None, cluster, "orphaned cluster").await?.is_some() {
+                    self.report.terminated.push(cluster.clone());
+                }
             }
         }
-    }
 
-    // Vanished: rows whose cluster no longer exists.
-    let alive = [
-        NodeStatus::Launching,
-        NodeStatus::Initializing,
-        NodeStatus::Active,
-        NodeStatus::Unhealthy,
-        NodeStatus::Draining,
-    ];
-    for n in &snap.nodes {
-        let Some(cluster) = &n.cluster_name else { continue };
-        if !cfg.manages(n.provider)
-            || !alive.contains(&n.status)
-            || clusters.contains(cluster)
-            || jobs.is_busy(cluster)
-            || now_ms.saturating_sub(ms(n.created_at)) < grace
-        {
-            continue;
-        }
-        let detail = format!("cluster {cluster} no longer exists");
-        if transition_node(
-            pool,
-            n.id,
-            NodeStatus::Dead,
-            &alive,
-            "node.dead",
-            HealthCheckStatus::Dead,
-            Some(&detail),
-        )
-        .await?
-        .is_some()
-        {
-            tracing::warn!(cluster = %cluster, "node's cluster vanished: declared dead");
-            report.declared_dead.push(n.id);
-        }
-    }
-    Ok(())
-}
-
-/// Declares dead the nodes that stayed `launching` past the launch timeout.
-async fn launch_timeouts(
-    pool: &PgPool,
-    jobs: &Jobs,
-    cfg: &ReconcileConfig,
-    state: &mut ReconcileState,
-    snap: &Snapshot,
-    now_ms: u64,
-    report: &mut ReconcileReport,
-) -> Result<(), ServiceError> {
-    let timeout = dur_ms(cfg.launch_timeout);
-    for n in &snap.nodes {
-        let busy = n.cluster_name.as_deref().is_some_and(|c| jobs.is_busy(c));
-        if n.status != NodeStatus::Launching
-            || !cfg.manages(n.provider)
-            || busy
-            || now_ms.saturating_sub(ms(n.created_at)) < timeout
-        {
-            continue;
-        }
-        let detail = format!(
-            "the node agent did not register within {}s of the launch",
-            cfg.launch_timeout.as_secs()
-        );
-        let moved = transition_node(
-            pool,
-            n.id,
-            NodeStatus::Dead,
-            &[NodeStatus::Launching],
-            "node.dead",
-            HealthCheckStatus::Dead,
-            Some(&detail),
-        )
-        .await?;
-        if moved.is_some() {
-            report.declared_dead.push(n.id);
-            if let Some(dep) = n.deployment_id {
-                launch::record_failure(cfg, state, dep, now_ms);
+        // Vanished: rows whose cluster no longer exists.
+        let alive = [
+            NodeStatus::Launching,
+            NodeStatus::Initializing,
+            NodeStatus::Active,
+            NodeStatus::Unhealthy,
+            NodeStatus::Draining,
+        ];
+        for n in &snap.nodes {
+            let Some(cluster) = &n.cluster_name else { continue };
+            if !cfg.manages(n.provider)
+                || !alive.contains(&n.status)
+                || clusters.contains(cluster)
+                || jobs.is_busy(cluster)
+                || now_ms.saturating_sub(ms(n.created_at)) < grace
+            {
+                continue;
             }
-            if let Some(candidate) = n.metadata.get("candidate").and_then(|c| c.as_str()) {
-                state.avoid.insert(
-                    candidate.to_owned(),
-                    now_ms.saturating_add(dur_ms(cfg.candidate_cooldown)),
-                );
+            let detail = format!("cluster {cluster} no longer exists");
+            if transition_node(
+                pool,
+                n.id,
+                NodeStatus::Dead,
+                &alive,
+                "node.dead",
+                HealthCheckStatus::Dead,
+                Some(&detail),
+            )
+            .await?
+            .is_some()
+            {
+                tracing::warn!(cluster = %cluster, "node's cluster vanished: declared dead");
+                self.report.declared_dead.push(n.id);
             }
         }
+        Ok(())
     }
-    Ok(())
+
+    /// Declares dead the nodes that stayed `launching` past the launch timeout.
+    async fn launch_timeouts(&mut self, snap: &Snapshot) -> Result<(), ServiceError> {
+        let (pool, jobs, cfg, now_ms) = (self.pool, self.jobs, self.cfg, self.now_ms);
+        let timeout = dur_ms(cfg.launch_timeout);
+        for n in &snap.nodes {
+            let busy = n.cluster_name.as_deref().is_some_and(|c| jobs.is_busy(c));
+            if n.status != NodeStatus::Launching
+                || !cfg.manages(n.provider)
+                || busy
+                || now_ms.saturating_sub(ms(n.created_at)) < timeout
+            {
+                continue;
+            }
+            let detail = format!(
+                "the node agent did not register within {}s of the launch",
+                cfg.launch_timeout.as_secs()
+            );
+            let moved = transition_node(
+                pool,
+                n.id,
+                NodeStatus::Dead,
+                &[NodeStatus::Launching],
+                "node.dead",
+                HealthCheckStatus::Dead,
+                Some(&detail),
+            )
+            .await?;
+            if moved.is_some() {
+                self.report.declared_dead.push(n.id);
+                if let Some(dep) = n.deployment_id {
+                    self.record_failure(dep);
+                }
+                if let Some(candidate) = n.metadata.get("candidate").and_then(|c| c.as_str()) {
+                    self.cool_down(candidate.to_owned());
+                }
+            }
+        }
+        Ok(())
+    }
 }

@@ -1,0 +1,222 @@
+//! One deployment's share of a pass: terminate what is dead or done
+//! draining, decide the size from load and bounds, then launch or drain.
+//! Also the wind-down of paused and deleted deployments.
+
+use crosslogic_core::placement;
+use crosslogic_core::scaling::{self, LoadSample, ScaleDecision};
+use crosslogic_core::{EventSeverity, HealthCheckStatus, NodeStatus};
+use crosslogic_db::repo::deployments::Deployment;
+use crosslogic_db::repo::events::{self, NewEvent};
+use crosslogic_db::repo::nodes::Node;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{dur_ms, is_live, ms, requests, Pass, Snapshot};
+use crate::agent::transition_node;
+use crate::ServiceError;
+
+/// Statuses a node can be drained from.
+const DRAINABLE: [NodeStatus; 4] = [
+    NodeStatus::Launching,
+    NodeStatus::Initializing,
+    NodeStatus::Active,
+    NodeStatus::Unhealthy,
+];
+
+impl Pass<'_> {
+    /// Reconciles one active deployment; returns its live replica count
+    /// afterwards.
+    pub(super) async fn reconcile_deployment(
+        &mut self,
+        snap: &Snapshot,
+        dep: &Deployment,
+        nodes: &[&Node],
+    ) -> Result<i32, ServiceError> {
+        // 1. Terminate dead nodes, and draining nodes that are idle or
+        //    drained for longer than the timeout.
+        for n in nodes {
+            self.terminate_if_done(n).await?;
+        }
+
+        // 2. Decide on the size.
+        let live: Vec<&Node> = nodes.iter().copied().filter(|n| is_live(n.status)).collect();
+        let launching: Vec<&Node> = nodes
+            .iter()
+            .copied()
+            .filter(|n| n.status == NodeStatus::Launching)
+            .collect();
+        let load = live.iter().fold(LoadSample::default(), |mut acc, n| {
+            acc.in_flight = acc
+                .in_flight
+                .saturating_add(u32::try_from(n.running_requests.max(0)).unwrap_or(0));
+            acc.queued = acc
+                .queued
+                .saturating_add(u32::try_from(n.waiting_requests.max(0)).unwrap_or(0));
+            acc.tokens_per_second += n.throughput_tokens_per_sec.max(0.0);
+            acc
+        });
+        let capacity = snap
+            .models
+            .get(&dep.model_name)
+            .map_or(0.0, |m| f64::from(m.tokens_per_second_capacity.max(0)));
+        let live_count = u32::try_from(live.len()).unwrap_or(u32::MAX);
+        let launching_count = u32::try_from(launching.len()).unwrap_or(u32::MAX);
+        let decision = scaling::decide(
+            u32::try_from(dep.min_replicas.max(0)).unwrap_or(0),
+            u32::try_from(dep.max_replicas.max(0)).unwrap_or(0),
+            live_count,
+            launching_count,
+            &load,
+            capacity,
+            &self.cfg.policy,
+            self.state.scaling.entry(dep.id).or_default(),
+            self.now_ms,
+        );
+
+        // 3. Act on it.
+        let mut live_after = live.len();
+        match decision {
+            ScaleDecision::Launch(n) if n > 0 => {
+                let backoff = self.state.backoff.get(&dep.id).copied().unwrap_or_default();
+                if backoff.until_ms > self.now_ms {
+                    self.report.backing_off.push(dep.name.clone());
+                } else {
+                    // After failures, probe with one launch at a time.
+                    let n = if backoff.failures > 0 { 1 } else { n };
+                    let placed: Vec<&Node> = live.iter().chain(launching.iter()).copied().collect();
+                    let started = self.launch_replicas(snap, dep, &placed, n).await?;
+                    if started > 0 {
+                        self.scaled_event(dep, "launch", started, live_count, launching_count)
+                            .await?;
+                    }
+                }
+            }
+            ScaleDecision::Drain(n) if n > 0 => {
+                let candidates: Vec<(Uuid, NodeStatus, u32, u64)> = live
+                    .iter()
+                    .map(|x| (x.id, x.status, requests(x), ms(x.created_at)))
+                    .collect();
+                let victims = placement::pick_victims(&candidates, n);
+                self.scaled_event(dep, "drain", victims.len(), live_count, launching_count)
+                    .await?;
+                for id in victims {
+                    if self.drain(id, "scaled down by the reconciler").await? {
+                        live_after = live_after.saturating_sub(1);
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(i32::try_from(live_after).unwrap_or(i32::MAX))
+    }
+
+    /// Nodes of a paused or deleted deployment: dead or drained ones are
+    /// terminated; for a deleted deployment (`deleted`) every other node is
+    /// drained first. A paused deployment's live nodes keep serving as they
+    /// are.
+    pub(super) async fn wind_down(&mut self, nodes: &[&Node], deleted: bool) -> Result<(), ServiceError> {
+        for n in nodes {
+            if deleted && DRAINABLE.contains(&n.status) {
+                self.drain(n.id, "its deployment was deleted").await?;
+            } else {
+                self.terminate_if_done(n).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves a node to draining (out of routing); `true` if it moved.
+    async fn drain(&mut self, id: Uuid, why: &str) -> Result<bool, ServiceError> {
+        let moved = transition_node(
+            self.pool,
+            id,
+            NodeStatus::Draining,
+            &DRAINABLE,
+            "node.draining",
+            HealthCheckStatus::Healthy,
+            Some(why),
+        )
+        .await?;
+        if moved.is_some() {
+            self.state.draining_since.insert(id, self.now_ms);
+            self.report.drained.push(id);
+        }
+        Ok(moved.is_some())
+    }
+
+    /// Terminates a dead node, or a draining one that is idle or has
+    /// drained longer than the drain timeout.
+    async fn terminate_if_done(&mut self, n: &Node) -> Result<(), ServiceError> {
+        let why = match n.status {
+            NodeStatus::Dead => Some("dead"),
+            NodeStatus::Draining => {
+                let since = *self.state.draining_since.entry(n.id).or_insert(self.now_ms);
+                if requests(n) == 0 {
+                    Some("drained")
+                } else if self.now_ms.saturating_sub(since) >= dur_ms(self.cfg.drain_timeout) {
+                    Some("drain timeout")
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        match why {
+            Some(why) => self.terminate(n, why).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Starts terminating a node (a node without a cluster is just marked
+    /// terminated). Does nothing while a job for its cluster runs.
+    async fn terminate(&mut self, n: &Node, why: &str) -> Result<(), ServiceError> {
+        match &n.cluster_name {
+            Some(cluster) => {
+                if self.jobs.terminate(Some(n.id), cluster, why).await?.is_some() {
+                    self.report.terminated.push(cluster.clone());
+                }
+            }
+            None => {
+                let detail = format!("terminated by the reconciler ({why})");
+                let moved = transition_node(
+                    self.pool,
+                    n.id,
+                    NodeStatus::Terminated,
+                    &[],
+                    "node.terminated",
+                    HealthCheckStatus::Dead,
+                    Some(&detail),
+                )
+                .await?;
+                if moved.is_some() {
+                    self.report.terminated.push(n.id.to_string());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn scaled_event(
+        &self,
+        dep: &Deployment,
+        action: &str,
+        count: usize,
+        live: u32,
+        launching: u32,
+    ) -> Result<(), ServiceError> {
+        events::publish(
+            self.pool,
+            &NewEvent {
+                event_type: "deployment.scaled".into(),
+                tenant_id: None,
+                severity: EventSeverity::Info,
+                payload: json!({
+                    "deployment_id": dep.id, "deployment": dep.name, "action": action, "count": count,
+                    "live": live, "launching": launching, "min": dep.min_replicas, "max": dep.max_replicas,
+                }),
+            },
+        )
+        .await?;
+        Ok(())
+    }
+}
