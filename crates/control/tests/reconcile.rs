@@ -530,3 +530,35 @@ async fn paused_deployments_are_left_alone_and_deleted_ones_wind_down() {
     );
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn a_reconciler_leaves_other_providers_deployments_and_nodes_alone() {
+    let db = TestDb::new().await;
+    crosslogic_db::migrate::migrate(&db.pool).await.unwrap();
+    let dep = create_deployment(&db, "llama-elsewhere", 1, Some(Provider::Aws), Some("us-east")).await;
+    let fake = Arc::new(Fake::default());
+    let jobs = jobs(&db, &fake);
+    // A local control plane: the AWS deployment is not its to launch.
+    let local = ReconcileConfig::new(Provider::Local, "http://127.0.0.1:1");
+    let mut state = ReconcileState::default();
+    let r = pass(&db, &jobs, &local, &mut state, epoch_ms()).await;
+    assert!(r.launched.is_empty() && r.failures.is_empty(), "{r:?}");
+    // The AWS control plane launches it; the node dies.
+    let aws = ReconcileConfig::new(Provider::Aws, "http://127.0.0.1:1");
+    let mut aws_state = ReconcileState::default();
+    assert_eq!(
+        pass(&db, &jobs, &aws, &mut aws_state, epoch_ms()).await.launched.len(),
+        1
+    );
+    let node = deployment_nodes(&db, dep).await.remove(0);
+    nodes::transition(&db.pool, node.id, NodeStatus::Dead, &[])
+        .await
+        .unwrap();
+    // The local one does not tear down a cloud node it cannot reach.
+    let r = pass(&db, &jobs, &local, &mut state, epoch_ms()).await;
+    assert!(r.terminated.is_empty(), "{r:?}");
+    assert_eq!(nodes::get(&db.pool, node.id).await.unwrap().status, NodeStatus::Dead);
+    let r = pass(&db, &jobs, &aws, &mut aws_state, epoch_ms()).await;
+    assert_eq!(r.terminated, [node.cluster_name.clone().unwrap()]);
+    db.drop_db().await;
+}

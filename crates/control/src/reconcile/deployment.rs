@@ -145,8 +145,13 @@ impl Pass<'_> {
     }
 
     /// Terminates a dead node, or a draining one that is idle or has
-    /// drained longer than the drain timeout.
+    /// drained longer than the drain timeout — if it runs on capacity this
+    /// reconciler's provisioner manages (another control plane's provisioner
+    /// tears the others down).
     async fn terminate_if_done(&mut self, n: &Node) -> Result<(), ServiceError> {
+        if !self.cfg.manages(n.provider) {
+            return Ok(());
+        }
         let why = match n.status {
             NodeStatus::Dead => Some("dead"),
             NodeStatus::Draining => {

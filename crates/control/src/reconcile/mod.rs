@@ -136,6 +136,17 @@ impl ReconcileConfig {
             Fleet::Cloud(providers) => providers.contains(&provider),
         }
     }
+
+    /// Whether this reconciler sizes `dep`: one pinned to a provider is
+    /// left to the control plane that launches on it (`provider` unset =
+    /// any). Its nodes of other providers are counted but never touched.
+    fn manages_deployment(&self, dep: &crosslogic_db::repo::deployments::Deployment) -> bool {
+        match dep.provider.as_deref().map(str::parse::<Provider>) {
+            None => true,
+            Some(Ok(p)) => self.manages(p),
+            Some(Err(_)) => false,
+        }
+    }
 }
 
 /// Launch failures of one deployment.
@@ -257,6 +268,9 @@ pub async fn reconcile_once(
     let mut counts = Vec::with_capacity(snap.deployments.len());
     for dep in &snap.deployments {
         let mine = by_deployment.remove(&dep.id).unwrap_or_default();
+        if !cfg.manages_deployment(dep) {
+            continue;
+        }
         let live = pass.reconcile_deployment(&snap, dep, &mine).await?;
         if live != dep.current_replicas {
             counts.push((dep.id, live));
