@@ -155,6 +155,9 @@ async fn a_preempted_node_is_drained_and_replaced() {
             .await
             .unwrap();
     assert!(events.iter().any(|e| e == "node.preempted"), "{events:?}");
+    for lifecycle in ["node.launched", "node.registered", "node.active", "node.terminated"] {
+        assert!(events.iter().any(|e| e == lifecycle), "no {lifecycle}: {events:?}");
+    }
     assert!(server.signal_and_wait(nix::sys::signal::Signal::SIGTERM).success());
     db.drop_db().await;
 }

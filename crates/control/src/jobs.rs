@@ -13,9 +13,11 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crosslogic_core::{HealthCheckStatus, NodeStatus, ProvisionJobKind};
+use crosslogic_core::{EventSeverity, HealthCheckStatus, NodeStatus, ProvisionJobKind};
+use crosslogic_db::repo::events::{self, NewEvent};
 use crosslogic_db::repo::provision_jobs;
 use crosslogic_db::PgPool;
+use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -128,6 +130,11 @@ impl Jobs {
         let inner = Arc::clone(&self.inner);
         self.inner.tracker.spawn(async move {
             let node_id = spec.node_id;
+            let launched = json!({
+                "node_id": node_id, "cluster_name": cluster, "deployment_id": deployment_id,
+                "provider": spec.provider, "region": spec.region, "gpu_type": spec.gpu,
+                "gpu_count": spec.gpu_count, "spot": spec.spot, "model": spec.model, "job_id": job,
+            });
             let (log, writer) = log_writer(inner.pool.clone(), job);
             log.line(format!("launching {cluster} ({})", describe(&spec)));
             let result =
@@ -152,6 +159,9 @@ impl Jobs {
             let _ = writer.await;
             let error = result.err();
             inner.finish(job, error.as_deref()).await;
+            if error.is_none() {
+                inner.publish("node.launched", launched).await;
+            }
             if let Some(e) = &error {
                 let detail = format!("launch failed: {e}");
                 if let Err(db) = transition_node(
@@ -262,6 +272,19 @@ impl Jobs {
 }
 
 impl Inner {
+    /// Publishes a node event (best effort: a lost event is logged).
+    async fn publish(&self, event_type: &str, payload: serde_json::Value) {
+        let event = NewEvent {
+            event_type: event_type.to_owned(),
+            tenant_id: None,
+            severity: EventSeverity::Info,
+            payload,
+        };
+        if let Err(e) = events::publish(&self.pool, &event).await {
+            tracing::warn!(error = %e, event_type, "could not publish a node event");
+        }
+    }
+
     async fn finish(&self, job: Uuid, error: Option<&str>) {
         if let Err(e) = provision_jobs::finish(&self.pool, job, error).await {
             tracing::warn!(%job, error = %e, "could not record the end of a provisioning job");
