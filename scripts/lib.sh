@@ -142,10 +142,19 @@ ensure_skypilot_api_server() {
   mkdir -p "$CROSSLOGIC_SKY_HOME"
   if ! "$CROSSLOGIC_SKYPILOT_PYTHON" -c "import urllib.request as u; u.urlopen('$url/api/health', timeout=3)" >/dev/null 2>&1; then
     log "starting a SkyPilot API server on $url"
-    if HOME=$CROSSLOGIC_SKY_HOME timeout 120 "$sky" api start >/dev/null 2>&1; then
-      CROSSLOGIC_STARTED_SKY_API=1
-    else
-      log "warning: the SkyPilot API server did not start; its round-trip test will be skipped"; return 0
+    local out=/var/tmp/crosslogic-sky-api-start.log attempt
+    for attempt in 1 2; do
+      if HOME=$CROSSLOGIC_SKY_HOME timeout 120 "$sky" api start >"$out" 2>&1; then
+        CROSSLOGIC_STARTED_SKY_API=1; break
+      fi
+      # A server being stopped may still hold the port: stop ours, retry once.
+      HOME=$CROSSLOGIC_SKY_HOME timeout 60 "$sky" api stop >/dev/null 2>&1 || true
+      sleep 3
+    done
+    if [ -z "${CROSSLOGIC_STARTED_SKY_API:-}" ]; then
+      log "warning: the SkyPilot API server did not start (see $out); its round-trip test will be skipped"
+      tail -n 5 "$out" >&2 || true
+      return 0
     fi
   fi
   export CROSSLOGIC_SKYPILOT_API_URL=$url
