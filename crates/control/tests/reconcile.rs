@@ -562,3 +562,48 @@ async fn a_reconciler_leaves_other_providers_deployments_and_nodes_alone() {
     assert_eq!(r.terminated, [node.cluster_name.clone().unwrap()]);
     db.drop_db().await;
 }
+
+#[tokio::test]
+async fn a_node_whose_launch_never_started_is_replaced_without_waiting_for_the_timeout() {
+    let db = TestDb::new().await;
+    crosslogic_db::migrate::migrate(&db.pool).await.unwrap();
+    let dep = create_deployment(&db, "llama-crash", 1, Some(Provider::Local), None).await;
+    // What a control plane that died right after writing the row leaves.
+    let orphan_row = nodes::create(
+        &db.pool,
+        &nodes::NewNode {
+            cluster_name: "cic-local-local-any-od-crashed0".into(),
+            provider: Provider::Local,
+            region_code: None,
+            instance_type: None,
+            gpu_type: None,
+            gpu_count: 1,
+            vram_total_gb: None,
+            model_name: "llama-3-8b".into(),
+            deployment_id: Some(dep),
+            spot_instance: false,
+            agent_token_hash: None,
+            metadata: json!({}),
+        },
+    )
+    .await
+    .unwrap();
+    sqlx::query("UPDATE nodes SET created_at = now() - interval '2 minutes' WHERE id = $1")
+        .bind(orphan_row.id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let fake = Arc::new(Fake::default());
+    let jobs = jobs(&db, &fake);
+    let cfg = ReconcileConfig::new(Provider::Local, "http://127.0.0.1:1");
+    let mut state = ReconcileState::default();
+    let r = pass(&db, &jobs, &cfg, &mut state, epoch_ms()).await;
+    assert_eq!(r.declared_dead, [orphan_row.id], "{r:?}");
+    assert_eq!(r.terminated, ["cic-local-local-any-od-crashed0"]);
+    assert_eq!(r.launched.len(), 1, "replaced at once: {r:?}");
+    assert_eq!(
+        nodes::get(&db.pool, orphan_row.id).await.unwrap().status,
+        NodeStatus::Terminated
+    );
+    db.drop_db().await;
+}

@@ -23,6 +23,10 @@ use super::{dur_ms, ms, Pass, Snapshot};
 use crate::agent::transition_node;
 use crate::ServiceError;
 
+/// A `launching` node without any launch job this long after it was
+/// written never had its launch started.
+const NEVER_STARTED_AFTER_SECS: i64 = 60;
+
 impl Pass<'_> {
     pub(super) async fn sweep(&mut self, snap: &Snapshot) -> Result<(), ServiceError> {
         self.launch_timeouts(snap).await?;
@@ -43,6 +47,31 @@ impl Pass<'_> {
             provision_jobs::fail_abandoned(pool, cutoff, "abandoned: the control plane stopped during the job").await?
         {
             tracing::warn!(job = %job.id, cluster = %job.cluster_name, "marked an abandoned provisioning job failed");
+        }
+        // Rows whose launch never started (the control plane stopped between
+        // writing the row and starting the job) are dead now, not at the
+        // launch timeout.
+        let stale = chrono::Utc::now() - chrono::Duration::seconds(NEVER_STARTED_AFTER_SECS);
+        for id in provision_jobs::launching_without_job(pool, stale).await? {
+            let Some(n) = snap.nodes.iter().find(|n| n.id == id) else {
+                continue;
+            };
+            if !cfg.manages(n.provider) || n.cluster_name.as_deref().is_some_and(|c| jobs.is_busy(c)) {
+                continue;
+            }
+            let moved = transition_node(
+                pool,
+                id,
+                NodeStatus::Dead,
+                &[NodeStatus::Launching],
+                "node.dead",
+                HealthCheckStatus::Dead,
+                Some("its launch never started (the control plane stopped first)"),
+            )
+            .await?;
+            if moved.is_some() {
+                self.report.declared_dead.push(id);
+            }
         }
         let clusters: HashSet<String> = match jobs.provisioner().list().await {
             Ok(list) => list.into_iter().collect(),

@@ -150,3 +150,17 @@ pub async fn node_lines(db: impl PgExecutor<'_>, node_id: Uuid, after_id: i64, l
     .fetch_all(db)
     .await?)
 }
+
+/// Nodes still `launching` that were created before `before` and have no
+/// launch job at all: the control plane stopped between writing the row
+/// and starting the launch, so nothing will ever come up.
+pub async fn launching_without_job(db: impl PgExecutor<'_>, before: DateTime<Utc>) -> DbResult<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT n.id FROM nodes n
+          WHERE n.status = 'launching' AND n.created_at < $1
+            AND NOT EXISTS (SELECT 1 FROM provision_jobs j WHERE j.node_id = n.id AND j.kind = 'launch')",
+    )
+    .bind(before)
+    .fetch_all(db)
+    .await?)
+}
