@@ -220,3 +220,23 @@ pub async fn tenant_with_key(
         k["id"].as_str().unwrap().to_owned(),
     )
 }
+
+/// `GET /admin/v1/nodes/{id}/logs`: the page, and its lines' text.
+pub async fn node_logs(server: &Server, token: &str, id: impl std::fmt::Display) -> (serde_json::Value, Vec<String>) {
+    let page: serde_json::Value = reqwest::Client::new()
+        .get(server.url(&format!("/admin/v1/nodes/{id}/logs")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let lines = page["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["line"].as_str().unwrap().to_owned())
+        .collect();
+    (page, lines)
+}

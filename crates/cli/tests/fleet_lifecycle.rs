@@ -226,21 +226,7 @@ async fn two_control_planes_never_double_launch_a_restart_adopts_and_an_operator
 
     // The operator reads a node's launch log, then terminates it.
     let victim = ids[0];
-    let logs: Value = http
-        .get(a.url(&format!("/admin/v1/nodes/{victim}/logs")))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let lines: Vec<&str> = logs["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["line"].as_str().unwrap())
-        .collect();
+    let (logs, lines) = common::node_logs(&a, TOKEN, victim).await;
     assert!(lines.iter().any(|l| l.contains("starting engine")), "{logs}");
     assert_eq!(logs["jobs"][0]["kind"], "launch");
     assert_eq!(logs["jobs"][0]["status"], "succeeded");

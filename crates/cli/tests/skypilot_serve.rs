@@ -188,21 +188,7 @@ async fn a_cloud_deployment_is_launched_through_the_skypilot_api_server_and_torn
     // The API server's log stream is the node's launch log.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let logs: Value = http
-            .get(server.url(&format!("/admin/v1/nodes/{}/logs", node.id)))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let lines: Vec<&str> = logs["lines"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["line"].as_str().unwrap())
-            .collect();
+        let (logs, lines) = common::node_logs(&server, TOKEN, node.id).await;
         if logs["jobs"][0]["status"] == "succeeded" {
             assert!(
                 lines.iter().any(|l| l.contains("Launching on AWS us-east-1")),

@@ -95,11 +95,6 @@ impl Jobs {
         lock(&self.inner.busy).contains(cluster)
     }
 
-    /// Number of jobs running.
-    pub fn running(&self) -> usize {
-        self.inner.tracker.len()
-    }
-
     /// Waits until no job runs in this process (tests and tools).
     pub async fn idle(&self) {
         while !lock(&self.inner.busy).is_empty() {

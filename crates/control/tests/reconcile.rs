@@ -252,6 +252,21 @@ async fn only_one_replica_acts_per_pass() {
     db.drop_db().await;
 }
 
+/// A fresh database with one deployment, a fake provisioner and its jobs.
+async fn setup(
+    name: &str,
+    min: i32,
+    provider: Option<Provider>,
+    region: Option<&str>,
+) -> (TestDb, Uuid, Arc<Fake>, Jobs) {
+    let db = TestDb::new().await;
+    crosslogic_db::migrate::migrate(&db.pool).await.unwrap();
+    let dep = create_deployment(&db, name, min, provider, region).await;
+    let fake = Arc::new(Fake::default());
+    let jobs = jobs(&db, &fake);
+    (db, dep, fake, jobs)
+}
+
 fn epoch_ms() -> u64 {
     u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap()
 }
@@ -286,11 +301,7 @@ async fn create_deployment(
 
 #[tokio::test]
 async fn cloud_launches_go_to_the_cheapest_fit_and_failures_back_off_to_the_next_candidate() {
-    let db = TestDb::new().await;
-    crosslogic_db::migrate::migrate(&db.pool).await.unwrap();
-    let dep = create_deployment(&db, "llama-cloud", 1, Some(Provider::Aws), Some("us-east")).await;
-    let fake = Arc::new(Fake::default());
-    let jobs = jobs(&db, &fake);
+    let (db, dep, fake, jobs) = setup("llama-cloud", 1, Some(Provider::Aws), Some("us-east")).await;
     let cfg = ReconcileConfig::new(Provider::Aws, "http://127.0.0.1:1");
     let mut state = ReconcileState::default();
 
@@ -378,11 +389,7 @@ async fn cloud_launches_go_to_the_cheapest_fit_and_failures_back_off_to_the_next
 
 #[tokio::test]
 async fn stuck_launches_vanished_clusters_and_orphans_are_handled() {
-    let db = TestDb::new().await;
-    crosslogic_db::migrate::migrate(&db.pool).await.unwrap();
-    let dep = create_deployment(&db, "llama-sweep", 1, Some(Provider::Local), None).await;
-    let fake = Arc::new(Fake::default());
-    let jobs = jobs(&db, &fake);
+    let (db, dep, fake, jobs) = setup("llama-sweep", 1, Some(Provider::Local), None).await;
     let mut cfg = ReconcileConfig::new(Provider::Local, "http://127.0.0.1:1");
     cfg.launch_timeout = Duration::from_secs(120);
     cfg.orphan_grace = Duration::from_secs(30);
@@ -479,11 +486,7 @@ async fn concurrent_reconcilers_never_double_launch() {
 #[tokio::test]
 async fn paused_deployments_are_left_alone_and_deleted_ones_wind_down() {
     use crosslogic_core::DeploymentStatus;
-    let db = TestDb::new().await;
-    crosslogic_db::migrate::migrate(&db.pool).await.unwrap();
-    let dep = create_deployment(&db, "llama-wind", 2, Some(Provider::Local), None).await;
-    let fake = Arc::new(Fake::default());
-    let jobs = jobs(&db, &fake);
+    let (db, dep, _, jobs) = setup("llama-wind", 2, Some(Provider::Local), None).await;
     let cfg = ReconcileConfig::new(Provider::Local, "http://127.0.0.1:1");
     let mut state = ReconcileState::default();
     let t0 = epoch_ms();
@@ -533,11 +536,7 @@ async fn paused_deployments_are_left_alone_and_deleted_ones_wind_down() {
 
 #[tokio::test]
 async fn a_reconciler_leaves_other_providers_deployments_and_nodes_alone() {
-    let db = TestDb::new().await;
-    crosslogic_db::migrate::migrate(&db.pool).await.unwrap();
-    let dep = create_deployment(&db, "llama-elsewhere", 1, Some(Provider::Aws), Some("us-east")).await;
-    let fake = Arc::new(Fake::default());
-    let jobs = jobs(&db, &fake);
+    let (db, dep, _, jobs) = setup("llama-elsewhere", 1, Some(Provider::Aws), Some("us-east")).await;
     // A local control plane: the AWS deployment is not its to launch.
     let local = ReconcileConfig::new(Provider::Local, "http://127.0.0.1:1");
     let mut state = ReconcileState::default();

@@ -157,18 +157,9 @@ pub async fn set_status(db: impl PgExecutor<'_>, id: Uuid, status: DeploymentSta
     .or_not_found("deployment")
 }
 
-/// Records the number of live replicas the reconciler counted.
-pub async fn set_current_replicas(db: impl PgExecutor<'_>, id: Uuid, replicas: i32) -> DbResult<()> {
-    sqlx::query("UPDATE deployments SET current_replicas = $2 WHERE id = $1 AND current_replicas <> $2")
-        .bind(id)
-        .bind(replicas)
-        .execute(db)
-        .await?;
-    Ok(())
-}
-
-/// [`set_current_replicas`] for many deployments in one statement; returns
-/// how many rows changed.
+/// Records the live replica counts the reconciler counted, for many
+/// deployments in one statement (rows already right are not touched);
+/// returns how many rows changed.
 pub async fn set_current_replicas_many(db: impl PgExecutor<'_>, counts: &[(Uuid, i32)]) -> DbResult<u64> {
     if counts.is_empty() {
         return Ok(0);

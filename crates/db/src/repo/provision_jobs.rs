@@ -126,15 +126,6 @@ pub async fn for_node(db: impl PgExecutor<'_>, node_id: Uuid) -> DbResult<Vec<Pr
     .await?)
 }
 
-/// One job by id.
-pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> DbResult<ProvisionJob> {
-    sqlx::query_as(concat!("SELECT ", columns!(), " FROM provision_jobs WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(db)
-        .await
-        .or_not_found("provision job")
-}
-
 /// Output lines of a node's jobs after cursor `after_id` (0 = from the
 /// start), in order, at most `limit`.
 pub async fn node_lines(db: impl PgExecutor<'_>, node_id: Uuid, after_id: i64, limit: i64) -> DbResult<Vec<JobLine>> {
