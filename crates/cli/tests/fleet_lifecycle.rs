@@ -270,7 +270,7 @@ async fn two_control_planes_never_double_launch_a_restart_adopts_and_an_operator
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.status(), 422, "a bad query value names its parameter");
     assert!(a.signal_and_wait(nix::sys::signal::Signal::SIGTERM).success());
     db.drop_db().await;
 }

@@ -7,13 +7,11 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use crosslogic_core::{HealthCheckStatus, NodeStatus};
-use crosslogic_db::repo::nodes;
+use crosslogic_core::ServiceError;
 use crosslogic_db::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::node_changed;
-use crate::ServiceError;
+use crate::fleet::lifecycle::{self, Step};
 
 /// Silence thresholds.
 #[derive(Debug, Clone, Copy)]
@@ -46,40 +44,16 @@ pub struct HealthPass {
 /// One monitoring pass as of `now` (tests pass a future `now` instead of waiting).
 pub async fn check_once(pool: &PgPool, cfg: &HealthConfig, now: DateTime<Utc>) -> Result<HealthPass, ServiceError> {
     let since = |d: Duration| now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
-    let mut tx = pool.begin().await?;
-    let dead = nodes::mark_stale(
-        &mut *tx,
-        &[
-            NodeStatus::Initializing,
-            NodeStatus::Active,
-            NodeStatus::Unhealthy,
-            NodeStatus::Draining,
-        ],
-        NodeStatus::Dead,
-        since(cfg.dead_after),
-    )
-    .await?;
-    for n in &dead {
-        node_changed(&mut tx, n, "node.dead", HealthCheckStatus::Dead, Some("no heartbeat")).await?;
-    }
-    let unhealthy = nodes::mark_stale(
-        &mut *tx,
-        &[NodeStatus::Initializing, NodeStatus::Active],
-        NodeStatus::Unhealthy,
+    let mut tx = crosslogic_db::begin(pool).await?;
+    let dead = lifecycle::mark_silent(&mut tx, Step::Silent, since(cfg.dead_after), "no heartbeat").await?;
+    let unhealthy = lifecycle::mark_silent(
+        &mut tx,
+        Step::MissedHeartbeats,
         since(cfg.unhealthy_after),
+        "missed heartbeats",
     )
     .await?;
-    for n in &unhealthy {
-        node_changed(
-            &mut tx,
-            n,
-            "node.unhealthy",
-            HealthCheckStatus::Unhealthy,
-            Some("missed heartbeats"),
-        )
-        .await?;
-    }
-    tx.commit().await?;
+    crosslogic_db::commit(tx).await?;
     if !dead.is_empty() || !unhealthy.is_empty() {
         tracing::warn!(unhealthy = unhealthy.len(), dead = dead.len(), "node health changed");
     }

@@ -13,18 +13,17 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crosslogic_core::{EventSeverity, HealthCheckStatus, NodeStatus, ProvisionJobKind};
-use crosslogic_db::repo::events::{self, NewEvent};
+use crosslogic_core::events::NodeLaunched;
+use crosslogic_core::{Actor, Event, ProvisionJobKind};
 use crosslogic_db::repo::provision_jobs;
 use crosslogic_db::PgPool;
-use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-use crate::agent::transition_node;
+use crate::fleet::lifecycle::{self, Step};
 use crate::provision::{JobLog, LaunchSpec, Provisioner};
-use crate::ServiceError;
+use crosslogic_core::ServiceError;
 
 /// Lines are written to the database in batches of at most this many…
 const LOG_BATCH: usize = 200;
@@ -125,10 +124,17 @@ impl Jobs {
         let inner = Arc::clone(&self.inner);
         self.inner.tracker.spawn(async move {
             let node_id = spec.node_id;
-            let launched = json!({
-                "node_id": node_id, "cluster_name": cluster, "deployment_id": deployment_id,
-                "provider": spec.provider, "region": spec.region, "gpu_type": spec.gpu,
-                "gpu_count": spec.gpu_count, "spot": spec.spot, "model": spec.model, "job_id": job,
+            let launched = Event::NodeLaunched(NodeLaunched {
+                node_id,
+                cluster_name: cluster.clone(),
+                deployment_id,
+                provider: spec.provider,
+                region: spec.region.clone(),
+                gpu_type: spec.gpu.clone(),
+                gpu_count: spec.gpu_count,
+                spot: spec.spot,
+                model: spec.model.clone(),
+                job_id: job,
             });
             let (log, writer) = log_writer(inner.pool.clone(), job);
             log.line(format!("launching {cluster} ({})", describe(&spec)));
@@ -155,21 +161,11 @@ impl Jobs {
             let error = result.err();
             inner.finish(job, error.as_deref()).await;
             if error.is_none() {
-                inner.publish("node.launched", launched).await;
+                inner.publish(&launched).await;
             }
             if let Some(e) = &error {
                 let detail = format!("launch failed: {e}");
-                if let Err(db) = transition_node(
-                    &inner.pool,
-                    node_id,
-                    NodeStatus::Terminated,
-                    &[NodeStatus::Launching, NodeStatus::Initializing],
-                    "node.terminated",
-                    HealthCheckStatus::Dead,
-                    Some(&detail),
-                )
-                .await
-                {
+                if let Err(db) = lifecycle::transition(&inner.pool, node_id, Step::LaunchFailed, &detail).await {
                     tracing::warn!(cluster = %cluster, error = %db, "could not record the failed launch");
                 }
             }
@@ -186,13 +182,15 @@ impl Jobs {
     }
 
     /// Starts terminating `cluster` (of node `node_id`, when it has a row);
-    /// on success the node becomes `terminated` with `why` as the detail.
+    /// on success the node becomes `terminated` with `why` as the detail,
+    /// audited as `actor`'s change when an operator asked for it.
     /// Returns the job id, or `None` when a job for that cluster already runs.
     pub async fn terminate(
         &self,
         node_id: Option<Uuid>,
         cluster: &str,
         why: &str,
+        actor: Option<Actor>,
     ) -> Result<Option<Uuid>, ServiceError> {
         let Some(job) = self.claim(node_id, cluster, ProvisionJobKind::Terminate).await? else {
             return Ok(None);
@@ -214,17 +212,11 @@ impl Jobs {
             inner.finish(job, error.as_deref()).await;
             if let (None, Some(id)) = (&error, node_id) {
                 let detail = format!("terminated ({why})");
-                if let Err(db) = transition_node(
-                    &inner.pool,
-                    id,
-                    NodeStatus::Terminated,
-                    &[],
-                    "node.terminated",
-                    HealthCheckStatus::Dead,
-                    Some(&detail),
-                )
-                .await
-                {
+                let done = match &actor {
+                    Some(a) => lifecycle::transition_by(&inner.pool, a, id, Step::Terminate, &detail).await,
+                    None => lifecycle::transition(&inner.pool, id, Step::Terminate, &detail).await,
+                };
+                if let Err(db) = done {
                     tracing::warn!(cluster = %cluster, error = %db, "could not record the termination");
                 }
             }
@@ -267,16 +259,15 @@ impl Jobs {
 }
 
 impl Inner {
-    /// Publishes a node event (best effort: a lost event is logged).
-    async fn publish(&self, event_type: &str, payload: serde_json::Value) {
-        let event = NewEvent {
-            event_type: event_type.to_owned(),
-            tenant_id: None,
-            severity: EventSeverity::Info,
-            payload,
+    /// Publishes an event the job's result implies (best effort: the job
+    /// is done either way; a lost event is logged).
+    async fn publish(&self, event: &Event) {
+        let published = async {
+            let mut conn = self.pool.acquire().await?;
+            crosslogic_db::changes::publish(&mut conn, event).await
         };
-        if let Err(e) = events::publish(&self.pool, &event).await {
-            tracing::warn!(error = %e, event_type, "could not publish a node event");
+        if let Err(e) = published.await {
+            tracing::warn!(error = %e, event_type = %event.kind(), "could not publish a job's event");
         }
     }
 

@@ -1,20 +1,23 @@
-//! The control plane: the operator's admin API and the business rules
-//! behind it — [`tenancy`] (tenants, environments, API keys) and [`fleet`]
-//! (regions, models, GPU catalog, deployments, nodes).
+//! The control plane: the operator's admin API ([`admin`]) over the
+//! business rules of [`crosslogic_tenancy`] (tenants, environments, keys)
+//! and [`fleet`] (regions, models, GPU catalog, deployments, nodes, and the
+//! node lifecycle every status change goes through); the node agent's API
+//! ([`agent`]); the health monitor ([`health`]); provisioners
+//! ([`provision`]: `local`, `skypilot`, and the JuiceFS model store check)
+//! whose launches and teardowns run as tracked background [`jobs`]; and the
+//! deployments reconciler ([`reconcile`]).
 //!
-//! Invariant: handlers (in [`admin`]) only extract, call a function of
-//! [`tenancy`] that knows nothing of HTTP, and map the result; every change
-//! is written together with its `events` outbox row and `audit_logs` entry
-//! in one transaction. No SQL here: all of it lives in `crosslogic-db`.
+//! Invariant: handlers (in [`admin`] and [`agent`]) only extract, call a
+//! function that knows nothing of HTTP, and answer a view type; every
+//! change is written together with its `events` outbox row (and, when
+//! somebody made it, its `audit_logs` entry) in one transaction through
+//! `crosslogic_db::changes`. No SQL here: all of it lives in
+//! `crosslogic-db`.
 
 pub mod admin;
 pub mod agent;
-pub mod error;
 pub mod fleet;
 pub mod health;
 pub mod jobs;
 pub mod provision;
 pub mod reconcile;
-pub mod tenancy;
-
-pub use error::ServiceError;

@@ -142,8 +142,9 @@ async fn bad_input_gets_precise_errors() {
         admin.get(&format!("/tenants/{}", uuid::Uuid::new_v4())).await.0,
         StatusCode::NOT_FOUND
     );
-    let (status, _) = admin.get("/tenants?limit=abc").await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = admin.get("/tenants?limit=abc").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["param"], "limit");
     db.drop_db().await;
 }
 
@@ -303,5 +304,88 @@ async fn tenant_lists_page_with_a_cursor() {
     let (_, second) = admin.get(&format!("/tenants?limit=2&after={next}")).await;
     assert_eq!(second["data"].as_array().unwrap().len(), 1);
     assert_eq!(second["has_more"], false);
+    db.drop_db().await;
+}
+
+/// The error parts that must not depend on which route refused.
+fn shape(status: StatusCode, body: &Value) -> (u16, Value, Value, Value) {
+    (
+        status.as_u16(),
+        body["error"]["type"].clone(),
+        body["error"]["code"].clone(),
+        body["error"]["param"].clone(),
+    )
+}
+
+impl Admin {
+    /// Sends raw `body` with `content_type` to `path`.
+    async fn raw(&self, path: &str, content_type: &str, body: &str) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .header("content-type", content_type)
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn tenancy_and_fleet_routes_refuse_the_same_bad_input_the_same_way() {
+    let db = TestDb::new().await;
+    let admin = Admin::start(&db, Some(TOKEN)).await;
+    // Bodies: not JSON, not sent as JSON, an unknown field, a field of the
+    // wrong type, a missing required field, a nested wrong type.
+    let bodies = [
+        ("application/json", "{nope", (400, None)),
+        ("text/plain", r#"{"name": "x"}"#, (400, None)),
+        (
+            "application/json",
+            r#"{"name": "x", "colour": "blue"}"#,
+            (422, Some("colour")),
+        ),
+        ("application/json", r#"{"name": 5}"#, (422, Some("name"))),
+        ("application/json", r#"{}"#, (422, Some("name"))),
+        ("application/json", r#"[1, 2]"#, (422, None)),
+    ];
+    for (content_type, body, (status, param)) in bodies {
+        let (ts, tb) = admin.raw("/tenants", content_type, body).await;
+        let (fs, fb) = admin.raw("/deployments", content_type, body).await;
+        assert_eq!(
+            shape(ts, &tb),
+            shape(fs, &fb),
+            "{body}: tenants {tb} vs deployments {fb}"
+        );
+        assert_eq!(ts.as_u16(), status, "{body}: {tb}");
+        assert_eq!(tb["error"]["param"].as_str(), param, "{body}: {tb}");
+        assert_eq!(tb["error"]["type"], "invalid_request_error");
+        if let Some(p) = param {
+            let message = tb["error"]["message"].as_str().unwrap();
+            assert!(message.contains(p), "{body}: {message}");
+        }
+    }
+    // Query strings: an unknown parameter, a value of the wrong type, an
+    // unknown enum value.
+    let queries = [
+        ("colour=blue", 422, "colour"),
+        ("limit=lots", 422, "limit"),
+        ("status=asleep", 422, "status"),
+    ];
+    for (query, status, param) in queries {
+        let (ts, tb) = admin.get(&format!("/tenants?{query}")).await;
+        let (ns, nb) = admin.get(&format!("/nodes?{query}")).await;
+        assert_eq!(shape(ts, &tb), shape(ns, &nb), "{query}: tenants {tb} vs nodes {nb}");
+        assert_eq!(ts.as_u16(), status, "{query}: {tb}");
+        assert_eq!(tb["error"]["param"], param, "{query}: {tb}");
+    }
+    // Path ids: anything but a UUID names nothing.
+    let (ts, tb) = admin.get("/tenants/not-a-uuid").await;
+    let (ds, dbody) = admin.get("/deployments/not-a-uuid").await;
+    assert_eq!(shape(ts, &tb), shape(ds, &dbody));
+    assert_eq!(ts, StatusCode::NOT_FOUND);
     db.drop_db().await;
 }

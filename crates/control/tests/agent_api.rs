@@ -293,7 +293,7 @@ async fn an_operator_drain_reaches_the_agent_and_stops_routing() {
     )
     .await;
     api.post(&format!("/nodes/{id}/heartbeat"), &token, beat(true)).await;
-    let admin = crosslogic_control::tenancy::Actor::admin(None);
+    let admin = crosslogic_core::Actor::admin(None);
     let node = crosslogic_control::fleet::drain_node(&db.pool, &admin, id)
         .await
         .unwrap();
@@ -316,10 +316,11 @@ async fn an_operator_drain_reaches_the_agent_and_stops_routing() {
         event_types(&db, id).await,
         ["node.registered", "node.active", "node.draining", "node.terminated"]
     );
-    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_logs WHERE action = 'node.drain'")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let audited: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_logs WHERE action = 'node.draining' AND actor = 'admin'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     assert_eq!(audited, 1);
     db.drop_db().await;
 }

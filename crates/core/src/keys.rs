@@ -72,9 +72,53 @@ pub fn generate_node_token(rng: &mut impl Rng) -> (String, String) {
     (plaintext, hash)
 }
 
+/// The SHA-256 of a configured secret (the admin token, the on-prem
+/// registration token), compared with presented tokens in constant time.
+/// Comparing digests keeps the comparison length-blind as well.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    /// The digest of `secret`.
+    pub fn of(secret: &str) -> TokenDigest {
+        TokenDigest(Sha256::digest(secret.as_bytes()).into())
+    }
+
+    /// Whether `presented` is the secret, in constant time.
+    pub fn matches(&self, presented: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        bool::from(subtle::ConstantTimeEq::ct_eq(&digest[..], &self.0[..]))
+    }
+}
+
+impl std::fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenDigest(..)")
+    }
+}
+
+/// Whether `presented` hashes to `stored_hash` (the lowercase hex SHA-256
+/// kept for keys and node credentials), compared in constant time.
+pub fn verify(presented: &str, stored_hash: &str) -> bool {
+    let h = hash(presented);
+    bool::from(subtle::ConstantTimeEq::ct_eq(h.as_bytes(), stored_hash.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digests_and_hashes_match_only_their_secret() {
+        let d = TokenDigest::of("s3cret-token");
+        assert!(d.matches("s3cret-token"));
+        assert!(!d.matches("s3cret-token "));
+        assert!(!d.matches(""));
+        let (token, stored) = generate_node_token(&mut rand::rngs::OsRng);
+        assert!(verify(&token, &stored));
+        assert!(!verify("cln_other", &stored));
+        assert!(!verify(&token, ""));
+    }
     use proptest::prelude::*;
     use rand::SeedableRng;
 

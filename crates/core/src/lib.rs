@@ -3,7 +3,10 @@
 //! Invariant: this crate does no IO (no network, files, clocks or database).
 //! Everything here is plain data and pure functions, so it is unit-testable.
 
+pub mod actor;
 pub mod candidates;
+pub mod error;
+pub mod events;
 pub mod keys;
 pub mod limits;
 pub mod money;
@@ -11,5 +14,8 @@ pub mod placement;
 pub mod scaling;
 pub mod status;
 
+pub use actor::Actor;
+pub use error::ServiceError;
+pub use events::{Event, EventKind};
 pub use money::{cost_microdollars, Micros, PricePerMillion};
 pub use status::*;

@@ -109,6 +109,41 @@ string_enum!(
         Draining => "draining", Unhealthy => "unhealthy", Dead => "dead", Terminated => "terminated"
     }
 );
+impl NodeStatus {
+    /// Statuses a node can be drained from: it serves, or will serve, and
+    /// is not already leaving.
+    pub const DRAINABLE: &'static [NodeStatus] = &[
+        NodeStatus::Launching,
+        NodeStatus::Initializing,
+        NodeStatus::Active,
+        NodeStatus::Unhealthy,
+    ];
+    /// Registered nodes that count as a deployment's replicas (routable
+    /// now or expected to be again): initializing, active, unhealthy.
+    pub const LIVE: &'static [NodeStatus] = &[NodeStatus::Initializing, NodeStatus::Active, NodeStatus::Unhealthy];
+    /// Nodes whose machine should exist: everything from launching to
+    /// draining (dead and terminated nodes are gone or going).
+    pub const ALIVE: &'static [NodeStatus] = &[
+        NodeStatus::Launching,
+        NodeStatus::Initializing,
+        NodeStatus::Active,
+        NodeStatus::Unhealthy,
+        NodeStatus::Draining,
+    ];
+    /// Nodes whose agent is expected to heartbeat (registered, not gone).
+    pub const HEARTBEATING: &'static [NodeStatus] = &[
+        NodeStatus::Initializing,
+        NodeStatus::Active,
+        NodeStatus::Unhealthy,
+        NodeStatus::Draining,
+    ];
+
+    /// Whether the node counts as a live replica ([`NodeStatus::LIVE`]).
+    pub fn is_live(self) -> bool {
+        NodeStatus::LIVE.contains(&self)
+    }
+}
+
 string_enum!(
     /// `usage_records.status`: how a served request ended.
     UsageStatus, "usage status" { Completed => "completed", Failed => "failed", Cancelled => "cancelled" }

@@ -1,6 +1,8 @@
 //! Typed database errors: constraint violations become domain errors that the
 //! HTTP layer maps to 404/409/422, never to a 500.
 
+use crosslogic_core::ServiceError;
+
 /// Errors from repository functions.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -63,6 +65,64 @@ impl From<sqlx::Error> for DbError {
             }
         }
         DbError::Other(err)
+    }
+}
+
+impl DbError {
+    /// The input field a violated constraint guards, when the schema
+    /// knows one (`tenants_email_key` → `email`).
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            DbError::Conflict { constraint } | DbError::ForeignKey { constraint } | DbError::Invalid { constraint } => {
+                field_of(constraint)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Maps constraint names of the schema to the input field they guard.
+fn field_of(constraint: &str) -> Option<&'static str> {
+    Some(match constraint {
+        "tenants_email_key" => "email",
+        "tenants_stripe_customer_id_key" => "stripe_customer_id",
+        "environments_tenant_id_name_key" => "name",
+        "environments_region_fkey" => "region",
+        "api_keys_environment_id_fkey" => "environment_id",
+        "api_keys_tenant_id_fkey" => "tenant_id",
+        "environments_tenant_id_fkey" => "tenant_id",
+        "deployments_name_key" => "name",
+        "deployments_model_name_fkey" => "model_name",
+        "deployments_region_fkey" => "region",
+        _ => return None,
+    })
+}
+
+/// Database failures as service errors: a violated constraint becomes the
+/// conflict or invalid value it means (naming its field when the schema
+/// knows it), a missing row `NotFound`, anything else `Internal`.
+impl From<DbError> for ServiceError {
+    fn from(err: DbError) -> Self {
+        let field = err.field();
+        match err {
+            DbError::NotFound { entity } => ServiceError::NotFound(entity),
+            DbError::Conflict { constraint } => {
+                let message = match field {
+                    Some(f) => format!("{f} is already taken"),
+                    None => format!("conflicts with existing data ({constraint})"),
+                };
+                ServiceError::Conflict { field, message }
+            }
+            DbError::ForeignKey { constraint } => match field {
+                Some(field) => ServiceError::invalid(field, "refers to something that does not exist"),
+                None => ServiceError::State(format!("still referenced or refers to a missing row ({constraint})")),
+            },
+            DbError::Invalid { constraint } => ServiceError::Invalid {
+                field: field.unwrap_or("body"),
+                message: format!("a value was rejected by {constraint}"),
+            },
+            other => ServiceError::internal(other),
+        }
     }
 }
 

@@ -3,9 +3,13 @@
 //! Invariant: this is the only crate that contains SQL. Other crates call the
 //! repository functions in [`repo`] and never see a query string. Statuses are
 //! the typed enums of `crosslogic-core`; constraint violations come back as
-//! [`DbError`] variants, never as panics.
+//! [`DbError`] variants (which name the input field the constraint guards),
+//! never as panics. Rows are plain structs that are not serialisable: the
+//! APIs answer their own view types. A change is written with its event and
+//! audit entry by [`changes`], the one writer of both.
 
 pub mod backup;
+pub mod changes;
 pub mod embedded;
 mod error;
 pub mod maintenance;
@@ -111,6 +115,17 @@ impl Database {
             None => Ok(()),
         }
     }
+}
+
+/// Starts a transaction for a change (its event and audit entry go in it
+/// too, see [`changes`]); errors are [`DbError`]s like every repository's.
+pub async fn begin(pool: &PgPool) -> DbResult<sqlx::Transaction<'static, sqlx::Postgres>> {
+    Ok(pool.begin().await?)
+}
+
+/// Commits a transaction begun with [`begin`].
+pub async fn commit(tx: sqlx::Transaction<'_, sqlx::Postgres>) -> DbResult<()> {
+    Ok(tx.commit().await?)
 }
 
 fn is_refused(e: &sqlx::Error) -> bool {

@@ -23,7 +23,7 @@ fn new_tenant(email: &str) -> tenants::NewTenant {
         email: email.into(),
         billing_plan: BillingPlan::Serverless,
         stripe_customer_id: None,
-        region_preferences: json!(["in-mumbai"]),
+        region_preferences: vec!["in-mumbai".into()],
         metadata: json!({}),
     }
 }
@@ -252,33 +252,40 @@ async fn usage_batches_are_idempotent_and_roll_up_per_hour() {
 async fn outbox_events_are_claimed_once_across_concurrent_workers() {
     let db = migrated().await;
     let p = &db.pool;
-    for i in 0..6 {
-        events::publish(p, &events::NewEvent::info("tenant.created", None, json!({ "i": i })))
-            .await
-            .unwrap();
+    let mut conn = p.acquire().await.unwrap();
+    for i in 0..6u128 {
+        let mut event = crosslogic_core::events::example(EventKind::NodeDead);
+        if let Event::NodeDead(n) = &mut event {
+            n.node_id = Uuid::from_u128(i);
+        }
+        crosslogic_db::changes::publish(&mut conn, &event).await.unwrap();
     }
+    drop(conn);
     let mut a = p.begin().await.unwrap();
     let mut b = p.begin().await.unwrap();
-    let got_a = events::claim_pending(&mut a, 4).await.unwrap();
-    let got_b = events::claim_pending(&mut b, 4).await.unwrap();
+    let got_a = repo::events::claim_pending(&mut a, 4).await.unwrap();
+    let got_b = repo::events::claim_pending(&mut b, 4).await.unwrap();
     assert_eq!((got_a.len(), got_b.len()), (4, 2), "SKIP LOCKED must split the events");
     for e in got_a.iter().chain(&got_b) {
         assert!(got_a.iter().filter(|x| x.id == e.id).count() + got_b.iter().filter(|x| x.id == e.id).count() == 1);
     }
     for e in &got_a {
-        events::mark_fanned_out(&mut *a, e.id).await.unwrap();
+        repo::events::mark_fanned_out(&mut *a, e.id).await.unwrap();
     }
     a.commit().await.unwrap();
     b.rollback().await.unwrap();
     let mut c = p.begin().await.unwrap();
     assert_eq!(
-        events::claim_pending(&mut c, 10).await.unwrap().len(),
+        repo::events::claim_pending(&mut c, 10).await.unwrap().len(),
         2,
         "rolled-back claims return to the queue"
     );
     c.rollback().await.unwrap();
-    let bad = events::publish(p, &events::NewEvent::info("Not A Type", None, json!({})))
+    // Typed events cannot name a bad type; the CHECK constraint still guards the table.
+    let bad = sqlx::query("INSERT INTO events (event_type, severity, payload) VALUES ('Not A Type', 'info', '{}')")
+        .execute(p)
         .await
+        .map_err(DbError::from)
         .unwrap_err();
     assert!(matches!(bad, DbError::Invalid { .. }), "{bad:?}");
     db.drop_db().await;
@@ -492,9 +499,11 @@ async fn catalog_billing_and_notifications_round_trip() {
         .await
         .unwrap()
         .is_empty());
-    let e = events::publish(p, &events::NewEvent::info("node.dead", Some(t.id), json!({})))
+    let mut conn = p.acquire().await.unwrap();
+    let e = crosslogic_db::changes::publish(&mut conn, &crosslogic_core::events::example(EventKind::NodeDead))
         .await
         .unwrap();
+    drop(conn);
     let d = notifications::enqueue(
         p,
         e.id,
@@ -537,21 +546,25 @@ async fn catalog_billing_and_notifications_round_trip() {
     .unwrap();
     tx.commit().await.unwrap();
     assert!(sent.sent_at.is_some());
-    repo::audit::record(
-        p,
-        &audit::NewAuditEntry {
-            tenant_id: Some(t.id),
-            actor: "admin",
-            action: "tenant.create",
-            resource_type: "tenant",
-            resource_id: Some(t.id.to_string()),
-            details: json!({}),
-            ip_address: None,
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(audit::list(p, Some(t.id), 10).await.unwrap().len(), 1);
+    let mut tx = p.begin().await.unwrap();
+    let created = Event::TenantCreated(crosslogic_core::events::TenantEvent {
+        tenant_id: t.id,
+        name: t.name.clone(),
+        email: t.email.clone(),
+        status: t.status,
+        billing_plan: t.billing_plan,
+    });
+    crosslogic_db::changes::record(&mut tx, &Actor::admin(None), &created)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let entries = audit::list(p, Some(t.id), 10).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        (entries[0].action.as_str(), entries[0].resource_type.as_str()),
+        ("tenant.created", "tenant")
+    );
+    assert_eq!(entries[0].resource_id.as_deref(), Some(t.id.to_string().as_str()));
     db.drop_db().await;
 }
 

@@ -15,11 +15,10 @@ use crosslogic_core::ApiKeyRole;
 use crosslogic_db::repo::api_keys::KeyLimits;
 use crosslogic_db::repo::{environments, tenants};
 use crosslogic_gateway::GatewayConfig;
-use crosslogic_node::sim::{self, SimConfig};
+use crosslogic_node::sim::SimConfig;
+use crosslogic_testkit::gateway::{start_sim, TestGateway};
 use crosslogic_testkit::{fixtures, TestDb};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 struct Target {
     url: String,
@@ -162,26 +161,18 @@ async fn fixed_rate(
     out
 }
 
-async fn start_gateway(
-    db: &TestDb,
-    redis: Option<String>,
-) -> (String, CancellationToken, TaskTracker, tempfile::TempDir) {
-    let spool = tempfile::tempdir().unwrap();
-    let mut cfg = GatewayConfig::new(spool.path());
-    cfg.redis_url = redis;
-    cfg.redis_prefix = format!("clbench:{}", uuid::Uuid::new_v4().simple());
-    cfg.limits.global_requests_per_min = Some(100_000_000);
-    cfg.limits.global_tokens_per_min = Some(1_000_000_000);
-    cfg.limits.global_concurrency = Some(100_000);
-    let tasks = TaskTracker::new();
-    let shutdown = CancellationToken::new();
-    let app = crosslogic_gateway::start(db.pool.clone(), &cfg, &tasks, shutdown.clone())
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, shutdown, tasks, spool)
+/// The gateway with platform-wide limits high enough never to refuse, and
+/// the production refresh interval.
+async fn start_gateway(db: &TestDb, redis: Option<String>) -> TestGateway {
+    TestGateway::start(&db.pool, |cfg| {
+        cfg.refresh_interval = GatewayConfig::new(std::path::Path::new(".")).refresh_interval;
+        cfg.redis_url = redis;
+        cfg.redis_prefix = format!("clbench:{}", uuid::Uuid::new_v4().simple());
+        cfg.limits.global_requests_per_min = Some(100_000_000);
+        cfg.limits.global_tokens_per_min = Some(1_000_000_000);
+        cfg.limits.global_concurrency = Some(100_000);
+    })
+    .await
 }
 
 async fn usage_rows(db: &TestDb) -> i64 {
@@ -242,17 +233,12 @@ async fn main() {
         ..Default::default()
     };
     let (key, _) = fixtures::api_key(&db.pool, t.id, env.id, ApiKeyRole::Developer, limits).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim_url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(sim::serve(
-        listener,
-        SimConfig {
-            served_model_name: "llama-3-8b".into(),
-            output_tokens: 16,
-            ..SimConfig::default()
-        },
-        CancellationToken::new(),
-    ));
+    let sim_url = start_sim(SimConfig {
+        served_model_name: "llama-3-8b".into(),
+        output_tokens: 16,
+        ..SimConfig::default()
+    })
+    .await;
     fixtures::active_node(&db.pool, &sim_url, "llama-3-8b", "us-east").await;
 
     let http = reqwest::Client::builder()
@@ -273,9 +259,9 @@ async fn main() {
     );
     println!("upstream: simulator with zero latency; gateway: auth + 4 limit layers + metering\n");
     for (label, redis_url) in [("in-process limiter", None), ("Redis limiter", Some(redis.clone()))] {
-        let (gw_url, shutdown, tasks, _spool) = start_gateway(&db, redis_url).await;
+        let gateway = start_gateway(&db, redis_url).await;
         let via = Target {
-            url: gw_url,
+            url: gateway.base.clone(),
             key: Some(key.clone()),
         };
         // Warm up connections, the key cache and Redis scripts.
@@ -322,9 +308,7 @@ async fn main() {
                 grps
             );
         }
-        shutdown.cancel();
-        tasks.close();
-        tasks.wait().await; // usage writer drains
+        gateway.stop().await; // the usage writer drains
         let tx = db_transactions(&db).await - tx_before;
         let rows = usage_rows(&db).await - rows_before;
         println!(

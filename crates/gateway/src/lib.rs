@@ -5,25 +5,48 @@
 //! key: keys, nodes and the catalog are served from memory, kept current by
 //! background tasks; usage is written in batches off the request path.
 //!
-//! Request path: [`auth`] (cached key) → [`handlers`] (validation, model
-//! access) → [`routing`] (candidate nodes) → [`proxy`] (send, retry,
-//! stream) → [`usage`] (one record per served request, on every exit path)
-//! → [`metering`] (batched insert, spool on failure).
+//! The path of an inference request (`POST /v1/chat/completions`,
+//! `/v1/completions`, `/v1/embeddings`), in order:
+//!
+//! 1. **Authenticate** — [`auth::InferenceCaller`]: the bearer key from the
+//!    in-memory [`auth::KeyCache`] (status, expiry, environment and tenant
+//!    checked on every request; `read-only` keys refused).
+//! 2. **Read the request** — [`request::InferenceRequest`]: model, stream
+//!    flag, completion budget; a streamed request asks the engine for its
+//!    usage chunk ([`stream::ask_for_usage`]).
+//! 3. **Find the model** — in the [`routing`] snapshot: known, allowed by
+//!    the environment's model list, right for the endpoint.
+//! 4. **Pick nodes** — [`routing::Snapshot::candidates`]: active nodes
+//!    serving it, the environment's region first, least outstanding work.
+//! 5. **Admit** — [`limits`]: the [`limits::TokenEstimate`] (prompt size +
+//!    completion budget) and a request against every limit of the four
+//!    layers (global, tenant, environment, key × requests/min, tokens/min,
+//!    concurrency, tokens/day), charged atomically by the limit store; a
+//!    [`limits::Lease`] settles them to the real usage when the request ends.
+//! 6. **Forward** — [`proxy`]: to the best node, another one on connect
+//!    failure or 502/503 before any byte reached the client; JSON answered
+//!    whole, streams passed through as they arrive ([`stream`], which hides
+//!    the usage chunk the client did not ask for).
+//! 7. **Meter** — [`usage::RequestGuard`] of the served attempt (sharing
+//!    the [`usage::RequestContext`] with the proxy) records exactly one
+//!    usage row on every exit path — completed, failed mid-stream, or
+//!    cancelled by the client — and [`metering`] writes rows in batches off
+//!    the request path, spooling to disk while PostgreSQL is away.
 //!
 //! Tenant self-service (`self_service`: usage, latency percentiles and the
-//! tenant's keys, role-checked) shares the key cache but, unlike inference,
-//! reads PostgreSQL per request through `crosslogic-db` and
-//! `crosslogic-control`'s tenancy functions.
+//! tenant's keys, role-checked by the same extractors) reads PostgreSQL per
+//! request through `crosslogic-db` and `crosslogic-tenancy`; the gateway
+//! never depends on the control plane.
 
 pub mod auth;
-pub mod error;
 mod handlers;
 pub mod limits;
 pub mod metering;
 mod proxy;
+pub mod request;
 pub mod routing;
 mod self_service;
-mod stream;
+pub mod stream;
 pub mod telemetry;
 pub mod usage;
 

@@ -1,41 +1,35 @@
 //! Sending a request to a node: candidate order, retries before any byte
 //! reached the client, and the response (buffered JSON or a metered stream).
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
-use crosslogic_core::UsageStatus;
+use crosslogic_http::ApiError;
 use futures_util::StreamExt;
 use serde::Deserialize;
 
-use crate::auth::AuthedKey;
-use crate::error::OpenAiError;
-use crate::routing::{ModelInfo, NodeState, Snapshot};
+use crate::routing::NodeState;
 use crate::stream::MeteredStream;
-use crate::usage::{RequestGuard, Usage};
+use crate::usage::{RequestContext, RequestGuard, Usage};
 use crate::Gateway;
 
 /// Attempts on different nodes before giving up.
 const MAX_ATTEMPTS: usize = 3;
 
-/// A validated inference request ready to send.
+/// An admitted inference request ready to send.
 pub struct Outbound {
+    pub ctx: Arc<RequestContext>,
+    /// The node's path (`/v1/chat/completions`…).
     pub path: &'static str,
     pub body: Bytes,
     pub stream: bool,
+    /// Hide the usage chunk the gateway asked for (see [`crate::stream`]).
     pub hide_usage: bool,
-    pub prompt_estimate: u32,
-    pub key: Arc<AuthedKey>,
-    pub model: ModelInfo,
-    pub snapshot: Arc<Snapshot>,
+    /// Nodes to try, best first.
     pub candidates: Vec<Arc<NodeState>>,
-    pub started: Instant,
-    pub request_id: String,
     /// The admitted limits; moved into the attempt that gets served.
     pub lease: crate::limits::Lease,
     /// `x-ratelimit-*` headers for the response.
@@ -43,33 +37,19 @@ pub struct Outbound {
 }
 
 /// Sends `req`, retrying another node on connect failures and 502/503.
-pub async fn forward(gw: &Gateway, req: Outbound) -> Result<Response, OpenAiError> {
-    let request_id = req.request_id.clone();
+pub async fn forward(gw: &Gateway, req: Outbound) -> Result<Response, ApiError> {
+    let request_id = req.ctx.request_id.as_str();
     // Dropped unused (every attempt failed) it settles with 0 tokens.
     let mut lease = Some(req.lease);
     let mut last_error = String::from("no node accepted the request");
     for node in req.candidates.iter().take(MAX_ATTEMPTS) {
-        node.in_flight.fetch_add(1, Ordering::Relaxed);
-        let guard = RequestGuard {
-            request_id: request_id.clone(),
-            key: Arc::clone(&req.key),
-            model: req.model.clone(),
-            node: Arc::clone(node),
-            snapshot: Arc::clone(&req.snapshot),
-            metering: gw.metering.clone(),
-            started: req.started,
-            prompt_estimate: req.prompt_estimate,
-            usage: None,
-            chunks: 0,
-            status: UsageStatus::Completed,
-            served: false,
-            lease: None,
-        };
+        // Dropped unserved (the attempt failed) it records nothing.
+        let mut guard = RequestGuard::new(Arc::clone(&req.ctx), Arc::clone(node), gw.metering.clone());
         let sent = gw
             .http
             .post(format!("{}{}", node.endpoint, req.path))
             .header(header::CONTENT_TYPE, "application/json")
-            .header("x-request-id", &request_id)
+            .header("x-request-id", request_id)
             .body(req.body.clone())
             .send()
             .await;
@@ -78,7 +58,7 @@ pub async fn forward(gw: &Gateway, req: Outbound) -> Result<Response, OpenAiErro
                 node.record_failure();
                 crate::telemetry::upstream_error("status");
                 last_error = format!("node answered {}", r.status());
-                continue; // guard drops unserved: releases in-flight, records nothing
+                continue;
             }
             Ok(r) => r,
             Err(e) => {
@@ -90,9 +70,8 @@ pub async fn forward(gw: &Gateway, req: Outbound) -> Result<Response, OpenAiErro
             }
         };
         node.record_success();
-        let mut guard = guard;
         guard.lease = lease.take();
-        let mut out = respond(resp, req.stream, req.hide_usage, guard, &request_id).await;
+        let mut out = respond(resp, req.stream, req.hide_usage, guard, request_id).await;
         for (name, value) in &req.rate_headers.0 {
             if let Ok(v) = HeaderValue::from_str(value) {
                 out.headers_mut().insert(*name, v);
@@ -100,10 +79,10 @@ pub async fn forward(gw: &Gateway, req: Outbound) -> Result<Response, OpenAiErro
         }
         return Ok(out);
     }
-    tracing::warn!(request_id, model = %req.model.name, last_error, "no node could serve the request");
-    Err(OpenAiError::unavailable(format!(
-        "No node could serve model `{}` right now ({last_error}); retry shortly.",
-        req.model.name
+    let model = &req.ctx.model.name;
+    tracing::warn!(request_id, model = %model, last_error, "no node could serve the request");
+    Err(ApiError::unavailable(format!(
+        "No node could serve model `{model}` right now ({last_error}); retry shortly."
     )))
 }
 
@@ -143,7 +122,7 @@ async fn respond(
             tracing::warn!(error = %e, "node broke off a response");
             guard.node.record_failure();
             crate::telemetry::upstream_error("body");
-            return axum::response::IntoResponse::into_response(OpenAiError::upstream(
+            return axum::response::IntoResponse::into_response(ApiError::upstream(
                 "The model node failed while answering.",
             ));
         }

@@ -1,16 +1,51 @@
-//! The streaming response: engine bytes pass through as they arrive, while
-//! the server-sent events are watched for the `usage` chunk. The gateway
-//! always asks the engine for usage; when the client did not ask for it, the
-//! usage-only chunk (`"choices": []`) is removed from what the client sees.
+//! Usage of streamed completions, both halves in one place: the gateway
+//! always asks the engine for the usage chunk ([`ask_for_usage`], which
+//! sets `stream_options.include_usage`), and when the client did not ask
+//! for it, the usage-only chunk (`"choices": []`) is removed from what the
+//! client sees ([`MeteredStream`]). Engine bytes pass through as they
+//! arrive while the server-sent events are watched for that chunk.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use crosslogic_core::UsageStatus;
+use crosslogic_http::ApiError;
 use futures_util::Stream;
+use serde_json::Value;
 
 use crate::usage::{RequestGuard, Usage};
+
+/// Sets `stream_options.include_usage` in a streamed request's `body` so
+/// the engine reports usage. Returns the body to send and whether the
+/// client did not ask for usage itself (its chunk is then hidden).
+pub fn ask_for_usage(body: &[u8]) -> Result<(Bytes, bool), ApiError> {
+    let mut doc: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::invalid_request(format!("We could not parse the JSON body of your request: {e}."), None)
+    })?;
+    let Some(obj) = doc.as_object_mut() else {
+        return Err(ApiError::invalid_request(
+            "The request body must be a JSON object.",
+            None,
+        ));
+    };
+    let opts = obj
+        .entry("stream_options")
+        .or_insert_with(|| Value::Object(Default::default()));
+    let Some(opts) = opts.as_object_mut() else {
+        return Err(ApiError::invalid_request(
+            "stream_options must be an object.",
+            Some("stream_options"),
+        ));
+    };
+    let hide = opts.get("include_usage").and_then(Value::as_bool) != Some(true);
+    opts.insert("include_usage".into(), Value::Bool(true));
+    let body = serde_json::to_vec(&doc).map_err(|e| {
+        tracing::error!(error = %e, "cannot re-encode a request body");
+        ApiError::internal()
+    })?;
+    Ok((Bytes::from(body), hide))
+}
 
 type Upstream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
@@ -123,7 +158,7 @@ impl Stream for MeteredStream {
                     // The node broke off mid-stream: record what was produced,
                     // and break the client's stream too (no fake clean end).
                     self.guard.status = UsageStatus::Failed;
-                    tracing::warn!(request_id = %self.guard.request_id, error = %e, "upstream stream failed");
+                    tracing::warn!(request_id = %self.guard.ctx.request_id, error = %e, "upstream stream failed");
                     self.guard.node.record_failure();
                     crate::telemetry::upstream_error("stream");
                     return Poll::Ready(Some(Err(std::io::Error::other("upstream stream failed"))));

@@ -1,4 +1,7 @@
-//! Turning a finished request into exactly one usage record.
+//! Turning a finished request into exactly one usage record: the
+//! [`RequestContext`] the whole path shares (who, which model, when, the
+//! prompt estimate) and the [`RequestGuard`] of the attempt that got served,
+//! which records on drop however the request ends.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -31,18 +34,27 @@ pub struct PromptDetails {
     pub cached_tokens: Option<u32>,
 }
 
-/// Everything needed to record a request when it ends, however it ends.
-/// Dropping it records the usage (exactly once) and releases the node.
-pub struct RequestGuard {
+/// What one admitted request is, shared by the proxy (every attempt) and
+/// the usage guard of the attempt that is served.
+pub struct RequestContext {
+    /// `req_<uuid>`: the usage row's id, sent to the node and the client.
     pub request_id: String,
     pub key: Arc<AuthedKey>,
     pub model: ModelInfo,
-    pub node: Arc<NodeState>,
+    /// The routing snapshot the request was admitted with (prices, regions).
     pub snapshot: Arc<Snapshot>,
-    pub metering: Metering,
+    /// When the handler started (the usage row's latency counts from here).
     pub started: Instant,
     /// Prompt size estimate, used when the engine never reported usage.
     pub prompt_estimate: u32,
+}
+
+/// Everything needed to record a request when it ends, however it ends.
+/// Dropping it records the usage (exactly once) and releases the node.
+pub struct RequestGuard {
+    pub ctx: Arc<RequestContext>,
+    pub node: Arc<NodeState>,
+    pub metering: Metering,
     /// Usage reported by the engine.
     pub usage: Option<Usage>,
     /// Content chunks seen in a stream (≈ tokens) when usage never came.
@@ -55,45 +67,62 @@ pub struct RequestGuard {
 }
 
 impl RequestGuard {
+    /// The guard of an attempt on `node` (counted in its in-flight work
+    /// until dropped); it records nothing unless marked `served`.
+    pub fn new(ctx: Arc<RequestContext>, node: Arc<NodeState>, metering: Metering) -> RequestGuard {
+        node.in_flight.fetch_add(1, Ordering::Relaxed);
+        RequestGuard {
+            ctx,
+            node,
+            metering,
+            usage: None,
+            chunks: 0,
+            status: UsageStatus::Completed,
+            served: false,
+            lease: None,
+        }
+    }
+
     fn to_record(&self) -> UsageRecord {
+        let ctx = &*self.ctx;
         let (prompt, completion, cached) = match self.usage {
             Some(u) => (
                 u.prompt_tokens,
                 u.completion_tokens,
                 u.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
             ),
-            None => (self.prompt_estimate, self.chunks, 0),
+            None => (ctx.prompt_estimate, self.chunks, 0),
         };
         let region_id = self.node.region_id.or_else(|| {
-            self.key
+            ctx.key
                 .region
                 .as_ref()
-                .and_then(|c| self.snapshot.region_ids.get(c).copied())
+                .and_then(|c| ctx.snapshot.region_ids.get(c).copied())
         });
         let multiplier = region_id
-            .and_then(|r| self.snapshot.multipliers.get(&r).copied())
+            .and_then(|r| ctx.snapshot.multipliers.get(&r).copied())
             .unwrap_or(1000);
         let cost = cost_microdollars(
             u64::from(prompt),
             u64::from(completion),
-            self.model.input_price,
-            self.model.output_price,
+            ctx.model.input_price,
+            ctx.model.output_price,
             multiplier,
         );
         UsageRecord {
-            request_id: self.request_id.clone(),
+            request_id: ctx.request_id.clone(),
             timestamp: Utc::now(),
-            tenant_id: self.key.tenant_id,
-            environment_id: Some(self.key.environment_id),
-            api_key_id: Some(self.key.key_id),
+            tenant_id: ctx.key.tenant_id,
+            environment_id: Some(ctx.key.environment_id),
+            api_key_id: Some(ctx.key.key_id),
             region_id,
-            model_id: Some(self.model.id),
-            model_name: self.model.name.clone(),
+            model_id: Some(ctx.model.id),
+            model_name: ctx.model.name.clone(),
             node_id: Some(self.node.id),
             prompt_tokens: i32::try_from(prompt).unwrap_or(i32::MAX),
             completion_tokens: i32::try_from(completion).unwrap_or(i32::MAX),
             cached_tokens: i32::try_from(cached).unwrap_or(i32::MAX),
-            latency_ms: i32::try_from(self.started.elapsed().as_millis()).unwrap_or(i32::MAX),
+            latency_ms: i32::try_from(ctx.started.elapsed().as_millis()).unwrap_or(i32::MAX),
             cost_microdollars: cost.0,
             status: self.status,
             metadata: json!({ "usage_reported": self.usage.is_some() }),
@@ -117,7 +146,7 @@ impl Drop for RequestGuard {
             }
             tracing::info!(
                 request_id = %record.request_id,
-                key_prefix = %self.key.key_prefix,
+                key_prefix = %self.ctx.key.key_prefix,
                 model = %record.model_name,
                 status = %record.status,
                 prompt_tokens = record.prompt_tokens,

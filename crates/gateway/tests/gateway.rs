@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 use crosslogic_core::{ApiKeyRole, ApiKeyStatus};
 use crosslogic_db::repo::{api_keys, environments, tenants};
 use crosslogic_gateway::GatewayConfig;
-use crosslogic_node::sim::{self, SimConfig};
+use crosslogic_node::sim::SimConfig;
+use crosslogic_testkit::gateway::{start_sim, TestGateway};
 use crosslogic_testkit::{fixtures, TestDb};
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 struct Env {
     db: TestDb,
@@ -23,18 +22,9 @@ struct Env {
     tenant_id: uuid::Uuid,
     environment_id: uuid::Uuid,
     http: reqwest::Client,
-    shutdown: CancellationToken,
-    tasks: TaskTracker,
-    _spool: tempfile::TempDir,
+    gateway: TestGateway,
     /// The simulator node's base URL.
     sim: String,
-}
-
-async fn start_sim(cfg: SimConfig) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(sim::serve(listener, cfg, CancellationToken::new()));
-    format!("http://{addr}")
 }
 
 impl Env {
@@ -55,7 +45,7 @@ impl Env {
                 tenant_id: t.id,
                 name: "prod".into(),
                 region: Some("in-mumbai".into()),
-                model_list: models.map(|m| json!(m)),
+                model_list: models.map(|m| m.into_iter().map(str::to_owned).collect()),
                 ..Default::default()
             },
         )
@@ -69,29 +59,16 @@ impl Env {
         .await;
         fixtures::active_node(&db.pool, &endpoint, "llama-3-8b", "in-mumbai").await;
 
-        let spool = tempfile::tempdir().unwrap();
-        let mut cfg = GatewayConfig::new(spool.path());
-        cfg.refresh_interval = Duration::from_millis(200);
-        tweak(&mut cfg);
-        let tasks = TaskTracker::new();
-        let shutdown = CancellationToken::new();
-        let app = crosslogic_gateway::start(db.pool.clone(), &cfg, &tasks, shutdown.clone())
-            .await
-            .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let gateway = TestGateway::start(&db.pool, tweak).await;
         Env {
             db,
-            base: format!("http://{addr}"),
+            base: gateway.base.clone(),
             key,
             key_id,
             tenant_id: t.id,
             environment_id: env.id,
             http: reqwest::Client::new(),
-            shutdown,
-            tasks,
-            _spool: spool,
+            gateway,
             sim: endpoint,
         }
     }
@@ -140,9 +117,7 @@ impl Env {
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        self.tasks.close();
-        self.tasks.wait().await;
+        self.gateway.stop().await;
         self.db.drop_db().await;
     }
 }

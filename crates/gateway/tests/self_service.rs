@@ -10,13 +10,11 @@ use chrono::{DateTime, TimeZone, Utc};
 use crosslogic_core::{ApiKeyRole, UsageStatus};
 use crosslogic_db::repo::usage::{self, UsageRecord};
 use crosslogic_db::repo::{api_keys, environments};
-use crosslogic_gateway::GatewayConfig;
-use crosslogic_node::sim::{self, SimConfig};
+use crosslogic_node::sim::SimConfig;
+use crosslogic_testkit::gateway::{start_sim, TestGateway};
 use crosslogic_testkit::{fixtures, TestDb};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 /// A key made for a test: its secret and id.
@@ -36,20 +34,7 @@ struct Env {
     developer: Key,
     read_only: Key,
     http: reqwest::Client,
-    shutdown: CancellationToken,
-    tasks: TaskTracker,
-    _spool: tempfile::TempDir,
-}
-
-async fn start_sim() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let cfg = SimConfig {
-        served_model_name: "llama-3-8b".into(),
-        ..SimConfig::default()
-    };
-    tokio::spawn(sim::serve(listener, cfg, CancellationToken::new()));
-    format!("http://{addr}")
+    gateway: TestGateway,
 }
 
 async fn add_node(db: &TestDb, endpoint: &str, model: &str, region: &str) {
@@ -93,32 +78,24 @@ impl Env {
         let admin = new_key(&db, tenant_id, environment_id, ApiKeyRole::Admin).await;
         let developer = new_key(&db, tenant_id, environment_id, ApiKeyRole::Developer).await;
         let read_only = new_key(&db, tenant_id, environment_id, ApiKeyRole::ReadOnly).await;
-        let endpoint = start_sim().await;
+        let endpoint = start_sim(SimConfig {
+            served_model_name: "llama-3-8b".into(),
+            ..SimConfig::default()
+        })
+        .await;
         add_node(&db, &endpoint, "llama-3-8b", "in-mumbai").await;
 
-        let spool = tempfile::tempdir().unwrap();
-        let mut cfg = GatewayConfig::new(spool.path());
-        cfg.refresh_interval = Duration::from_millis(200);
-        let tasks = TaskTracker::new();
-        let shutdown = CancellationToken::new();
-        let app = crosslogic_gateway::start(db.pool.clone(), &cfg, &tasks, shutdown.clone())
-            .await
-            .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let gateway = TestGateway::start(&db.pool, |_| {}).await;
         Env {
             db,
-            base: format!("http://{addr}"),
+            base: gateway.base.clone(),
             tenant_id,
             environment_id,
             admin,
             developer,
             read_only,
             http: reqwest::Client::new(),
-            shutdown,
-            tasks,
-            _spool: spool,
+            gateway,
         }
     }
 
@@ -148,9 +125,7 @@ impl Env {
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        self.tasks.close();
-        self.tasks.wait().await;
+        self.gateway.stop().await;
         self.db.drop_db().await;
     }
 }
@@ -388,8 +363,8 @@ async fn key_creation_rejects_bad_input_precisely() {
     let (_, other_env) = new_tenant(&env.db, "other@corp.test").await;
     let cases = [
         (json!({ "environment_id": other_env }), Some("environment_id")),
-        (json!({ "role": "root" }), None),
-        (json!({ "colour": "blue" }), None),
+        (json!({ "role": "root" }), Some("role")),
+        (json!({ "colour": "blue" }), Some("colour")),
         (json!({ "name": "   " }), Some("name")),
         (
             json!({ "rate_limit_requests_per_min": 0 }),
@@ -400,7 +375,7 @@ async fn key_creation_rejects_bad_input_precisely() {
     ];
     for (body, param) in cases {
         let (status, resp) = env.post("/v1/keys", &env.admin.secret, body.clone()).await;
-        assert_eq!(status, 400, "{body}: {resp}");
+        assert_eq!(status, 422, "{body}: {resp}");
         assert_eq!(resp["error"]["type"], "invalid_request_error");
         assert_eq!(resp["error"]["param"].as_str(), param, "{body}: {resp}");
     }
@@ -661,7 +636,7 @@ async fn usage_equals_the_recorded_rows_within_each_roles_scope() {
 }
 
 #[tokio::test]
-async fn bad_parameters_answer_400_naming_the_parameter() {
+async fn bad_parameters_answer_422_naming_the_parameter() {
     let env = Env::start().await;
     let cases = [
         ("/v1/usage?from=yesterday", Some("from")),
@@ -672,14 +647,14 @@ async fn bad_parameters_answer_400_naming_the_parameter() {
         ("/v1/usage?from=2024-01-01&to=2024-06-01", Some("from")),
         ("/v1/usage?group_by=week", Some("group_by")),
         ("/v1/usage?key_id=nope", Some("key_id")),
-        ("/v1/usage?colour=blue", None),
+        ("/v1/usage?colour=blue", Some("colour")),
         ("/v1/usage/latency?from=soon", Some("from")),
         ("/v1/usage/latency?model=", Some("model")),
         ("/v1/keys?environment_id=prod", Some("environment_id")),
     ];
     for (path, param) in cases {
         let (status, body) = env.get(path, &env.admin.secret).await;
-        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(status, 422, "{path}: {body}");
         assert_eq!(body["error"]["type"], "invalid_request_error", "{path}");
         assert_eq!(body["error"]["param"].as_str(), param, "{path}: {body}");
         let message = body["error"]["message"].as_str().unwrap();

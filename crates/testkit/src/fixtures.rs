@@ -18,7 +18,7 @@ pub async fn tenant(pool: &PgPool, email: &str) -> tenants::Tenant {
             email: email.to_owned(),
             billing_plan: BillingPlan::Serverless,
             stripe_customer_id: None,
-            region_preferences: json!([]),
+            region_preferences: Vec::new(),
             metadata: json!({}),
         },
     )

@@ -8,6 +8,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 pub mod fixtures;
+pub mod gateway;
 
 use std::collections::HashMap;
 

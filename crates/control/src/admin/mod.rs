@@ -1,36 +1,39 @@
 //! The operator's admin API under `/admin/v1`, authenticated with
 //! `ADMIN_API_TOKEN` (`Authorization: Bearer …`, compared in constant time).
+//!
+//! Handlers extract with `crosslogic-http` (one body, query and path-id
+//! extractor, one error envelope), call a function of
+//! [`crosslogic_tenancy`] or [`crate::fleet`] that knows nothing of HTTP,
+//! and answer that result's view type from [`views`] (or
+//! `crosslogic_tenancy::views`): rows never reach the wire.
 
-mod error;
 mod fleet;
 mod nodes;
 mod tenancy;
+pub mod views;
 
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::Router;
+use crosslogic_core::keys::TokenDigest;
+use crosslogic_core::Actor;
 use crosslogic_db::PgPool;
+use crosslogic_http::{bearer, ApiError};
 use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-
-pub use error::{ApiError, Body, Id};
-
-use crate::tenancy::Actor;
 
 /// What admin handlers share.
 #[derive(Clone)]
 pub struct AdminState {
     /// Database pool.
     pub pool: PgPool,
-    /// SHA-256 of the operator token; `None` disables the admin API.
-    token_digest: Option<[u8; 32]>,
+    /// The operator token; `None` disables the admin API.
+    token: Option<TokenDigest>,
     /// Background provisioning jobs, when this control plane launches nodes.
     pub jobs: Option<crate::jobs::Jobs>,
 }
@@ -38,10 +41,9 @@ pub struct AdminState {
 impl AdminState {
     /// State for the admin API; without a token every admin request is refused.
     pub fn new(pool: PgPool, token: Option<&SecretString>) -> AdminState {
-        let token_digest = token.map(|t| Sha256::digest(t.expose_secret().as_bytes()).into());
         AdminState {
             pool,
-            token_digest,
+            token: token.map(|t| TokenDigest::of(t.expose_secret())),
             jobs: None,
         }
     }
@@ -101,9 +103,9 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/deployments/{id}/pause", post(fleet::pause_deployment))
         .route("/deployments/{id}/resume", post(fleet::resume_deployment))
-        .route("/nodes", get(fleet::list_nodes))
-        .route("/nodes/{id}", get(fleet::get_node))
-        .route("/nodes/{id}/drain", post(fleet::drain_node))
+        .route("/nodes", get(nodes::list_nodes))
+        .route("/nodes/{id}", get(nodes::get_node))
+        .route("/nodes/{id}/drain", post(nodes::drain_node))
         .route("/nodes/{id}/terminate", post(nodes::terminate_node))
         .route("/nodes/{id}/logs", get(nodes::node_logs))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin))
@@ -113,37 +115,22 @@ pub fn router(state: AdminState) -> Router {
 
 /// Rejects requests without the operator token.
 async fn require_admin(State(state): State<AdminState>, req: Request, next: Next) -> Result<Response, ApiError> {
-    let Some(expected) = state.token_digest else {
+    let Some(expected) = state.token else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "server_error",
-            "admin_disabled",
+            Some("admin_disabled"),
             "the admin API is disabled: set ADMIN_API_TOKEN and restart",
         ));
     };
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(presented) = presented else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "authentication_error",
+    let Some(presented) = bearer(req.headers()) else {
+        return Err(ApiError::unauthorized(
             "missing_token",
             "send the operator token as Authorization: Bearer <ADMIN_API_TOKEN>",
         ));
     };
-    // Comparing digests keeps the comparison constant-time and length-blind.
-    let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-    if !bool::from(digest.ct_eq(&expected)) {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "authentication_error",
-            "invalid_token",
-            "invalid admin token",
-        ));
+    if !expected.matches(presented) {
+        return Err(ApiError::unauthorized("invalid_token", "invalid admin token"));
     }
     Ok(next.run(req).await)
 }

@@ -1,18 +1,60 @@
-//! Admin handlers that act on one node's lifecycle: terminate, and its
+//! Admin handlers for nodes: list, inspect, drain, terminate, and the
 //! launch/terminate logs (a page as JSON, or followed as plain text).
 
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use crosslogic_core::{NodeStatus, Provider};
+use crosslogic_db::repo::nodes::NodeFilter;
+use crosslogic_http::{ApiError, Id, List, Query};
 use serde::Deserialize;
+use uuid::Uuid;
 
-use super::{AdminActor, AdminState, ApiError, Id};
-use crate::fleet::{self as ops, NodeLogs, Termination};
+use super::views::{NodeDetailView, NodeLogsView, NodeView, TerminationView};
+use super::{AdminActor, AdminState};
+use crate::fleet::{self as ops, NodeLogs};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListNodes {
+    status: Option<NodeStatus>,
+    model: Option<String>,
+    region: Option<String>,
+    deployment_id: Option<Uuid>,
+    provider: Option<Provider>,
+    include_terminated: Option<bool>,
+    limit: Option<i64>,
+}
+
+pub(super) async fn list_nodes(
+    State(s): State<AdminState>,
+    Query(q): Query<ListNodes>,
+) -> Result<Json<List<NodeView>>, ApiError> {
+    let filter = NodeFilter {
+        status: q.status,
+        model_name: q.model,
+        region_code: q.region,
+        deployment_id: q.deployment_id,
+        provider: q.provider,
+        include_terminated: q.include_terminated.unwrap_or(false),
+    };
+    Ok(Json(List::of(ops::list_nodes(&s.pool, filter, q.limit).await?)))
+}
+
+pub(super) async fn get_node(State(s): State<AdminState>, Id(id): Id) -> Result<Json<NodeDetailView>, ApiError> {
+    Ok(Json(ops::get_node(&s.pool, id).await?.into()))
+}
+
+pub(super) async fn drain_node(
+    State(s): State<AdminState>,
+    AdminActor(actor): AdminActor,
+    Id(id): Id,
+) -> Result<Json<NodeView>, ApiError> {
+    Ok(Json(ops::drain_node(&s.pool, &actor, id).await?.into()))
+}
 
 /// How often a follower polls for new lines.
 const FOLLOW_POLL: Duration = Duration::from_millis(500);
@@ -23,14 +65,14 @@ pub(super) async fn terminate_node(
     State(s): State<AdminState>,
     AdminActor(actor): AdminActor,
     Id(id): Id,
-) -> Result<(StatusCode, Json<Termination>), ApiError> {
+) -> Result<(StatusCode, Json<TerminationView>), ApiError> {
     let t = ops::terminate_node(&s.pool, s.jobs.as_ref(), &actor, id).await?;
     let status = if t.job_id.is_some() {
         StatusCode::ACCEPTED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(t)))
+    Ok((status, Json(t.into())))
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,13 +88,12 @@ pub(super) struct LogsQuery {
 pub(super) async fn node_logs(
     State(s): State<AdminState>,
     Id(id): Id,
-    q: Result<Query<LogsQuery>, QueryRejection>,
+    Query(q): Query<LogsQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let after = q.after.unwrap_or(0);
     let first = ops::node_logs(&s.pool, id, after, q.limit).await?;
     if !q.follow.unwrap_or(false) {
-        return Ok(Json(first).into_response());
+        return Ok(Json(NodeLogsView::from(first)).into_response());
     }
     // Follow: `[job kind] line` per line, polling until no job runs.
     let pool = s.pool.clone();
@@ -88,7 +129,7 @@ pub(super) async fn node_logs(
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        Body::from_stream(stream),
+        axum::body::Body::from_stream(stream),
     )
         .into_response())
 }

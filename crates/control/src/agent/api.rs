@@ -1,36 +1,32 @@
 //! HTTP routes of the agent API under `/agent/v1`.
 
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
+use crosslogic_core::keys::TokenDigest;
 use crosslogic_db::PgPool;
+use crosslogic_http::{bearer, ApiError, Body, Id};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
-use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{Heartbeat, HeartbeatAnswer, Registered, Registration};
-use crate::admin::{ApiError, Body};
-use crate::ServiceError;
 
 /// What the agent routes share.
 #[derive(Clone)]
 pub struct AgentState {
     pool: PgPool,
-    /// SHA-256 of `NODE_REGISTRATION_TOKEN`; `None` = on-prem registration off.
-    registration_digest: Option<[u8; 32]>,
+    /// `NODE_REGISTRATION_TOKEN`; `None` = on-prem registration off.
+    registration: Option<TokenDigest>,
 }
 
 impl AgentState {
     /// State over `pool`; `registration_token` enables on-prem registration.
     pub fn new(pool: PgPool, registration_token: Option<&SecretString>) -> AgentState {
-        let registration_digest = registration_token.map(|t| Sha256::digest(t.expose_secret().as_bytes()).into());
         AgentState {
             pool,
-            registration_digest,
+            registration: registration_token.map(|t| TokenDigest::of(t.expose_secret())),
         }
     }
 }
@@ -46,41 +42,20 @@ pub fn router(state: AgentState) -> Router {
 }
 
 fn unauthorized(message: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "authentication_error",
-        "invalid_node_credential",
-        message,
-    )
+    ApiError::unauthorized("invalid_node_credential", message)
 }
 
-fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(|| unauthorized("send the node credential as Authorization: Bearer <token>"))
+fn token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    bearer(headers).ok_or_else(|| unauthorized("send the node credential as Authorization: Bearer <token>"))
 }
 
-fn node_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "not_found",
-            "node not found",
-        )
-    })
-}
-
+/// Checks the per-node credential of node `id`.
 async fn authenticate(s: &AgentState, headers: &HeaderMap, id: Uuid) -> Result<(), ApiError> {
-    let token = bearer(headers)?;
-    match super::authenticate_node(&s.pool, id, token).await {
-        Ok(()) => Ok(()),
-        Err(ServiceError::State(_)) => Err(unauthorized("invalid node credential")),
-        Err(e) => Err(e.into()),
-    }
+    let token = token(headers)?;
+    super::authenticate_node(&s.pool, id, token).await.map_err(|e| match e {
+        crosslogic_core::ServiceError::Unauthorized(m) => unauthorized(m),
+        other => other.into(),
+    })
 }
 
 async fn register(
@@ -88,20 +63,19 @@ async fn register(
     headers: HeaderMap,
     Body(reg): Body<Registration>,
 ) -> Result<Json<Registered>, ApiError> {
-    let token = bearer(&headers)?;
     let onprem = match reg.node_id {
         Some(id) => {
             authenticate(&s, &headers, id).await?;
             false
         }
         None => {
-            let Some(expected) = s.registration_digest else {
+            let presented = token(&headers)?;
+            let Some(expected) = &s.registration else {
                 return Err(unauthorized(
                     "on-prem registration is disabled: set NODE_REGISTRATION_TOKEN on the control plane",
                 ));
             };
-            let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-            if !bool::from(digest.ct_eq(&expected)) {
+            if !expected.matches(presented) {
                 return Err(unauthorized("invalid registration token"));
             }
             true
@@ -113,10 +87,9 @@ async fn register(
 async fn heartbeat(
     State(s): State<AgentState>,
     headers: HeaderMap,
-    Path(raw): Path<String>,
+    Id(id): Id,
     Body(hb): Body<Heartbeat>,
 ) -> Result<Json<HeartbeatAnswer>, ApiError> {
-    let id = node_id(&raw)?;
     authenticate(&s, &headers, id).await?;
     Ok(Json(super::heartbeat(&s.pool, id, hb).await?))
 }
@@ -128,13 +101,18 @@ pub(super) struct Notice {
     notice: String,
 }
 
+/// What preemption and deregistration answer: the node's new status.
+#[derive(Debug, Serialize)]
+struct StatusAnswer {
+    status: &'static str,
+}
+
 async fn preemption(
     State(s): State<AgentState>,
     headers: HeaderMap,
-    Path(raw): Path<String>,
+    Id(id): Id,
     Body(n): Body<Notice>,
-) -> Result<Json<Value>, ApiError> {
-    let id = node_id(&raw)?;
+) -> Result<Json<StatusAnswer>, ApiError> {
     authenticate(&s, &headers, id).await?;
     let text = format!(
         "{} preemption notice: {}",
@@ -142,16 +120,15 @@ async fn preemption(
         n.notice.chars().take(500).collect::<String>()
     );
     super::preempted(&s.pool, id, &text).await?;
-    Ok(Json(json!({ "status": "draining" })))
+    Ok(Json(StatusAnswer { status: "draining" }))
 }
 
 async fn deregister(
     State(s): State<AgentState>,
     headers: HeaderMap,
-    Path(raw): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let id = node_id(&raw)?;
+    Id(id): Id,
+) -> Result<Json<StatusAnswer>, ApiError> {
     authenticate(&s, &headers, id).await?;
     super::deregister(&s.pool, id).await?;
-    Ok(Json(json!({ "status": "terminated" })))
+    Ok(Json(StatusAnswer { status: "terminated" }))
 }

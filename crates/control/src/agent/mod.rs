@@ -4,26 +4,23 @@
 //! Launched nodes carry a per-node credential (`cln_…`, only its SHA-256 is
 //! stored on the node row); hand-added on-prem nodes register with the
 //! operator's registration token and receive their own credential in the
-//! answer. Status changes happen only when something changed, each with its
-//! `events` row (`node.active`, `node.unhealthy`, `node.draining`,
-//! `node.preempted`, `node.terminated`) and a `health_checks` entry, in one
-//! transaction.
+//! answer. Status changes go through the node lifecycle
+//! ([`crate::fleet::lifecycle`]): only when something changed, each with its
+//! event (`node.registered`, `.active`, `.unhealthy`, `.preempted`,
+//! `.terminated`) and a `health_checks` entry, in one transaction.
 
 mod api;
 
 pub use api::{router, AgentState};
 
-use crosslogic_core::{EventSeverity, HealthCheckStatus, NodeStatus, Provider};
-use crosslogic_db::repo::events::{self, NewEvent};
-use crosslogic_db::repo::nodes::{self, Load, NewNode, Node};
+use crosslogic_core::{NodeStatus, Provider, ServiceError};
+use crosslogic_db::repo::nodes::{self, Load, NewNode};
 use crosslogic_db::PgPool;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::PgConnection;
-use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::ServiceError;
+use crate::fleet::lifecycle::{self, Step};
 
 /// Seconds between heartbeats the agents are told to use.
 pub const HEARTBEAT_INTERVAL_SECS: u64 = 5;
@@ -79,16 +76,12 @@ pub struct HeartbeatAnswer {
     pub drain: bool,
 }
 
-fn token_matches(presented: &str, stored_hash: &str) -> bool {
-    let h = crosslogic_core::keys::hash(presented);
-    bool::from(h.as_bytes().ct_eq(stored_hash.as_bytes()))
-}
-
-/// Checks a per-node credential.
+/// Checks a per-node credential (compared in constant time with the
+/// stored hash); a node without one, or another token, is `Unauthorized`.
 pub async fn authenticate_node(pool: &PgPool, node_id: Uuid, token: &str) -> Result<(), ServiceError> {
     match nodes::agent_token_hash(pool, node_id).await {
-        Ok(Some(hash)) if token_matches(token, &hash) => Ok(()),
-        Ok(_) => Err(ServiceError::State("unauthorized".into())),
+        Ok(Some(hash)) if crosslogic_core::keys::verify(token, &hash) => Ok(()),
+        Ok(_) => Err(ServiceError::Unauthorized("invalid node credential")),
         Err(crosslogic_db::DbError::NotFound { .. }) => Err(ServiceError::NotFound("node")),
         Err(e) => Err(e.into()),
     }
@@ -108,63 +101,11 @@ fn validate_endpoint(url: &str) -> Result<(), ServiceError> {
     }
 }
 
-/// Publishes a node event and records the matching health observation.
-pub(crate) async fn node_changed(
-    tx: &mut PgConnection,
-    node: &Node,
-    event_type: &str,
-    health: HealthCheckStatus,
-    detail: Option<&str>,
-) -> Result<(), ServiceError> {
-    let payload = json!({
-        "node_id": node.id, "cluster_name": node.cluster_name, "model": node.model_name,
-        "region": node.region_code, "endpoint_url": node.endpoint_url, "status": node.status, "detail": detail,
-    });
-    let severity = match node.status {
-        NodeStatus::Dead | NodeStatus::Unhealthy => EventSeverity::Warning,
-        _ if event_type == "node.preempted" => EventSeverity::Warning,
-        _ => EventSeverity::Info,
-    };
-    events::publish(
-        &mut *tx,
-        &NewEvent {
-            event_type: event_type.to_owned(),
-            tenant_id: None,
-            severity,
-            payload: payload.clone(),
-        },
-    )
-    .await?;
-    nodes::record_health_check(&mut *tx, node.id, health, None, detail, &payload).await?;
-    Ok(())
-}
-
-/// Moves a node to `to` (from one of `from`, any when empty) and, when
-/// that changed something, publishes `event_type` and records the health
-/// check — all in one transaction. `None` when the node was not moved.
-pub(crate) async fn transition_node(
-    pool: &PgPool,
-    id: Uuid,
-    to: NodeStatus,
-    from: &[NodeStatus],
-    event_type: &str,
-    health: HealthCheckStatus,
-    detail: Option<&str>,
-) -> Result<Option<Node>, ServiceError> {
-    let mut tx = pool.begin().await?;
-    let moved = nodes::transition(&mut *tx, id, to, from).await?;
-    if let Some(node) = &moved {
-        node_changed(&mut tx, node, event_type, health, detail).await?;
-    }
-    tx.commit().await?;
-    Ok(moved)
-}
-
 /// Registers a launched node (per-node credential already checked) or
 /// creates an on-prem node (registration token already checked).
 pub async fn register(pool: &PgPool, reg: Registration, onprem: bool) -> Result<Registered, ServiceError> {
     validate_endpoint(&reg.endpoint_url)?;
-    let mut tx = pool.begin().await?;
+    let mut tx = crosslogic_db::begin(pool).await?;
     let (node_id, node_token) = match (reg.node_id, onprem) {
         (Some(id), false) => (id, None),
         (None, true) => {
@@ -202,27 +143,15 @@ pub async fn register(pool: &PgPool, reg: Registration, onprem: bool) -> Result<
         }
         (None, false) => return Err(ServiceError::invalid("node_id", "required with a per-node credential")),
     };
-    let node = nodes::register(
-        &mut *tx,
+    let node = lifecycle::register(
+        &mut tx,
         node_id,
         &reg.endpoint_url,
         reg.internal_ip.as_deref(),
         reg.external_id.as_deref(),
     )
-    .await
-    .map_err(|e| match e {
-        crosslogic_db::DbError::NotFound { .. } => ServiceError::State("the node is dead or terminated".into()),
-        other => other.into(),
-    })?;
-    node_changed(
-        &mut tx,
-        &node,
-        "node.registered",
-        HealthCheckStatus::Healthy,
-        Some("registered"),
-    )
     .await?;
-    tx.commit().await?;
+    crosslogic_db::commit(tx).await?;
     tracing::info!(node_id = %node.id, endpoint = %reg.endpoint_url, "node registered");
     Ok(Registered {
         node_id: node.id,
@@ -247,31 +176,22 @@ pub async fn heartbeat(pool: &PgPool, node_id: Uuid, hb: Heartbeat) -> Result<He
         kv_cache_usage: hb.kv_cache_usage,
         vram_free_gb: None,
     };
-    let mut tx = pool.begin().await?;
+    let mut tx = crosslogic_db::begin(pool).await?;
     let mut status = nodes::heartbeat(&mut *tx, node_id, &load).await?;
-    let change = match (status, hb.engine_healthy) {
-        (NodeStatus::Initializing | NodeStatus::Unhealthy | NodeStatus::Launching, true) => {
-            Some((NodeStatus::Active, "node.active", HealthCheckStatus::Healthy))
-        }
-        (NodeStatus::Active | NodeStatus::Initializing, false) => {
-            Some((NodeStatus::Unhealthy, "node.unhealthy", HealthCheckStatus::Unhealthy))
-        }
-        _ => None,
+    let step = if hb.engine_healthy {
+        Step::EngineHealthy
+    } else {
+        Step::EngineUnhealthy
     };
-    if let Some((to, event, health)) = change {
-        if let Some(node) = nodes::transition(&mut *tx, node_id, to, &[status]).await? {
-            node_changed(
-                &mut tx,
-                &node,
-                event,
-                health,
-                Some("engine health reported by the agent"),
-            )
-            .await?;
+    // Most heartbeats change nothing: only a status the step moves costs a write.
+    if step.applies_to(status) {
+        if let Some(node) =
+            lifecycle::apply(&mut tx, node_id, step, "engine health reported by the agent", None).await?
+        {
             status = node.status;
         }
     }
-    tx.commit().await?;
+    crosslogic_db::commit(tx).await?;
     Ok(HeartbeatAnswer {
         status,
         drain: status == NodeStatus::Draining,
@@ -281,40 +201,12 @@ pub async fn heartbeat(pool: &PgPool, node_id: Uuid, hb: Heartbeat) -> Result<He
 /// A spot preemption notice: the node drains (the gateway stops routing to
 /// it) and is replaced by the reconciler.
 pub async fn preempted(pool: &PgPool, node_id: Uuid, notice: &str) -> Result<(), ServiceError> {
-    let mut tx = pool.begin().await?;
-    let from = [
-        NodeStatus::Launching,
-        NodeStatus::Initializing,
-        NodeStatus::Active,
-        NodeStatus::Unhealthy,
-    ];
-    if let Some(node) = nodes::transition(&mut *tx, node_id, NodeStatus::Draining, &from).await? {
-        node_changed(
-            &mut tx,
-            &node,
-            "node.preempted",
-            HealthCheckStatus::Unhealthy,
-            Some(notice),
-        )
-        .await?;
-    }
-    tx.commit().await?;
+    lifecycle::transition(pool, node_id, Step::Preempted, notice).await?;
     Ok(())
 }
 
 /// The agent is shutting down: the node is terminated.
 pub async fn deregister(pool: &PgPool, node_id: Uuid) -> Result<(), ServiceError> {
-    let mut tx = pool.begin().await?;
-    if let Some(node) = nodes::transition(&mut *tx, node_id, NodeStatus::Terminated, &[]).await? {
-        node_changed(
-            &mut tx,
-            &node,
-            "node.terminated",
-            HealthCheckStatus::Dead,
-            Some("deregistered by its agent"),
-        )
-        .await?;
-    }
-    tx.commit().await?;
+    lifecycle::transition(pool, node_id, Step::Terminate, "deregistered by its agent").await?;
     Ok(())
 }

@@ -3,16 +3,15 @@
 
 use std::collections::HashMap;
 
-use crosslogic_core::{Provider, RegionStatus};
+use crosslogic_core::events::{GpuEvent, RegionEvent};
+use crosslogic_core::{Actor, Event, Provider, RegionStatus, ServiceError};
+use crosslogic_db::changes;
 use crosslogic_db::repo::catalog::{self, GpuOffer, Region, RegionSpec};
 use crosslogic_db::PgPool;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde::Deserialize;
 
-use super::decimal::{to_f64, Decimal};
-use super::{record, validate, Change};
-use crate::tenancy::Actor;
-use crate::ServiceError;
+use super::decimal::Decimal;
+use super::validate;
 
 /// Body of "create or replace region" (the code comes from the path).
 #[derive(Debug, Clone, Deserialize)]
@@ -32,24 +31,6 @@ pub struct PutRegion {
     /// Absent = `active`.
     #[serde(default)]
     pub status: Option<RegionStatus>,
-}
-
-/// A region as the API shows it: the row plus `cost_multiplier` as a decimal.
-#[derive(Debug, Clone, Serialize)]
-pub struct RegionView {
-    #[serde(flatten)]
-    pub region: Region,
-    pub cost_multiplier: f64,
-}
-
-impl From<Region> for RegionView {
-    fn from(region: Region) -> Self {
-        let cost_multiplier = to_f64(i64::from(region.cost_multiplier_milli), 3);
-        RegionView {
-            region,
-            cost_multiplier,
-        }
-    }
 }
 
 /// All regions by code.
@@ -77,7 +58,7 @@ fn region_spec(code: &str, input: PutRegion) -> Result<RegionSpec, ServiceError>
             "must list at least one of aws, gcp, azure, oci, on-prem, local",
         ));
     }
-    let mut mapping = serde_json::Map::new();
+    let mut mapping = std::collections::BTreeMap::new();
     for (provider, name) in input.provider_regions.unwrap_or_default() {
         if !providers.contains(&provider) {
             return Err(ServiceError::invalid(
@@ -86,7 +67,7 @@ fn region_spec(code: &str, input: PutRegion) -> Result<RegionSpec, ServiceError>
             ));
         }
         let name = validate::text("provider_regions", &name, 100)?;
-        mapping.insert(provider.as_str().to_owned(), json!(name));
+        mapping.insert(provider.as_str().to_owned(), name);
     }
     Ok(RegionSpec {
         code,
@@ -94,7 +75,7 @@ fn region_spec(code: &str, input: PutRegion) -> Result<RegionSpec, ServiceError>
         country: validate::text("country", &input.country, 100)?,
         city: validate::text("city", &input.city, 100)?,
         cloud_providers: providers,
-        provider_regions: serde_json::Value::Object(mapping),
+        provider_regions: mapping,
         // Thousandths: 0.001 ..= 100.000.
         cost_multiplier_milli: input.cost_multiplier.units("cost_multiplier", 3, 1, 100_000)? as i32,
         status: input.status.unwrap_or(RegionStatus::Active),
@@ -104,25 +85,16 @@ fn region_spec(code: &str, input: PutRegion) -> Result<RegionSpec, ServiceError>
 /// Creates or replaces a region; publishes `region.updated`.
 pub async fn put_region(pool: &PgPool, actor: &Actor, code: &str, input: PutRegion) -> Result<Region, ServiceError> {
     let spec = region_spec(code, input)?;
-    let mut tx = pool.begin().await?;
+    let mut tx = crosslogic_db::begin(pool).await?;
     let region = catalog::upsert_region(&mut *tx, &spec).await?;
-    record(
-        &mut tx,
-        actor,
-        Change {
-            event_type: "region.updated",
-            resource_type: "region",
-            resource_id: region.code.clone(),
-            payload: json!({
-                "code": region.code,
-                "status": region.status,
-                "cloud_providers": region.cloud_providers,
-                "cost_multiplier_milli": region.cost_multiplier_milli,
-            }),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    let event = RegionEvent {
+        code: region.code.clone(),
+        status: region.status,
+        cloud_providers: region.cloud_providers.clone(),
+        cost_multiplier_milli: region.cost_multiplier_milli,
+    };
+    changes::record(&mut tx, actor, &Event::RegionUpdated(event)).await?;
+    crosslogic_db::commit(tx).await?;
     Ok(region)
 }
 
@@ -140,25 +112,6 @@ pub struct PutGpu {
     /// Absent = `true`.
     #[serde(default)]
     pub available: Option<bool>,
-}
-
-/// A GPU offer as the API shows it: the row plus its prices in USD.
-#[derive(Debug, Clone, Serialize)]
-pub struct GpuView {
-    #[serde(flatten)]
-    pub offer: GpuOffer,
-    pub on_demand_usd_per_hour: f64,
-    pub spot_usd_per_hour: Option<f64>,
-}
-
-impl From<GpuOffer> for GpuView {
-    fn from(offer: GpuOffer) -> Self {
-        GpuView {
-            on_demand_usd_per_hour: to_f64(offer.on_demand_microdollars_per_hour, 6),
-            spot_usd_per_hour: offer.spot_microdollars_per_hour.map(|m| to_f64(m, 6)),
-            offer,
-        }
-    }
 }
 
 /// The GPU catalog: every type × provider, cheapest on-demand first.
@@ -201,26 +154,17 @@ pub async fn put_gpu(
     input: PutGpu,
 ) -> Result<GpuOffer, ServiceError> {
     let offer = gpu_offer(name, provider, input)?;
-    let mut tx = pool.begin().await?;
+    let mut tx = crosslogic_db::begin(pool).await?;
     let offer = catalog::upsert_gpu_offer(&mut *tx, &offer).await?;
-    record(
-        &mut tx,
-        actor,
-        Change {
-            event_type: "gpu.updated",
-            resource_type: "gpu_offer",
-            resource_id: format!("{}/{}", offer.gpu_type, offer.provider),
-            payload: json!({
-                "gpu_type": offer.gpu_type,
-                "provider": offer.provider,
-                "vram_gb": offer.vram_gb,
-                "on_demand_microdollars_per_hour": offer.on_demand_microdollars_per_hour,
-                "spot_microdollars_per_hour": offer.spot_microdollars_per_hour,
-                "available": offer.available,
-            }),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    let event = GpuEvent {
+        gpu_type: offer.gpu_type.clone(),
+        provider: offer.provider,
+        vram_gb: offer.vram_gb,
+        on_demand_microdollars_per_hour: offer.on_demand_microdollars_per_hour,
+        spot_microdollars_per_hour: offer.spot_microdollars_per_hour,
+        available: offer.available,
+    };
+    changes::record(&mut tx, actor, &Event::GpuUpdated(event)).await?;
+    crosslogic_db::commit(tx).await?;
     Ok(offer)
 }

@@ -15,7 +15,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
-use crate::ServiceError;
+use crosslogic_core::ServiceError;
 
 /// A decimal number as a client sent it, kept as text until it is scaled.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,19 +2,19 @@
 //! provider, region and GPU. The reconciler
 //! (`crate::reconcile`) turns them into nodes.
 
-use crosslogic_core::{DeploymentStatus, DeploymentStrategy, Provider};
+use crosslogic_core::events::{DeploymentEvent, DeploymentUpdated};
+use crosslogic_core::{Actor, DeploymentStatus, DeploymentStrategy, Event, Provider, ServiceError};
+use crosslogic_db::changes;
 use crosslogic_db::repo::catalog;
 use crosslogic_db::repo::deployments::{self, Deployment, DeploymentPatch, NewDeployment};
 use crosslogic_db::{DbError, PgPool};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::placement::{check_gpu, check_region, servable_model, MAX_GPUS};
-use super::{record, validate, Change};
-use crate::tenancy::Actor;
-use crate::ServiceError;
+use super::validate;
 
 /// Upper bound of `min_replicas` and `max_replicas`.
 pub const MAX_REPLICAS: i32 = 1000;
@@ -92,6 +92,24 @@ fn ordered(min: i32, max: i32, min_given: bool) -> Result<(), ServiceError> {
     }
 }
 
+/// The payload of a `deployment.*` event.
+pub(crate) fn event(d: &Deployment) -> DeploymentEvent {
+    DeploymentEvent {
+        deployment_id: d.id,
+        name: d.name.clone(),
+        model_name: d.model_name.clone(),
+        status: d.status,
+        min_replicas: d.min_replicas,
+        max_replicas: d.max_replicas,
+        strategy: d.strategy,
+        provider: d.provider.clone(),
+        region: d.region.clone(),
+        gpu_type: d.gpu_type.clone(),
+        gpu_count: d.gpu_count,
+        use_spot: d.use_spot,
+    }
+}
+
 /// Creates a deployment; publishes `deployment.created`.
 pub async fn create_deployment(
     pool: &PgPool,
@@ -115,7 +133,7 @@ pub async fn create_deployment(
     let metadata = validate::object("metadata", input.metadata)?;
     let region = input.region.map(|r| r.trim().to_owned());
 
-    let mut tx = pool.begin().await?;
+    let mut tx = crosslogic_db::begin(pool).await?;
     let model = servable_model(&mut tx, &model_name).await?;
     if let Some(code) = &region {
         check_region(&mut tx, code, input.provider).await?;
@@ -157,20 +175,8 @@ pub async fn create_deployment(
         metadata,
     };
     let d = deployments::create(&mut *tx, &new).await?;
-    let payload = json!({
-        "deployment_id": d.id, "name": d.name, "model_name": d.model_name,
-        "min_replicas": d.min_replicas, "max_replicas": d.max_replicas, "strategy": d.strategy,
-        "provider": d.provider, "region": d.region, "gpu_type": d.gpu_type, "gpu_count": d.gpu_count,
-        "use_spot": d.use_spot,
-    });
-    let change = Change {
-        event_type: "deployment.created",
-        resource_type: "deployment",
-        resource_id: d.id.to_string(),
-        payload,
-    };
-    record(&mut tx, actor, change).await?;
-    tx.commit().await?;
+    changes::record(&mut tx, actor, &Event::DeploymentCreated(event(&d))).await?;
+    crosslogic_db::commit(tx).await?;
     Ok(d)
 }
 
@@ -207,7 +213,7 @@ pub async fn update_deployment(
     input: UpdateDeployment,
 ) -> Result<Deployment, ServiceError> {
     let (min, max) = replicas(input.min_replicas, input.max_replicas)?;
-    let mut tx = pool.begin().await?;
+    let mut tx = crosslogic_db::begin(pool).await?;
     let current = live(&mut tx, id).await?;
     ordered(
         min.unwrap_or(current.min_replicas),
@@ -230,10 +236,10 @@ pub async fn update_deployment(
         gpu_type,
         use_spot: input.use_spot,
     };
-    let mut changes = Map::new();
+    let mut changed = Map::new();
     let mut note = |k: &str, v: Option<Value>| {
         if let Some(v) = v {
-            changes.insert(k.to_owned(), v);
+            changed.insert(k.to_owned(), v);
         }
     };
     note("min_replicas", patch.min_replicas.map(Value::from));
@@ -241,18 +247,16 @@ pub async fn update_deployment(
     note("strategy", patch.strategy.map(|s| Value::from(s.as_str())));
     note("gpu_type", patch.gpu_type.clone().map(Value::from));
     note("use_spot", patch.use_spot.map(Value::from));
-    if changes.is_empty() {
+    if changed.is_empty() {
         return Ok(current);
     }
     let d = deployments::update(&mut *tx, id, &patch).await?;
-    let change = Change {
-        event_type: "deployment.updated",
-        resource_type: "deployment",
-        resource_id: id.to_string(),
-        payload: json!({ "deployment_id": id, "name": d.name, "changes": changes }),
-    };
-    record(&mut tx, actor, change).await?;
-    tx.commit().await?;
+    let change = Event::DeploymentUpdated(DeploymentUpdated {
+        deployment: event(&d),
+        changes: changed,
+    });
+    changes::record(&mut tx, actor, &change).await?;
+    crosslogic_db::commit(tx).await?;
     Ok(d)
 }
 
@@ -266,7 +270,7 @@ pub async fn set_deployment_status(
     id: Uuid,
     status: DeploymentStatus,
 ) -> Result<Deployment, ServiceError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crosslogic_db::begin(pool).await?;
     let current = deployments::get(&mut *tx, id).await?;
     if current.status == status {
         return Ok(current);
@@ -277,18 +281,12 @@ pub async fn set_deployment_status(
         ));
     }
     let d = deployments::set_status(&mut *tx, id, status).await?;
-    let event_type = match status {
-        DeploymentStatus::Active => "deployment.resumed",
-        DeploymentStatus::Paused => "deployment.paused",
-        DeploymentStatus::Deleted => "deployment.deleted",
+    let change = match status {
+        DeploymentStatus::Active => Event::DeploymentResumed(event(&d)),
+        DeploymentStatus::Paused => Event::DeploymentPaused(event(&d)),
+        DeploymentStatus::Deleted => Event::DeploymentDeleted(event(&d)),
     };
-    let change = Change {
-        event_type,
-        resource_type: "deployment",
-        resource_id: id.to_string(),
-        payload: json!({ "deployment_id": id, "name": d.name, "status": status }),
-    };
-    record(&mut tx, actor, change).await?;
-    tx.commit().await?;
+    changes::record(&mut tx, actor, &change).await?;
+    crosslogic_db::commit(tx).await?;
     Ok(d)
 }

@@ -1,23 +1,20 @@
 //! Nodes for the operator: list, inspect, drain, terminate, and read or
 //! follow their launch logs. Launching belongs to the reconciler.
 
-use crosslogic_core::NodeStatus;
+use crosslogic_core::{Actor, NodeStatus, ServiceError};
 use crosslogic_db::repo::nodes::{self, HealthCheck, Node, NodeFilter};
 use crosslogic_db::repo::provision_jobs::{self, JobLine, ProvisionJob};
 use crosslogic_db::PgPool;
-use serde::Serialize;
 use uuid::Uuid;
 
-use crate::ServiceError;
+use super::lifecycle::{self, Step};
 
 /// How many recent health checks [`get_node`] returns.
 pub const RECENT_HEALTH_CHECKS: i64 = 20;
 
-/// A node with its most recent health checks, newest first. The agent
-/// credential hash is never part of it.
-#[derive(Debug, Clone, Serialize)]
+/// A node with its most recent health checks, newest first.
+#[derive(Debug, Clone)]
 pub struct NodeDetail {
-    #[serde(flatten)]
     pub node: Node,
     pub health_checks: Vec<HealthCheck>,
 }
@@ -43,15 +40,9 @@ pub async fn get_node(pool: &PgPool, id: Uuid) -> Result<NodeDetail, ServiceErro
 /// routed to), its agent is told `drain: true` on the next heartbeat, and
 /// the reconciler terminates it once idle. Publishes `node.draining`;
 /// draining an already draining node changes nothing.
-pub async fn drain_node(pool: &PgPool, actor: &crate::tenancy::Actor, id: Uuid) -> Result<Node, ServiceError> {
-    let mut tx = pool.begin().await?;
-    let from = [
-        NodeStatus::Launching,
-        NodeStatus::Initializing,
-        NodeStatus::Active,
-        NodeStatus::Unhealthy,
-    ];
-    let node = match nodes::transition(&mut *tx, id, NodeStatus::Draining, &from).await? {
+pub async fn drain_node(pool: &PgPool, actor: &Actor, id: Uuid) -> Result<Node, ServiceError> {
+    let mut tx = crosslogic_db::begin(pool).await?;
+    let node = match lifecycle::apply(&mut tx, id, Step::Drain, "drained by the operator", Some(actor)).await? {
         Some(node) => node,
         None => {
             let node = nodes::get(&mut *tx, id).await?;
@@ -61,21 +52,12 @@ pub async fn drain_node(pool: &PgPool, actor: &crate::tenancy::Actor, id: Uuid) 
             return Err(ServiceError::State(format!("a {} node cannot be drained", node.status)));
         }
     };
-    crate::agent::node_changed(
-        &mut tx,
-        &node,
-        "node.draining",
-        crosslogic_core::HealthCheckStatus::Healthy,
-        Some("drained by the operator"),
-    )
-    .await?;
-    audit(&mut tx, actor, "node.drain", &node).await?;
-    tx.commit().await?;
+    crosslogic_db::commit(tx).await?;
     Ok(node)
 }
 
 /// A termination the operator asked for.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Termination {
     /// The node as it is now (`draining` while its cluster is torn down,
     /// `terminated` once done or when it had no cluster).
@@ -92,7 +74,7 @@ pub struct Termination {
 pub async fn terminate_node(
     pool: &PgPool,
     jobs: Option<&crate::jobs::Jobs>,
-    actor: &crate::tenancy::Actor,
+    actor: &Actor,
     id: Uuid,
 ) -> Result<Termination, ServiceError> {
     let node = nodes::get(pool, id).await?;
@@ -110,39 +92,19 @@ pub async fn terminate_node(
         }
         (None, _) => (None, None),
     };
-    let mut tx = pool.begin().await?;
-    let target = if cluster.is_some() {
-        NodeStatus::Draining
+    // With a cluster the node leaves routing now and the teardown job
+    // marks it terminated; without one it is terminated at once.
+    let step = if cluster.is_some() {
+        Step::Retire
     } else {
-        NodeStatus::Terminated
+        Step::Terminate
     };
-    let from = [
-        NodeStatus::Launching,
-        NodeStatus::Initializing,
-        NodeStatus::Active,
-        NodeStatus::Unhealthy,
-        NodeStatus::Draining,
-        NodeStatus::Dead,
-    ];
-    if let Some(moved) = nodes::transition(&mut *tx, id, target, &from).await? {
-        let event = if target == NodeStatus::Terminated {
-            "node.terminated"
-        } else {
-            "node.draining"
-        };
-        crate::agent::node_changed(
-            &mut tx,
-            &moved,
-            event,
-            crosslogic_core::HealthCheckStatus::Dead,
-            Some("terminated by the operator"),
-        )
-        .await?;
-    }
-    audit(&mut tx, actor, "node.terminate", &node).await?;
-    tx.commit().await?;
+    lifecycle::transition_by(pool, actor, id, step, "terminated by the operator").await?;
     let job_id = match (cluster, jobs) {
-        (Some(c), Some(j)) => j.terminate(Some(id), &c, "terminated by the operator").await?,
+        (Some(c), Some(j)) => {
+            j.terminate(Some(id), &c, "terminated by the operator", Some(actor.clone()))
+                .await?
+        }
         _ => None,
     };
     Ok(Termination {
@@ -152,7 +114,7 @@ pub async fn terminate_node(
 }
 
 /// A page of a node's launch and terminate logs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct NodeLogs {
     /// The node's provisioning jobs, oldest first.
     pub jobs: Vec<ProvisionJob>,
@@ -181,27 +143,4 @@ pub async fn node_logs(pool: &PgPool, id: Uuid, after: i64, limit: Option<i64>) 
         next_cursor,
         running,
     })
-}
-
-/// The audit entry of an operator's action on a node.
-async fn audit(
-    tx: &mut sqlx::PgConnection,
-    actor: &crate::tenancy::Actor,
-    action: &str,
-    node: &Node,
-) -> Result<(), ServiceError> {
-    crosslogic_db::repo::audit::record(
-        &mut *tx,
-        &crosslogic_db::repo::audit::NewAuditEntry {
-            tenant_id: None,
-            actor: &actor.name,
-            action,
-            resource_type: "node",
-            resource_id: Some(node.id.to_string()),
-            details: serde_json::json!({ "cluster_name": node.cluster_name }),
-            ip_address: actor.ip.clone(),
-        },
-    )
-    .await?;
-    Ok(())
 }

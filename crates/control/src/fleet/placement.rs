@@ -5,10 +5,9 @@
 use crosslogic_core::{ModelStatus, Provider};
 use crosslogic_db::repo::catalog::{self, GpuOffer, Model};
 use crosslogic_db::DbError;
-use serde_json::Value;
 use sqlx::PgConnection;
 
-use crate::ServiceError;
+use crosslogic_core::ServiceError;
 
 /// Most GPUs one node may have.
 pub const MAX_GPUS: i32 = 8;
@@ -54,16 +53,14 @@ pub(crate) async fn check_region(
         }
         other => other?,
     };
-    let offered: Vec<&str> = region
-        .cloud_providers
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
     match provider {
-        Some(p) if !offered.contains(&p.as_str()) => Err(ServiceError::invalid(
-            "provider",
-            format!("region {code} is served by {}, not {p}", offered.join(", ")),
-        )),
+        Some(p) if !region.cloud_providers.contains(&p) => {
+            let offered: Vec<&str> = region.cloud_providers.iter().map(|p| p.as_str()).collect();
+            Err(ServiceError::invalid(
+                "provider",
+                format!("region {code} is served by {}, not {p}", offered.join(", ")),
+            ))
+        }
         _ => Ok(()),
     }
 }

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::ServiceError;
+use crosslogic_core::ServiceError;
 
 /// A trimmed, non-empty text of at most `max` characters.
 pub(crate) fn text(field: &'static str, value: &str, max: usize) -> Result<String, ServiceError> {

@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 pub mod local;
 pub mod skypilot;
+pub mod storage;
 
 pub use local::LocalProvisioner;
 pub use skypilot::{SkyPilotConfig, SkyPilotProvisioner};

@@ -2,26 +2,16 @@
 //! draining, decide the size from load and bounds, then launch or drain.
 //! Also the wind-down of paused and deleted deployments.
 
+use crosslogic_core::events::{DeploymentScaled, ScaleAction};
 use crosslogic_core::placement;
 use crosslogic_core::scaling::{self, LoadSample, ScaleDecision};
-use crosslogic_core::{EventSeverity, HealthCheckStatus, NodeStatus};
+use crosslogic_core::{Event, NodeStatus, ServiceError};
 use crosslogic_db::repo::deployments::Deployment;
-use crosslogic_db::repo::events::{self, NewEvent};
 use crosslogic_db::repo::nodes::Node;
-use serde_json::json;
 use uuid::Uuid;
 
-use super::{dur_ms, is_live, ms, requests, Pass, Snapshot};
-use crate::agent::transition_node;
-use crate::ServiceError;
-
-/// Statuses a node can be drained from.
-const DRAINABLE: [NodeStatus; 4] = [
-    NodeStatus::Launching,
-    NodeStatus::Initializing,
-    NodeStatus::Active,
-    NodeStatus::Unhealthy,
-];
+use super::{dur_ms, ms, requests, Pass, Snapshot};
+use crate::fleet::lifecycle::{self, Step};
 
 impl Pass<'_> {
     /// Reconciles one active deployment; returns its live replica count
@@ -39,7 +29,7 @@ impl Pass<'_> {
         }
 
         // 2. Decide on the size.
-        let live: Vec<&Node> = nodes.iter().copied().filter(|n| is_live(n.status)).collect();
+        let live: Vec<&Node> = nodes.iter().copied().filter(|n| n.status.is_live()).collect();
         let launching: Vec<&Node> = nodes
             .iter()
             .copied()
@@ -86,7 +76,7 @@ impl Pass<'_> {
                     let placed: Vec<&Node> = live.iter().chain(launching.iter()).copied().collect();
                     let started = self.launch_replicas(snap, dep, &placed, n).await?;
                     if started > 0 {
-                        self.scaled_event(dep, "launch", started, live_count, launching_count)
+                        self.scaled_event(dep, ScaleAction::Launch, started, live_count, launching_count)
                             .await?;
                     }
                 }
@@ -97,7 +87,7 @@ impl Pass<'_> {
                     .map(|x| (x.id, x.status, requests(x), ms(x.created_at)))
                     .collect();
                 let victims = placement::pick_victims(&candidates, n);
-                self.scaled_event(dep, "drain", victims.len(), live_count, launching_count)
+                self.scaled_event(dep, ScaleAction::Drain, victims.len(), live_count, launching_count)
                     .await?;
                 for id in victims {
                     if self.drain(id, "scaled down by the reconciler").await? {
@@ -116,7 +106,7 @@ impl Pass<'_> {
     /// are.
     pub(super) async fn wind_down(&mut self, nodes: &[&Node], deleted: bool) -> Result<(), ServiceError> {
         for n in nodes {
-            if deleted && DRAINABLE.contains(&n.status) {
+            if deleted && Step::Drain.applies_to(n.status) {
                 self.drain(n.id, "its deployment was deleted").await?;
             } else {
                 self.terminate_if_done(n).await?;
@@ -127,16 +117,7 @@ impl Pass<'_> {
 
     /// Moves a node to draining (out of routing); `true` if it moved.
     async fn drain(&mut self, id: Uuid, why: &str) -> Result<bool, ServiceError> {
-        let moved = transition_node(
-            self.pool,
-            id,
-            NodeStatus::Draining,
-            &DRAINABLE,
-            "node.draining",
-            HealthCheckStatus::Healthy,
-            Some(why),
-        )
-        .await?;
+        let moved = lifecycle::transition(self.pool, id, Step::Drain, why).await?;
         if moved.is_some() {
             self.state.draining_since.insert(id, self.now_ms);
             self.report.drained.push(id);
@@ -177,22 +158,13 @@ impl Pass<'_> {
     async fn terminate(&mut self, n: &Node, why: &str) -> Result<(), ServiceError> {
         match &n.cluster_name {
             Some(cluster) => {
-                if self.jobs.terminate(Some(n.id), cluster, why).await?.is_some() {
+                if self.jobs.terminate(Some(n.id), cluster, why, None).await?.is_some() {
                     self.report.terminated.push(cluster.clone());
                 }
             }
             None => {
                 let detail = format!("terminated by the reconciler ({why})");
-                let moved = transition_node(
-                    self.pool,
-                    n.id,
-                    NodeStatus::Terminated,
-                    &[],
-                    "node.terminated",
-                    HealthCheckStatus::Dead,
-                    Some(&detail),
-                )
-                .await?;
+                let moved = lifecycle::transition(self.pool, n.id, Step::Terminate, &detail).await?;
                 if moved.is_some() {
                     self.report.terminated.push(n.id.to_string());
                 }
@@ -201,27 +173,27 @@ impl Pass<'_> {
         Ok(())
     }
 
+    /// Publishes `deployment.scaled` for what a pass started.
     async fn scaled_event(
         &self,
         dep: &Deployment,
-        action: &str,
+        action: ScaleAction,
         count: usize,
         live: u32,
         launching: u32,
     ) -> Result<(), ServiceError> {
-        events::publish(
-            self.pool,
-            &NewEvent {
-                event_type: "deployment.scaled".into(),
-                tenant_id: None,
-                severity: EventSeverity::Info,
-                payload: json!({
-                    "deployment_id": dep.id, "deployment": dep.name, "action": action, "count": count,
-                    "live": live, "launching": launching, "min": dep.min_replicas, "max": dep.max_replicas,
-                }),
-            },
-        )
-        .await?;
+        let event = Event::DeploymentScaled(DeploymentScaled {
+            deployment_id: dep.id,
+            deployment: dep.name.clone(),
+            action,
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+            live,
+            launching,
+            min: dep.min_replicas,
+            max: dep.max_replicas,
+        });
+        let mut conn = self.pool.acquire().await.map_err(crosslogic_db::DbError::from)?;
+        crosslogic_db::changes::publish(&mut conn, &event).await?;
         Ok(())
     }
 }

@@ -5,61 +5,17 @@
 use std::collections::HashMap;
 
 use crosslogic_core::candidates::{self, Candidate};
-use crosslogic_core::placement::{self, GpuChoice, GpuOffer, GpuRequest, RegionInfo};
-use crosslogic_core::{NodeStatus, Provider, RegionStatus};
-use crosslogic_db::repo::catalog;
+use crosslogic_core::placement::{self, GpuChoice, GpuRequest};
+use crosslogic_core::{NodeStatus, Provider};
 use crosslogic_db::repo::deployments::Deployment;
 use crosslogic_db::repo::nodes::{self, NewNode, Node};
-use crosslogic_db::PgPool;
 use secrecy::SecretString;
 use serde_json::json;
 use uuid::Uuid;
 
 use super::{dur_ms, Fleet, Pass, ReconcileConfig, Snapshot};
 use crate::jobs::LaunchOutcome;
-use crate::ServiceError;
-
-/// Regions as placement sees them, and each region's provider-specific
-/// names (`{"aws": "us-east-1", …}`) by code.
-pub(super) async fn region_infos(
-    pool: &PgPool,
-) -> Result<(Vec<RegionInfo>, HashMap<String, serde_json::Value>), ServiceError> {
-    let rows = catalog::list_regions(pool).await?;
-    let names = rows
-        .iter()
-        .map(|r| (r.code.clone(), r.provider_regions.clone()))
-        .collect();
-    let infos = rows
-        .into_iter()
-        .map(|r| RegionInfo {
-            providers: r
-                .cloud_providers
-                .as_array()
-                .map(|a| a.iter().filter_map(|p| p.as_str()?.parse().ok()).collect())
-                .unwrap_or_default(),
-            cost_multiplier_milli: u32::try_from(r.cost_multiplier_milli).unwrap_or(1000),
-            usable: matches!(r.status, RegionStatus::Active | RegionStatus::Degraded),
-            code: r.code,
-        })
-        .collect();
-    Ok((infos, names))
-}
-
-/// The GPU catalog as placement sees it.
-pub(super) async fn gpu_offers(pool: &PgPool) -> Result<Vec<GpuOffer>, ServiceError> {
-    Ok(catalog::gpu_catalog(pool)
-        .await?
-        .into_iter()
-        .map(|o| GpuOffer {
-            gpu: o.gpu_type,
-            vram_gb: u32::try_from(o.vram_gb.max(0)).unwrap_or(0),
-            provider: o.provider,
-            on_demand_micros_per_hour: o.on_demand_microdollars_per_hour,
-            spot_micros_per_hour: o.spot_microdollars_per_hour,
-            available: o.available,
-        })
-        .collect())
-}
+use crosslogic_core::ServiceError;
 
 impl Pass<'_> {
     /// Folds finished launches into the backoff and cooldown state: a
@@ -275,13 +231,10 @@ impl Pass<'_> {
         )
         .await?;
         debug_assert_eq!(node.status, NodeStatus::Launching);
-        let cloud_region = choice.region.as_ref().and_then(|code| {
-            snap.cloud_regions
-                .get(code)?
-                .get(choice.provider.as_str())?
-                .as_str()
-                .map(str::to_owned)
-        });
+        let cloud_region = choice
+            .region
+            .as_ref()
+            .and_then(|code| snap.cloud_regions.get(code)?.get(choice.provider.as_str()).cloned());
         let spec = crate::provision::LaunchSpec {
             cluster_name: cluster.clone(),
             node_id: node.id,

@@ -35,7 +35,7 @@ use crosslogic_db::PgPool;
 use uuid::Uuid;
 
 use crate::jobs::Jobs;
-use crate::ServiceError;
+use crosslogic_core::ServiceError;
 
 mod deployment;
 mod launch;
@@ -206,10 +206,6 @@ pub(crate) struct Pass<'a> {
     pub report: ReconcileReport,
 }
 
-fn is_live(s: NodeStatus) -> bool {
-    matches!(s, NodeStatus::Initializing | NodeStatus::Active | NodeStatus::Unhealthy)
-}
-
 fn ms(t: chrono::DateTime<chrono::Utc>) -> u64 {
     u64::try_from(t.timestamp_millis()).unwrap_or(0)
 }
@@ -231,7 +227,7 @@ pub async fn reconcile_once(
     state: &mut ReconcileState,
     now_ms: u64,
 ) -> Result<ReconcileReport, ServiceError> {
-    let mut lock = pool.begin().await?;
+    let mut lock = crosslogic_db::begin(pool).await?;
     if !deployments::try_reconcile_lock(&mut *lock).await? {
         return Ok(ReconcileReport::default());
     }
@@ -286,7 +282,7 @@ pub async fn reconcile_once(
     }
     deployments::set_current_replicas_many(pool, &counts).await?;
     pass.forget(&snap);
-    lock.commit().await?;
+    crosslogic_db::commit(lock).await?;
     Ok(pass.report)
 }
 

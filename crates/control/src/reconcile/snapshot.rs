@@ -1,18 +1,18 @@
 //! Everything one pass reads, in a fixed number of queries whatever the
 //! size of the fleet.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crosslogic_core::placement;
-use crosslogic_core::DeploymentStatus;
+use crosslogic_core::placement::{self, GpuOffer, RegionInfo};
+use crosslogic_core::{DeploymentStatus, RegionStatus};
 use crosslogic_db::repo::catalog::{self, Model};
 use crosslogic_db::repo::deployments::{self, Deployment};
 use crosslogic_db::repo::nodes::{self, Node};
 use crosslogic_db::PgPool;
 use uuid::Uuid;
 
-use super::{launch, Fleet, ReconcileConfig};
-use crate::ServiceError;
+use super::{Fleet, ReconcileConfig};
+use crosslogic_core::ServiceError;
 
 /// Everything a pass reads, loaded once.
 pub(crate) struct Snapshot {
@@ -23,8 +23,8 @@ pub(crate) struct Snapshot {
     pub nodes: Vec<Node>,
     pub models: HashMap<String, Model>,
     pub regions: Vec<placement::RegionInfo>,
-    /// Provider-specific region names by region code.
-    pub cloud_regions: HashMap<String, serde_json::Value>,
+    /// Provider-specific region names (`aws` → `us-east-1`) by region code.
+    pub cloud_regions: HashMap<String, BTreeMap<String, String>>,
     pub offers: Vec<placement::GpuOffer>,
 }
 
@@ -46,7 +46,7 @@ impl Snapshot {
             .collect();
         let ((regions, cloud_regions), offers) = match cfg.fleet {
             Fleet::Local => ((Vec::new(), HashMap::new()), Vec::new()),
-            Fleet::Cloud(_) => (launch::region_infos(pool).await?, launch::gpu_offers(pool).await?),
+            Fleet::Cloud(_) => (region_infos(pool).await?, gpu_offers(pool).await?),
         };
         Ok(Snapshot {
             deployments,
@@ -58,4 +58,42 @@ impl Snapshot {
             offers,
         })
     }
+}
+
+/// Regions as placement sees them, and each region's provider-specific
+/// names (`{"aws": "us-east-1", …}`) by code.
+async fn region_infos(
+    pool: &PgPool,
+) -> Result<(Vec<RegionInfo>, HashMap<String, BTreeMap<String, String>>), ServiceError> {
+    let rows = catalog::list_regions(pool).await?;
+    let names = rows
+        .iter()
+        .map(|r| (r.code.clone(), r.provider_regions.clone()))
+        .collect();
+    let infos = rows
+        .into_iter()
+        .map(|r| RegionInfo {
+            providers: r.cloud_providers,
+            cost_multiplier_milli: u32::try_from(r.cost_multiplier_milli).unwrap_or(1000),
+            usable: matches!(r.status, RegionStatus::Active | RegionStatus::Degraded),
+            code: r.code,
+        })
+        .collect();
+    Ok((infos, names))
+}
+
+/// The GPU catalog as placement sees it.
+async fn gpu_offers(pool: &PgPool) -> Result<Vec<GpuOffer>, ServiceError> {
+    Ok(catalog::gpu_catalog(pool)
+        .await?
+        .into_iter()
+        .map(|o| GpuOffer {
+            gpu: o.gpu_type,
+            vram_gb: u32::try_from(o.vram_gb.max(0)).unwrap_or(0),
+            provider: o.provider,
+            on_demand_micros_per_hour: o.on_demand_microdollars_per_hour,
+            spot_micros_per_hour: o.spot_microdollars_per_hour,
+            available: o.available,
+        })
+        .collect())
 }

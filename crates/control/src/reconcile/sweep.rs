@@ -16,12 +16,11 @@
 
 use std::collections::HashSet;
 
-use crosslogic_core::{HealthCheckStatus, NodeStatus};
+use crosslogic_core::{NodeStatus, ServiceError};
 use crosslogic_db::repo::provision_jobs;
 
 use super::{dur_ms, ms, Pass, Snapshot};
-use crate::agent::transition_node;
-use crate::ServiceError;
+use crate::fleet::lifecycle::{self, Step};
 
 /// A `launching` node without any launch job this long after it was
 /// written never had its launch started.
@@ -59,14 +58,11 @@ impl Pass<'_> {
             if !cfg.manages(n.provider) || n.cluster_name.as_deref().is_some_and(|c| jobs.is_busy(c)) {
                 continue;
             }
-            let moved = transition_node(
+            let moved = lifecycle::transition(
                 pool,
                 id,
-                NodeStatus::Dead,
-                &[NodeStatus::Launching],
-                "node.dead",
-                HealthCheckStatus::Dead,
-                Some("its launch never started (the control plane stopped first)"),
+                Step::LaunchTimedOut,
+                "its launch never started (the control plane stopped first)",
             )
             .await?;
             if moved.is_some() {
@@ -97,24 +93,17 @@ impl Pass<'_> {
             let first = *self.state.orphans_seen.entry(cluster.clone()).or_insert(now_ms);
             if now_ms.saturating_sub(first) >= grace {
                 tracing::warn!(cluster = %cluster, "terminating an orphaned cluster");
-                if jobs.terminate(None, cluster, "orphaned cluster").await?.is_some() {
+                if jobs.terminate(None, cluster, "orphaned cluster", None).await?.is_some() {
                     self.report.terminated.push(cluster.clone());
                 }
             }
         }
 
         // Vanished: rows whose cluster no longer exists.
-        let alive = [
-            NodeStatus::Launching,
-            NodeStatus::Initializing,
-            NodeStatus::Active,
-            NodeStatus::Unhealthy,
-            NodeStatus::Draining,
-        ];
         for n in &snap.nodes {
             let Some(cluster) = &n.cluster_name else { continue };
             if !cfg.manages(n.provider)
-                || !alive.contains(&n.status)
+                || !Step::Vanished.applies_to(n.status)
                 || clusters.contains(cluster)
                 || jobs.is_busy(cluster)
                 || now_ms.saturating_sub(ms(n.created_at)) < grace
@@ -122,17 +111,9 @@ impl Pass<'_> {
                 continue;
             }
             let detail = format!("cluster {cluster} no longer exists");
-            if transition_node(
-                pool,
-                n.id,
-                NodeStatus::Dead,
-                &alive,
-                "node.dead",
-                HealthCheckStatus::Dead,
-                Some(&detail),
-            )
-            .await?
-            .is_some()
+            if lifecycle::transition(pool, n.id, Step::Vanished, &detail)
+                .await?
+                .is_some()
             {
                 tracing::warn!(cluster = %cluster, "node's cluster vanished: declared dead");
                 self.report.declared_dead.push(n.id);
@@ -158,16 +139,7 @@ impl Pass<'_> {
                 "the node agent did not register within {}s of the launch",
                 cfg.launch_timeout.as_secs()
             );
-            let moved = transition_node(
-                pool,
-                n.id,
-                NodeStatus::Dead,
-                &[NodeStatus::Launching],
-                "node.dead",
-                HealthCheckStatus::Dead,
-                Some(&detail),
-            )
-            .await?;
+            let moved = lifecycle::transition(pool, n.id, Step::LaunchTimedOut, &detail).await?;
             if moved.is_some() {
                 self.report.declared_dead.push(n.id);
                 if let Some(dep) = n.deployment_id {

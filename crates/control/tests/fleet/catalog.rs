@@ -219,7 +219,7 @@ async fn regions_models_and_gpus_upsert_and_read_back_exactly() {
             "region.updated",
             "region.updated",
             "model.updated",
-            "model.updated",
+            "model.deprecated",
             "gpu.updated"
         ]
     );

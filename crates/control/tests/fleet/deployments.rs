@@ -203,7 +203,10 @@ async fn deployments_go_through_their_lifecycle_and_publish_events() {
         (status, reuse["error"]["param"].as_str()),
         (StatusCode::CONFLICT, Some("name"))
     );
-    assert_eq!(admin.get("/deployments?status=bogus").await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        admin.get("/deployments?status=bogus").await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
 
     let events: Vec<(String, Option<Uuid>)> =
         sqlx::query_as("SELECT event_type, tenant_id FROM events WHERE payload->>'deployment_id' = $1 ORDER BY id")

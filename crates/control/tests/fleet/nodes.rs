@@ -83,7 +83,10 @@ async fn nodes_are_listed_by_filter_and_shown_with_recent_health_checks() {
         );
     }
     assert_eq!(admin.list("/nodes?limit=1").await.len(), 1);
-    assert_eq!(admin.get("/nodes?status=sleeping").await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        admin.get("/nodes?status=sleeping").await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
     let (_, all) = admin.get("/nodes?include_terminated=true").await;
     assert!(
         !all.to_string().contains("agent-hash-of"),

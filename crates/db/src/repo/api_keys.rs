@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use crosslogic_core::{ApiKeyRole, ApiKeyStatus};
-use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -10,7 +9,7 @@ use uuid::Uuid;
 use crate::error::{DbResult, OrNotFound};
 
 /// A row of `api_keys` (never the secret; `key_hash` is not exposed either).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiKey {
     pub id: Uuid,
     pub key_prefix: String,
@@ -119,7 +118,8 @@ pub struct KeyAuth {
     #[sqlx(try_from = "String")]
     pub environment_status: crosslogic_core::EnvironmentStatus,
     pub environment_region: Option<String>,
-    pub environment_models: Value,
+    #[sqlx(json)]
+    pub environment_models: Vec<String>,
     pub environment_tokens_per_day: i64,
     pub environment_tokens_per_min: i32,
     pub environment_concurrency: i32,

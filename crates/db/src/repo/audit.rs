@@ -1,7 +1,6 @@
 //! `audit_logs`: who did what to which resource.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -9,7 +8,7 @@ use uuid::Uuid;
 use crate::error::DbResult;
 
 /// A row of `audit_logs`.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuditEntry {
     pub id: i64,
     pub tenant_id: Option<Uuid>,
@@ -34,8 +33,8 @@ pub struct NewAuditEntry<'a> {
     pub ip_address: Option<String>,
 }
 
-/// Appends an entry.
-pub async fn record(db: impl PgExecutor<'_>, entry: &NewAuditEntry<'_>) -> DbResult<i64> {
+/// Appends an entry (changes are audited through [`crate::changes::record`]).
+pub(crate) async fn record(db: impl PgExecutor<'_>, entry: &NewAuditEntry<'_>) -> DbResult<i64> {
     Ok(sqlx::query_scalar(
         "INSERT INTO audit_logs (tenant_id, actor, action, resource_type, resource_id, details, ip_address)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",

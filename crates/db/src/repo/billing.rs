@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use crosslogic_core::{BillingEventStatus, BillingEventType, CreditType, ReservationStatus};
-use serde::Serialize;
 use serde_json::Value;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
@@ -10,7 +9,7 @@ use uuid::Uuid;
 use crate::error::{DbResult, OrNotFound};
 
 /// A row of `billing_events`.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct BillingEvent {
     pub id: Uuid,
     pub tenant_id: Uuid,
@@ -129,7 +128,7 @@ pub async fn list_events(db: impl PgExecutor<'_>, tenant_id: Uuid, limit: i64) -
 }
 
 /// A row of `credits`.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Credit {
     pub id: Uuid,
     pub tenant_id: Uuid,
@@ -206,7 +205,7 @@ pub async fn consume_credits(tx: &mut PgConnection, tenant_id: Uuid, amount: i64
 }
 
 /// A row of `reservations`.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Reservation {
     pub id: Uuid,
     pub tenant_id: Uuid,

@@ -4,26 +4,31 @@
 //! money: prices become micro-dollars per million tokens (or per hour), the
 //! region multiplier becomes thousandths.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use crosslogic_core::{ModelStatus, ModelType, PricePerMillion, Provider, RegionStatus};
-use serde::Serialize;
 use serde_json::Value;
+use sqlx::types::Json;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::error::{DbResult, OrNotFound};
 
 /// A row of `regions`.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Region {
     pub id: Uuid,
     pub code: String,
     pub name: String,
     pub country: String,
     pub city: String,
-    pub cloud_providers: Value,
+    /// Clouds (or `on-prem`/`local`) that serve the region.
+    #[sqlx(json)]
+    pub cloud_providers: Vec<Provider>,
     /// Provider → that cloud's region name (`{"aws": "us-east-1"}`).
-    pub provider_regions: Value,
+    #[sqlx(json)]
+    pub provider_regions: BTreeMap<String, String>,
     /// `cost_multiplier` × 1000 (0.7 → 700).
     pub cost_multiplier_milli: i32,
     #[sqlx(try_from = "String")]
@@ -65,7 +70,7 @@ pub struct RegionSpec {
     pub country: String,
     pub city: String,
     pub cloud_providers: Vec<Provider>,
-    pub provider_regions: Value,
+    pub provider_regions: BTreeMap<String, String>,
     pub cost_multiplier_milli: i32,
     pub status: RegionStatus,
 }
@@ -87,7 +92,7 @@ pub async fn upsert_region(db: impl PgExecutor<'_>, r: &RegionSpec) -> DbResult<
     .bind(&r.country)
     .bind(&r.city)
     .bind(providers)
-    .bind(&r.provider_regions)
+    .bind(Json(&r.provider_regions))
     .bind(r.cost_multiplier_milli)
     .bind(r.status.as_str())
     .fetch_one(db)
@@ -95,7 +100,7 @@ pub async fn upsert_region(db: impl PgExecutor<'_>, r: &RegionSpec) -> DbResult<
 }
 
 /// A row of `models`.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Model {
     pub id: Uuid,
     pub name: String,
@@ -216,7 +221,7 @@ pub async fn set_model_status(db: impl PgExecutor<'_>, name: &str, status: Model
 }
 
 /// One GPU type's price at one provider (a row of the catalog view).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct GpuOffer {
     pub gpu_type: String,
     pub vram_gb: i32,

@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use crosslogic_core::{DeploymentNodeStatus, DeploymentStatus, DeploymentStrategy, Provider};
-use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -10,7 +9,7 @@ use uuid::Uuid;
 use crate::error::{DbResult, OrNotFound};
 
 /// A row of `deployments`.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Deployment {
     pub id: Uuid,
     pub name: String,

@@ -3,23 +3,24 @@
 
 use chrono::{DateTime, Utc};
 use crosslogic_core::EnvironmentStatus;
-use serde::Serialize;
 use serde_json::Value;
+use sqlx::types::Json;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::error::{DbResult, OrNotFound};
 
 /// A row of `environments`.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Environment {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub name: String,
     /// Preferred region code; `None` = any.
     pub region: Option<String>,
-    /// Allowed model names (JSON array); empty = all.
-    pub model_list: Value,
+    /// Allowed model names; empty = all.
+    #[sqlx(json)]
+    pub model_list: Vec<String>,
     pub quota_tokens_per_day: i64,
     pub quota_tokens_per_minute: i32,
     pub concurrency_limit: i32,
@@ -45,7 +46,7 @@ pub struct NewEnvironment {
     pub tenant_id: Uuid,
     pub name: String,
     pub region: Option<String>,
-    pub model_list: Option<Value>,
+    pub model_list: Option<Vec<String>>,
     pub quota_tokens_per_day: Option<i64>,
     pub quota_tokens_per_minute: Option<i32>,
     pub concurrency_limit: Option<i32>,
@@ -57,7 +58,7 @@ pub struct NewEnvironment {
 pub struct EnvironmentPatch {
     pub name: Option<String>,
     pub region: Option<String>,
-    pub model_list: Option<Value>,
+    pub model_list: Option<Vec<String>>,
     pub quota_tokens_per_day: Option<i64>,
     pub quota_tokens_per_minute: Option<i32>,
     pub concurrency_limit: Option<i32>,
@@ -77,7 +78,7 @@ pub async fn create(db: impl PgExecutor<'_>, new: &NewEnvironment) -> DbResult<E
     .bind(new.tenant_id)
     .bind(&new.name)
     .bind(&new.region)
-    .bind(&new.model_list)
+    .bind(new.model_list.as_ref().map(Json))
     .bind(new.quota_tokens_per_day)
     .bind(new.quota_tokens_per_minute)
     .bind(new.concurrency_limit)
@@ -124,7 +125,7 @@ pub async fn update(db: impl PgExecutor<'_>, id: Uuid, patch: &EnvironmentPatch)
     .bind(id)
     .bind(&patch.name)
     .bind(&patch.region)
-    .bind(&patch.model_list)
+    .bind(patch.model_list.as_ref().map(Json))
     .bind(patch.quota_tokens_per_day)
     .bind(patch.quota_tokens_per_minute)
     .bind(patch.concurrency_limit)

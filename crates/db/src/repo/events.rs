@@ -4,8 +4,7 @@
 //! An insert trigger sends `NOTIFY crosslogic_events, '<id>'` to wake them.
 
 use chrono::{DateTime, Utc};
-use crosslogic_core::EventSeverity;
-use serde::Serialize;
+use crosslogic_core::{Event, EventSeverity};
 use serde_json::Value;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
@@ -16,8 +15,8 @@ use crate::error::DbResult;
 pub const NOTIFY_CHANNEL: &str = "crosslogic_events";
 
 /// A row of `events`.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct Event {
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredEvent {
     pub id: i64,
     pub event_id: Uuid,
     pub event_type: String,
@@ -37,37 +36,17 @@ macro_rules! columns {
     };
 }
 
-/// A domain event to publish, e.g. `tenant.created`, `apikey.revoked`.
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    pub event_type: String,
-    pub tenant_id: Option<Uuid>,
-    pub severity: EventSeverity,
-    pub payload: Value,
-}
-
-impl NewEvent {
-    /// An `info` event.
-    pub fn info(event_type: &str, tenant_id: Option<Uuid>, payload: Value) -> NewEvent {
-        NewEvent {
-            event_type: event_type.to_owned(),
-            tenant_id,
-            severity: EventSeverity::Info,
-            payload,
-        }
-    }
-}
-
-/// Appends an event; returns it with its id.
-pub async fn publish(db: impl PgExecutor<'_>, event: &NewEvent) -> DbResult<Event> {
+/// Appends an event; returns it with its id. Changes publish through
+/// [`crate::changes`], which also writes their audit entry.
+pub(crate) async fn publish(db: impl PgExecutor<'_>, event: &Event) -> DbResult<StoredEvent> {
     Ok(sqlx::query_as(concat!(
         "INSERT INTO events (event_type, tenant_id, severity, payload) VALUES ($1, $2, $3, $4) RETURNING ",
         columns!()
     ))
-    .bind(&event.event_type)
-    .bind(event.tenant_id)
-    .bind(event.severity.as_str())
-    .bind(&event.payload)
+    .bind(event.kind().as_str())
+    .bind(event.tenant_id())
+    .bind(event.severity().as_str())
+    .bind(event.payload())
     .fetch_one(db)
     .await?)
 }
@@ -75,7 +54,7 @@ pub async fn publish(db: impl PgExecutor<'_>, event: &NewEvent) -> DbResult<Even
 /// Locks up to `limit` events not yet fanned out, oldest first, skipping
 /// those another worker holds. Call inside a transaction; mark each with
 /// [`mark_fanned_out`] or [`mark_fanout_failed`] before committing.
-pub async fn claim_pending(tx: &mut PgConnection, limit: i64) -> DbResult<Vec<Event>> {
+pub async fn claim_pending(tx: &mut PgConnection, limit: i64) -> DbResult<Vec<StoredEvent>> {
     Ok(sqlx::query_as(concat!(
         "SELECT ",
         columns!(),
@@ -113,7 +92,7 @@ pub async fn list(
     type_prefix: Option<&str>,
     before_id: Option<i64>,
     limit: i64,
-) -> DbResult<Vec<Event>> {
+) -> DbResult<Vec<StoredEvent>> {
     Ok(sqlx::query_as(concat!(
         "SELECT ",
         columns!(),

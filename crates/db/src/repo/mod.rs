@@ -1,9 +1,8 @@
 //! Repositories: one module per table family.
 //!
 //! Conventions: functions take `impl PgExecutor` (a pool, a connection or a
-//! transaction) so a caller can make a change, publish its event
-//! ([`events::publish`]) and write its audit entry ([`audit::record`]) in one
-//! transaction. Status columns are read through the `crosslogic-core` enums
+//! transaction) so a caller can make a change and, on the same transaction,
+//! publish its event and write its audit entry through [`crate::changes`]. Status columns are read through the `crosslogic-core` enums
 //! (`#[sqlx(try_from = "String")]`) and written with `.as_str()`.
 
 pub mod api_keys;

@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use crosslogic_core::{HealthCheckStatus, NodeStatus, Provider};
-use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -10,7 +9,7 @@ use uuid::Uuid;
 use crate::error::{DbResult, OrNotFound};
 
 /// A row of `nodes` (the agent credential hash is never read out).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Node {
     pub id: Uuid,
     pub node_id_external: Option<String>,
@@ -307,7 +306,7 @@ pub async fn record_health_check(
 }
 
 /// A row of `health_checks`.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct HealthCheck {
     pub id: i64,
     pub node_id: Uuid,

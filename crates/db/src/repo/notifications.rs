@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Utc};
 use crosslogic_core::{DeliveryStatus, NotificationChannel};
-use serde::Serialize;
 use serde_json::Value;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
@@ -11,7 +10,7 @@ use uuid::Uuid;
 use crate::error::{DbResult, OrNotFound};
 
 /// A row of `notification_config`.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ChannelConfig {
     pub id: Uuid,
     pub tenant_id: Uuid,
@@ -103,7 +102,7 @@ pub async fn delete_config(db: impl PgExecutor<'_>, tenant_id: Uuid, channel: No
 }
 
 /// A row of `notification_deliveries`.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Delivery {
     pub id: Uuid,
     pub event_id: Option<i64>,

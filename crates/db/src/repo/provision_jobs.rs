@@ -3,14 +3,13 @@
 
 use chrono::{DateTime, Utc};
 use crosslogic_core::{ProvisionJobKind, ProvisionJobStatus};
-use serde::Serialize;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::error::{DbResult, OrNotFound};
 
 /// A row of `provision_jobs`.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ProvisionJob {
     pub id: Uuid,
     pub node_id: Option<Uuid>,
@@ -27,7 +26,7 @@ pub struct ProvisionJob {
 
 /// One line of a job's output; `id` increases in write order (the cursor
 /// of a follower).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct JobLine {
     pub id: i64,
     pub job_id: Uuid,

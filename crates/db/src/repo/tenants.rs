@@ -2,15 +2,15 @@
 
 use chrono::{DateTime, Utc};
 use crosslogic_core::{BillingPlan, TenantStatus};
-use serde::Serialize;
 use serde_json::Value;
+use sqlx::types::Json;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::error::{DbResult, OrNotFound};
 
 /// A row of `tenants`.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Tenant {
     pub id: Uuid,
     pub name: String,
@@ -21,7 +21,9 @@ pub struct Tenant {
     #[sqlx(try_from = "String")]
     pub billing_plan: BillingPlan,
     pub reserved_capacity_tokens_per_sec: i32,
-    pub region_preferences: Value,
+    /// Preferred region codes, most preferred first.
+    #[sqlx(json)]
+    pub region_preferences: Vec<String>,
     /// Tenant-wide limits; `None` = the platform default applies.
     pub rate_limit_requests_per_min: Option<i32>,
     pub rate_limit_tokens_per_min: Option<i32>,
@@ -48,7 +50,7 @@ pub struct NewTenant {
     pub email: String,
     pub billing_plan: BillingPlan,
     pub stripe_customer_id: Option<String>,
-    pub region_preferences: Value,
+    pub region_preferences: Vec<String>,
     pub metadata: Value,
 }
 
@@ -60,7 +62,7 @@ pub struct TenantPatch {
     pub billing_plan: Option<BillingPlan>,
     pub stripe_customer_id: Option<String>,
     pub reserved_capacity_tokens_per_sec: Option<i32>,
-    pub region_preferences: Option<Value>,
+    pub region_preferences: Option<Vec<String>>,
     pub rate_limit_requests_per_min: Option<i32>,
     pub rate_limit_tokens_per_min: Option<i32>,
     pub concurrency_limit: Option<i32>,
@@ -79,7 +81,7 @@ pub async fn create(db: impl PgExecutor<'_>, new: &NewTenant) -> DbResult<Tenant
     .bind(&new.email)
     .bind(new.billing_plan.as_str())
     .bind(&new.stripe_customer_id)
-    .bind(&new.region_preferences)
+    .bind(Json(&new.region_preferences))
     .bind(&new.metadata)
     .fetch_one(db)
     .await?)
@@ -155,7 +157,7 @@ pub async fn update(db: impl PgExecutor<'_>, id: Uuid, patch: &TenantPatch) -> D
     .bind(patch.billing_plan.map(|p| p.as_str()))
     .bind(&patch.stripe_customer_id)
     .bind(patch.reserved_capacity_tokens_per_sec)
-    .bind(&patch.region_preferences)
+    .bind(patch.region_preferences.as_ref().map(Json))
     .bind(patch.rate_limit_requests_per_min)
     .bind(patch.rate_limit_tokens_per_min)
     .bind(patch.concurrency_limit)

@@ -81,7 +81,7 @@ pub async fn insert_batch(db: impl PgExecutor<'_>, records: &[UsageRecord]) -> D
 }
 
 /// Usage totals of one group (a day, a model, a key…).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UsageTotals {
     /// The group's label (date, model name or key id, per the query).
     pub group_key: String,
@@ -195,7 +195,7 @@ pub async fn rollup_hour(db: impl PgExecutor<'_>, hour: DateTime<Utc>) -> DbResu
 }
 
 /// A row of `usage_hourly`.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct HourlyUsage {
     pub hour: DateTime<Utc>,
     pub tenant_id: Uuid,
@@ -231,7 +231,7 @@ pub async fn hourly(
 }
 
 /// Latency statistics of one model over a range of completed requests.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ModelLatency {
     pub model_name: String,
     /// Completed requests in the range.

@@ -1,7 +1,9 @@
 //! Rate limits at four layers — global, tenant, environment, key — for
 //! requests/min, tokens/min, concurrency and tokens/day (environment quota).
 //!
-//! A request's [`Plan`] lists every limit that applies to it. A
+//! Token limits are charged at admission with a [`TokenEstimate`]
+//! ([`Limiter::estimate`]: the prompt's size plus its completion budget)
+//! and settled to the actual usage when the request ends. A request's [`Plan`] lists every limit that applies to it. A
 //! [`LimitStore`] admits the plan atomically (all limits pass and are
 //! charged, or nothing is charged) and later settles it: token reservations
 //! are corrected to the actual usage and concurrency slots are released.
@@ -24,7 +26,7 @@ use crosslogic_core::limits::{format_reset, Bucket, Layer, LimitKind};
 use futures_util::future::BoxFuture;
 
 use crate::auth::AuthedKey;
-use crate::error::OpenAiError;
+use crosslogic_http::ApiError;
 
 /// A token bucket to charge.
 #[derive(Debug, Clone)]
@@ -133,6 +135,26 @@ impl Default for LimitsConfig {
     }
 }
 
+/// What a request reserves against the token limits at admission; the
+/// reservation is settled to the real usage when the request ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenEstimate {
+    /// The prompt: about 4 bytes of body per token. Also what is metered
+    /// as the prompt if the engine never reports usage.
+    pub prompt: u32,
+    /// The completion budget: the request's `max_completion_tokens` or
+    /// `max_tokens`, else [`LimitsConfig::default_max_tokens`]; 0 for
+    /// embeddings.
+    pub completion: u64,
+}
+
+impl TokenEstimate {
+    /// Tokens reserved in all.
+    pub fn total(&self) -> u64 {
+        u64::from(self.prompt) + self.completion
+    }
+}
+
 fn pos(v: Option<i32>) -> Option<u64> {
     v.and_then(|n| u64::try_from(n).ok()).filter(|n| *n > 0)
 }
@@ -162,6 +184,18 @@ impl Limiter {
     /// The settings in force.
     pub fn config(&self) -> &LimitsConfig {
         &self.config
+    }
+
+    /// The tokens `req` reserves at admission.
+    pub fn estimate(&self, req: &crate::request::InferenceRequest) -> TokenEstimate {
+        TokenEstimate {
+            prompt: u32::try_from(req.body_len.div_ceil(4)).unwrap_or(u32::MAX),
+            completion: if req.endpoint.generates() {
+                req.completion_budget.unwrap_or(self.config.default_max_tokens)
+            } else {
+                0
+            },
+        }
     }
 
     /// Every limit that applies to a request by `key` reserving `tokens`.
@@ -247,7 +281,7 @@ impl Limiter {
     }
 
     /// Admits a plan, or answers the 429 (or 503) to send.
-    pub async fn admit(&self, plan: &Plan) -> Result<RateHeaders, OpenAiError> {
+    pub async fn admit(&self, plan: &Plan) -> Result<RateHeaders, ApiError> {
         match self.store.admit(plan).await {
             Ok(Decision::Admitted { remaining }) => Ok(headers(plan, &remaining)),
             Ok(Decision::Refused(r)) => {
@@ -261,7 +295,7 @@ impl Limiter {
                 }
                 FailureMode::Closed => {
                     tracing::error!(error = %e, "rate-limit store unavailable; refusing (fail closed)");
-                    Err(OpenAiError::unavailable(
+                    Err(ApiError::unavailable(
                         "Rate limiting is temporarily unavailable; retry shortly.",
                     ))
                 }
@@ -312,7 +346,7 @@ fn headers(plan: &Plan, remaining: &[f64]) -> RateHeaders {
     RateHeaders(out)
 }
 
-fn refusal_error(r: &Refusal) -> OpenAiError {
+fn refusal_error(r: &Refusal) -> ApiError {
     let what = match r.kind {
         LimitKind::RequestsPerMinute => format!("requests per minute (limit {})", r.limit),
         LimitKind::TokensPerMinute => format!("tokens per minute (limit {})", r.limit),
@@ -339,9 +373,9 @@ fn refusal_error(r: &Refusal) -> OpenAiError {
         ),
     };
     let mut err = if r.kind == LimitKind::TokensPerDay {
-        OpenAiError::quota(message)
+        ApiError::quota(message)
     } else {
-        OpenAiError::rate_limited(message, r.layer, r.kind)
+        ApiError::rate_limited(message, r.layer, r.kind)
     };
     err.retry_after = Some(retry);
     err

@@ -15,10 +15,14 @@
 //! latency of the whole tenant (or of one of its keys with `key_id`).
 //! `developer` and `read-only` keys see the usage and latency of **their own
 //! key only**: without `key_id` the answer covers the calling key, and naming
-//! any other key answers 403. (Inference is refused to `read-only` keys in
-//! [`crate::handlers`]; `GET /v1/models` is open to every role.) A refused
-//! role answers 403 `permission_error` with code `insufficient_permissions`
-//! and a message naming the role needed.
+//! any other key answers 403. (Inference is refused to `read-only` keys by
+//! [`crate::auth::InferenceCaller`]; `GET /v1/models` is open to every
+//! role.) A refused role answers 403 `permission_error` with code
+//! `insufficient_permissions` and a message naming the role needed.
+//!
+//! **Errors.** The envelope and status rule of `crosslogic-http`: 422
+//! naming the parameter for a bad value (`from`, `group_by`, a body field),
+//! 400 for a body that is not JSON.
 //!
 //! **Tenancy.** Every lookup is scoped to the caller's tenant: the key id of
 //! another tenant answers the same 404 as an id that does not exist, so ids
@@ -28,7 +32,7 @@
 //! it leaked); the call succeeds and every later request with that key gets
 //! 401 once the revocation reached the key cache (within a second).
 //!
-//! **Audit.** Changes go through `crosslogic_control::tenancy` with the actor
+//! **Audit.** Changes go through `crosslogic_tenancy` with the actor
 //! `key:<prefix>`, so each one commits with its `events` outbox row and its
 //! `audit_logs` entry.
 //!
@@ -40,120 +44,32 @@ mod keys;
 mod range;
 mod usage;
 
-use std::sync::Arc;
-
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
-use crosslogic_control::tenancy::{self, Actor};
-use crosslogic_control::ServiceError;
-use crosslogic_core::ApiKeyRole;
+use crosslogic_core::{Actor, ServiceError};
 use crosslogic_db::repo::api_keys::ApiKey;
+use crosslogic_http::ApiError;
 use uuid::Uuid;
 
 use crate::auth::AuthedKey;
-use crate::error::OpenAiError;
 use crate::Gateway;
 
 pub(crate) use keys::{create_key, get_key, list_keys, revoke_key};
 pub(crate) use usage::{latency, usage};
 
-/// Any authenticated key, whatever its role.
-pub(crate) struct Caller(pub Arc<AuthedKey>);
-
-impl FromRequestParts<Gateway> for Caller {
-    type Rejection = OpenAiError;
-
-    async fn from_request_parts(parts: &mut Parts, gw: &Gateway) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        gw.keys.authenticate(header).await.map(Caller)
-    }
-}
-
-/// An authenticated key with the `admin` role (403 for any other role), so
-/// a handler taking it cannot forget the role check.
-pub(crate) struct AdminCaller(pub Arc<AuthedKey>);
-
-impl FromRequestParts<Gateway> for AdminCaller {
-    type Rejection = OpenAiError;
-
-    async fn from_request_parts(parts: &mut Parts, gw: &Gateway) -> Result<Self, Self::Rejection> {
-        let Caller(key) = Caller::from_request_parts(parts, gw).await?;
-        if key.role != ApiKeyRole::Admin {
-            return Err(insufficient(
-                "Managing API keys requires an API key with the `admin` role",
-                key.role,
-            ));
-        }
-        Ok(AdminCaller(key))
-    }
-}
-
-/// 403 `insufficient_permissions`: `what` needs the admin role, `has` is the caller's.
-fn insufficient(what: &str, has: ApiKeyRole) -> OpenAiError {
-    OpenAiError::forbidden(
-        "insufficient_permissions",
-        format!("{what}; this key has the `{has}` role."),
-    )
-}
-
 /// The audit actor of a change made with `key`.
 fn actor(key: &AuthedKey) -> Actor {
-    Actor {
-        name: format!("key:{}", key.key_prefix),
-        ip: None,
-    }
+    Actor::key(&key.key_prefix, None)
 }
 
 /// 404 for a key id that does not exist or belongs to another tenant.
-fn no_such_key(raw: &str) -> OpenAiError {
-    OpenAiError {
-        status: StatusCode::NOT_FOUND,
-        code: Some("not_found"),
-        ..OpenAiError::invalid(format!("No API key with id `{raw}` in your account."), None)
-    }
+fn no_such_key(id: Uuid) -> ApiError {
+    ApiError::not_found(format!("No API key with id `{id}` in your account."))
 }
 
 /// One of the caller's tenant's keys; another tenant's key looks absent.
-async fn tenant_key(gw: &Gateway, caller: &AuthedKey, id: Uuid) -> Result<ApiKey, OpenAiError> {
-    match tenancy::get_key(gw.keys.pool(), id).await {
+async fn tenant_key(gw: &Gateway, caller: &AuthedKey, id: Uuid) -> Result<ApiKey, ApiError> {
+    match crosslogic_tenancy::get_key(gw.keys.pool(), id).await {
         Ok(k) if k.tenant_id == caller.tenant_id => Ok(k),
-        Ok(_) | Err(ServiceError::NotFound(_)) => Err(no_such_key(&id.to_string())),
-        Err(e) => Err(service_error(e)),
+        Ok(_) | Err(ServiceError::NotFound(_)) => Err(no_such_key(id)),
+        Err(e) => Err(e.into()),
     }
-}
-
-/// Maps a control-plane error onto OpenAI's envelope.
-fn service_error(err: ServiceError) -> OpenAiError {
-    match err {
-        ServiceError::NotFound(what) => OpenAiError {
-            status: StatusCode::NOT_FOUND,
-            code: Some("not_found"),
-            ..OpenAiError::invalid(format!("{what} not found."), None)
-        },
-        ServiceError::Invalid { field, message } => OpenAiError {
-            code: Some("invalid_value"),
-            ..OpenAiError::invalid(format!("`{field}` {message}."), Some(field))
-        },
-        ServiceError::Conflict { field, message } => OpenAiError {
-            status: StatusCode::CONFLICT,
-            code: Some("conflict"),
-            ..OpenAiError::invalid(message, field)
-        },
-        ServiceError::State(message) => OpenAiError {
-            status: StatusCode::CONFLICT,
-            code: Some("invalid_state"),
-            ..OpenAiError::invalid(message, None)
-        },
-        ServiceError::Internal(e) => {
-            tracing::error!(error = %e, "self-service request failed");
-            OpenAiError::internal()
-        }
-    }
-}
-
-/// Logs a database failure once and answers a 500 without internals.
-fn db_error(err: crosslogic_db::DbError) -> OpenAiError {
-    tracing::error!(error = %err, "self-service query failed");
-    OpenAiError::internal()
 }

@@ -1,5 +1,5 @@
 //! The `from`/`to` time range of the usage routes: parsed, defaulted and
-//! bounded, with a 400 naming the parameter at fault.
+//! bounded, with a 422 naming the parameter at fault.
 //!
 //! Each bound is an RFC 3339 timestamp (`2024-05-01T12:00:00Z`) or a UTC date
 //! (`2024-05-01`). A date in `from` means the start of that day; a date in
@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
 
-use crate::error::OpenAiError;
+use crosslogic_http::ApiError;
 
 /// Default length of a range without `from`.
 pub(crate) const DEFAULT_DAYS: i64 = 7;
@@ -39,7 +39,7 @@ impl Bound {
     }
 }
 
-fn parse_bound(raw: &str, bound: Bound) -> Result<DateTime<Utc>, OpenAiError> {
+fn parse_bound(raw: &str, bound: Bound) -> Result<DateTime<Utc>, ApiError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -53,12 +53,12 @@ fn parse_bound(raw: &str, bound: Bound) -> Result<DateTime<Utc>, OpenAiError> {
         }
     }
     let param = bound.param();
-    Err(OpenAiError::invalid(
+    Err(ApiError::invalid_value(
+        param,
         format!(
             "Invalid `{param}` {raw:?}: expected an RFC 3339 timestamp such as 2024-05-01T00:00:00Z \
              or a date such as 2024-05-01."
         ),
-        Some(param),
     ))
 }
 
@@ -68,7 +68,7 @@ pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 /// Parses and checks `from`/`to` against `now`.
-pub(crate) fn parse(from: Option<&str>, to: Option<&str>, now: DateTime<Utc>) -> Result<Range, OpenAiError> {
+pub(crate) fn parse(from: Option<&str>, to: Option<&str>, now: DateTime<Utc>) -> Result<Range, ApiError> {
     let to = match to {
         Some(raw) => parse_bound(raw, Bound::To)?,
         None => now,
@@ -78,15 +78,15 @@ pub(crate) fn parse(from: Option<&str>, to: Option<&str>, now: DateTime<Utc>) ->
         None => to - Duration::days(DEFAULT_DAYS),
     };
     if from >= to {
-        return Err(OpenAiError::invalid(
+        return Err(ApiError::invalid_value(
+            "to",
             format!("`to` ({}) must be later than `from` ({}).", rfc3339(to), rfc3339(from)),
-            Some("to"),
         ));
     }
     if to - from > Duration::days(MAX_DAYS) {
-        return Err(OpenAiError::invalid(
+        return Err(ApiError::invalid_value(
+            "from",
             format!("The range from `from` to `to` spans more than {MAX_DAYS} days; request a shorter range."),
-            Some("from"),
         ));
     }
     Ok(Range { from, to })
@@ -139,8 +139,8 @@ mod tests {
             (Some("2024-01-01"), Some("2024-06-01"), "from"),
         ] {
             let err = parse(from, to, now).unwrap_err();
-            assert_eq!(err.status, 400, "{from:?} {to:?}");
-            assert_eq!(err.param, Some(param), "{from:?} {to:?}: {}", err.message);
+            assert_eq!(err.status, 422, "{from:?} {to:?}");
+            assert_eq!(err.param.as_deref(), Some(param), "{from:?} {to:?}: {}", err.message);
             assert!(err.message.contains(&format!("`{param}`")), "{}", err.message);
         }
     }

@@ -25,6 +25,7 @@ use super::{BoxFuture, JobLog, LaunchHandle, LaunchSpec, ProvisionError, Provisi
 
 mod cli;
 mod rest;
+pub mod state;
 mod task;
 
 pub use task::render_task;

@@ -1,14 +1,15 @@
 //! Tenant operations.
 
-use crosslogic_core::{BillingPlan, TenantStatus};
+use crosslogic_core::events::TenantEvent;
+use crosslogic_core::{Actor, BillingPlan, Event, ServiceError, TenantStatus};
+use crosslogic_db::changes;
 use crosslogic_db::repo::tenants::{self, NewTenant, Tenant, TenantPatch};
 use crosslogic_db::PgPool;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{record, validate, Actor, Change};
-use crate::ServiceError;
+use crate::validate;
 
 /// Body of "create tenant".
 #[derive(Debug, Clone, Deserialize)]
@@ -50,6 +51,17 @@ fn metadata(field: &'static str, v: Option<Value>) -> Result<Option<Value>, Serv
     }
 }
 
+/// The payload of a `tenant.*` event.
+fn event(t: &Tenant) -> TenantEvent {
+    TenantEvent {
+        tenant_id: t.id,
+        name: t.name.clone(),
+        email: t.email.clone(),
+        status: t.status,
+        billing_plan: t.billing_plan,
+    }
+}
+
 /// Creates a tenant; publishes `tenant.created`.
 pub async fn create_tenant(pool: &PgPool, actor: &Actor, input: CreateTenant) -> Result<Tenant, ServiceError> {
     let new = NewTenant {
@@ -57,24 +69,13 @@ pub async fn create_tenant(pool: &PgPool, actor: &Actor, input: CreateTenant) ->
         email: validate::email(&input.email)?,
         billing_plan: input.billing_plan.unwrap_or(BillingPlan::Serverless),
         stripe_customer_id: input.stripe_customer_id.filter(|s| !s.trim().is_empty()),
-        region_preferences: json!(input.region_preferences.unwrap_or_default()),
+        region_preferences: input.region_preferences.unwrap_or_default(),
         metadata: metadata("metadata", input.metadata)?.unwrap_or_else(|| json!({})),
     };
-    let mut tx = pool.begin().await?;
+    let mut tx = crosslogic_db::begin(pool).await?;
     let tenant = tenants::create(&mut *tx, &new).await?;
-    record(
-        &mut tx,
-        actor,
-        Change {
-            tenant_id: Some(tenant.id),
-            event_type: "tenant.created",
-            resource_type: "tenant",
-            resource_id: tenant.id.to_string(),
-            payload: json!({ "tenant_id": tenant.id, "name": tenant.name, "email": tenant.email, "billing_plan": tenant.billing_plan }),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    changes::record(&mut tx, actor, &Event::TenantCreated(event(&tenant))).await?;
+    crosslogic_db::commit(tx).await?;
     Ok(tenant)
 }
 
@@ -120,7 +121,7 @@ pub async fn update_tenant(
             "reserved_capacity_tokens_per_sec",
             input.reserved_capacity_tokens_per_sec,
         )?,
-        region_preferences: input.region_preferences.map(|r| json!(r)),
+        region_preferences: input.region_preferences,
         rate_limit_requests_per_min: validate::positive(
             "rate_limit_requests_per_min",
             input.rate_limit_requests_per_min,
@@ -129,21 +130,10 @@ pub async fn update_tenant(
         concurrency_limit: validate::positive("concurrency_limit", input.concurrency_limit)?,
         metadata: metadata("metadata", input.metadata)?,
     };
-    let mut tx = pool.begin().await?;
+    let mut tx = crosslogic_db::begin(pool).await?;
     let tenant = tenants::update(&mut *tx, id, &patch).await?;
-    record(
-        &mut tx,
-        actor,
-        Change {
-            tenant_id: Some(id),
-            event_type: "tenant.updated",
-            resource_type: "tenant",
-            resource_id: id.to_string(),
-            payload: json!({ "tenant_id": id }),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    changes::record(&mut tx, actor, &Event::TenantUpdated(event(&tenant))).await?;
+    crosslogic_db::commit(tx).await?;
     Ok(tenant)
 }
 
@@ -156,7 +146,7 @@ pub async fn set_tenant_status(
     id: Uuid,
     status: TenantStatus,
 ) -> Result<Tenant, ServiceError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crosslogic_db::begin(pool).await?;
     let current = tenants::get(&mut *tx, id).await?;
     if current.status == TenantStatus::Deleted && status != TenantStatus::Deleted {
         return Err(ServiceError::State(
@@ -167,23 +157,13 @@ pub async fn set_tenant_status(
         return Ok(current);
     }
     let tenant = tenants::set_status(&mut *tx, id, status).await?;
-    let event_type = match status {
-        TenantStatus::Active => "tenant.activated",
-        TenantStatus::Suspended => "tenant.suspended",
-        TenantStatus::Deleted => "tenant.deleted",
+    let payload = event(&tenant);
+    let change = match status {
+        TenantStatus::Active => Event::TenantActivated(payload),
+        TenantStatus::Suspended => Event::TenantSuspended(payload),
+        TenantStatus::Deleted => Event::TenantDeleted(payload),
     };
-    record(
-        &mut tx,
-        actor,
-        Change {
-            tenant_id: Some(id),
-            event_type,
-            resource_type: "tenant",
-            resource_id: id.to_string(),
-            payload: json!({ "tenant_id": id, "status": status }),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    changes::record(&mut tx, actor, &change).await?;
+    crosslogic_db::commit(tx).await?;
     Ok(tenant)
 }

@@ -1,6 +1,6 @@
 //! Input checks shared by the tenancy operations.
 
-use crate::ServiceError;
+use crosslogic_core::ServiceError;
 
 /// A trimmed, non-empty name of at most `max` characters.
 pub(crate) fn name(field: &'static str, value: &str, max: usize) -> Result<String, ServiceError> {

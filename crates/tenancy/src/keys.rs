@@ -2,16 +2,17 @@
 //! to its creation; the database keeps its SHA-256 and public prefix.
 
 use chrono::{DateTime, Utc};
-use crosslogic_core::{keys, ApiKeyRole, ApiKeyStatus, EnvironmentStatus, TenantStatus};
+use crosslogic_core::events::ApiKeyEvent;
+use crosslogic_core::{keys, Actor, ApiKeyRole, ApiKeyStatus, EnvironmentStatus, Event, ServiceError, TenantStatus};
+use crosslogic_db::changes;
 use crosslogic_db::repo::api_keys::{self, ApiKey, KeyLimits, NewApiKey};
 use crosslogic_db::repo::{environments, tenants};
 use crosslogic_db::PgPool;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{record, validate, Actor, Change};
-use crate::ServiceError;
+use crate::validate;
 
 /// Body of "create key"; omitted limits take the defaults (60 requests/min,
 /// 5 concurrent, tokens/min from the environment).
@@ -50,13 +51,25 @@ pub struct UpdateKey {
 }
 
 /// A created key: the row plus the plaintext, returned exactly once.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct CreatedKey {
     /// The key's stored fields.
-    #[serde(flatten)]
     pub key: ApiKey,
     /// The secret key; it cannot be shown again.
     pub key_secret: String,
+}
+
+/// The payload of an `apikey.*` event.
+fn event(k: &ApiKey) -> ApiKeyEvent {
+    ApiKeyEvent {
+        tenant_id: k.tenant_id,
+        environment_id: k.environment_id,
+        key_id: k.id,
+        key_prefix: k.key_prefix.clone(),
+        name: k.name.clone(),
+        role: k.role,
+        status: k.status,
+    }
 }
 
 /// Creates a key in one of the tenant's environments; publishes `apikey.created`.
@@ -97,7 +110,7 @@ pub async fn create_key(
         expires_at: input.expires_at,
         metadata,
     };
-    let mut tx = pool.begin().await?;
+    let mut tx = crosslogic_db::begin(pool).await?;
     let tenant = tenants::get(&mut *tx, tenant_id).await?;
     if tenant.status == TenantStatus::Deleted {
         return Err(ServiceError::NotFound("tenant"));
@@ -111,19 +124,8 @@ pub async fn create_key(
         }
         other => other?,
     };
-    record(
-        &mut tx,
-        actor,
-        Change {
-            tenant_id: Some(tenant_id),
-            event_type: "apikey.created",
-            resource_type: "api_key",
-            resource_id: key.id.to_string(),
-            payload: json!({ "tenant_id": tenant_id, "key_id": key.id, "key_prefix": key.key_prefix, "role": key.role }),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    changes::record(&mut tx, actor, &Event::ApiKeyCreated(event(&key))).await?;
+    crosslogic_db::commit(tx).await?;
     Ok(CreatedKey {
         key,
         key_secret: generated.plaintext,
@@ -153,7 +155,7 @@ pub async fn set_key_status(
     id: Uuid,
     status: ApiKeyStatus,
 ) -> Result<ApiKey, ServiceError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crosslogic_db::begin(pool).await?;
     let current = api_keys::get(&mut *tx, id).await?;
     if current.status == status {
         return Ok(current);
@@ -172,24 +174,13 @@ pub async fn set_key_status(
         }
     }
     let key = api_keys::set_status(&mut *tx, id, status).await?;
-    let event_type = match status {
-        ApiKeyStatus::Active => "apikey.activated",
-        ApiKeyStatus::Suspended => "apikey.suspended",
-        ApiKeyStatus::Revoked => "apikey.revoked",
+    let change = match status {
+        ApiKeyStatus::Active => Event::ApiKeyActivated(event(&key)),
+        ApiKeyStatus::Suspended => Event::ApiKeySuspended(event(&key)),
+        ApiKeyStatus::Revoked => Event::ApiKeyRevoked(event(&key)),
     };
-    record(
-        &mut tx,
-        actor,
-        Change {
-            tenant_id: Some(key.tenant_id),
-            event_type,
-            resource_type: "api_key",
-            resource_id: id.to_string(),
-            payload: json!({ "tenant_id": key.tenant_id, "key_id": id, "key_prefix": key.key_prefix, "status": status }),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    changes::record(&mut tx, actor, &change).await?;
+    crosslogic_db::commit(tx).await?;
     Ok(key)
 }
 
@@ -215,20 +206,9 @@ pub async fn update_key(pool: &PgPool, actor: &Actor, id: Uuid, input: UpdateKey
             .map(|n| validate::name("name", n, 200))
             .transpose()?,
     };
-    let mut tx = pool.begin().await?;
+    let mut tx = crosslogic_db::begin(pool).await?;
     let key = api_keys::update(&mut *tx, id, &limits).await?;
-    record(
-        &mut tx,
-        actor,
-        Change {
-            tenant_id: Some(key.tenant_id),
-            event_type: "apikey.updated",
-            resource_type: "api_key",
-            resource_id: id.to_string(),
-            payload: json!({ "tenant_id": key.tenant_id, "key_id": id, "key_prefix": key.key_prefix }),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    changes::record(&mut tx, actor, &Event::ApiKeyUpdated(event(&key))).await?;
+    crosslogic_db::commit(tx).await?;
     Ok(key)
 }

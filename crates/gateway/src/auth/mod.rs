@@ -9,20 +9,28 @@
 //! revocation cannot commit then either) and the whole cache is cleared when
 //! LISTEN is re-established, since notifications may have been missed.
 //! Expiry is checked on every request against the clock.
+//!
+//! Handlers never parse credentials: they take one of the extractors of
+//! [`caller`] ([`Caller`]: any usable key; [`InferenceCaller`]: a key that
+//! may run inference; [`AdminCaller`]: an `admin`-role key), so a handler
+//! cannot forget the check.
+
+mod caller;
+mod invalidate;
+
+pub(crate) use caller::insufficient;
+pub use caller::{AdminCaller, Caller, InferenceCaller};
+pub use invalidate::run_invalidator;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use crosslogic_core::{keys, ApiKeyRole, ApiKeyStatus, EnvironmentStatus, TenantStatus};
 use crosslogic_db::repo::api_keys::{self, KeyAuth};
 use crosslogic_db::{DbError, PgPool};
-use sqlx::postgres::PgListener;
-use tokio_util::sync::CancellationToken;
+use crosslogic_http::ApiError;
 use uuid::Uuid;
-
-use crate::error::OpenAiError;
 
 /// Channel the triggers of migration 04 notify.
 pub const AUTH_CHANNEL: &str = "crosslogic_auth";
@@ -46,11 +54,7 @@ pub struct AuthedKey {
 
 impl AuthedKey {
     fn from_row(raw: KeyAuth) -> AuthedKey {
-        let allowed: HashSet<String> = raw
-            .environment_models
-            .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-            .unwrap_or_default();
+        let allowed: HashSet<String> = raw.environment_models.iter().cloned().collect();
         AuthedKey {
             key_id: raw.key_id,
             key_prefix: raw.key_prefix.clone(),
@@ -69,30 +73,30 @@ impl AuthedKey {
     }
 
     /// Refuses keys that are not usable right now (status or expiry).
-    fn check_usable(&self, now: DateTime<Utc>) -> Result<(), OpenAiError> {
+    fn check_usable(&self, now: DateTime<Utc>) -> Result<(), ApiError> {
         match self.raw.key_status {
             ApiKeyStatus::Active => {}
-            ApiKeyStatus::Revoked => return Err(OpenAiError::invalid_key("This API key has been revoked.")),
+            ApiKeyStatus::Revoked => return Err(ApiError::invalid_key("This API key has been revoked.")),
             ApiKeyStatus::Suspended => {
-                return Err(OpenAiError::forbidden("key_suspended", "This API key is suspended."));
+                return Err(ApiError::forbidden("key_suspended", "This API key is suspended."));
             }
         }
         if self.raw.expires_at.is_some_and(|exp| exp <= now) {
-            return Err(OpenAiError::invalid_key("This API key has expired."));
+            return Err(ApiError::invalid_key("This API key has expired."));
         }
         if self.raw.environment_status != EnvironmentStatus::Active {
-            return Err(OpenAiError::forbidden(
+            return Err(ApiError::forbidden(
                 "environment_suspended",
                 "This key's environment is suspended.",
             ));
         }
         match self.raw.tenant_status {
             TenantStatus::Active => Ok(()),
-            TenantStatus::Suspended => Err(OpenAiError::forbidden(
+            TenantStatus::Suspended => Err(ApiError::forbidden(
                 "account_suspended",
                 "Your account is suspended; contact the operator.",
             )),
-            TenantStatus::Deleted => Err(OpenAiError::invalid_key("This API key belongs to a deleted account.")),
+            TenantStatus::Deleted => Err(ApiError::invalid_key("This API key belongs to a deleted account.")),
         }
     }
 }
@@ -124,15 +128,15 @@ impl KeyCache {
         &self.pool
     }
 
-    /// Authenticates an `Authorization` header value.
-    pub async fn authenticate(&self, header: Option<&str>) -> Result<Arc<AuthedKey>, OpenAiError> {
-        let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) else {
-            return Err(OpenAiError::invalid_key(
+    /// Authenticates a bearer token (`None`: the request had none).
+    pub async fn authenticate(&self, token: Option<&str>) -> Result<Arc<AuthedKey>, ApiError> {
+        let Some(token) = token else {
+            return Err(ApiError::invalid_key(
                 "You didn't provide an API key. Provide it as Authorization: Bearer <key>.",
             ));
         };
         let Some(prefix) = keys::prefix_of(token) else {
-            return Err(OpenAiError::invalid_key("Incorrect API key provided."));
+            return Err(ApiError::invalid_key("Incorrect API key provided."));
         };
         let hash = keys::hash(token);
         let cached = self.entries.read().ok().and_then(|m| m.get(&hash).cloned());
@@ -141,7 +145,7 @@ impl KeyCache {
             None => self.load(&hash, prefix).await?,
         };
         match entry {
-            Entry::Unknown => Err(OpenAiError::invalid_key(format!(
+            Entry::Unknown => Err(ApiError::invalid_key(format!(
                 "Incorrect API key provided: {prefix}_****."
             ))),
             Entry::Known(key) => {
@@ -151,13 +155,13 @@ impl KeyCache {
         }
     }
 
-    async fn load(&self, hash: &str, prefix: &str) -> Result<Entry, OpenAiError> {
+    async fn load(&self, hash: &str, prefix: &str) -> Result<Entry, ApiError> {
         let entry = match api_keys::auth_by_hash(&self.pool, hash).await {
             Ok(row) => Entry::Known(Arc::new(AuthedKey::from_row(row))),
             Err(DbError::NotFound { .. }) => Entry::Unknown,
             Err(e) => {
                 tracing::error!(error = %e, key_prefix = prefix, "key lookup failed");
-                return Err(OpenAiError::unavailable(
+                return Err(ApiError::unavailable(
                     "Authentication is temporarily unavailable; retry shortly.",
                 ));
             }
@@ -195,50 +199,6 @@ impl KeyCache {
     pub fn clear(&self) {
         if let Ok(mut map) = self.entries.write() {
             map.clear();
-        }
-    }
-}
-
-/// Listens for auth changes until `shutdown`; reconnects with backoff.
-pub async fn run_invalidator(cache: KeyCache, pool: PgPool, shutdown: CancellationToken) {
-    let mut backoff = Duration::from_millis(200);
-    while !shutdown.is_cancelled() {
-        let mut listener = match PgListener::connect_with(&pool).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "auth listener cannot connect; retrying");
-                tokio::select! { () = shutdown.cancelled() => return, () = tokio::time::sleep(backoff) => {} }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                continue;
-            }
-        };
-        if let Err(e) = listener.listen(AUTH_CHANNEL).await {
-            tracing::warn!(error = %e, "auth listener cannot LISTEN; retrying");
-            tokio::select! { () = shutdown.cancelled() => return, () = tokio::time::sleep(backoff) => {} }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-            continue;
-        }
-        // Anything cached before LISTEN took effect may be stale.
-        cache.clear();
-        backoff = Duration::from_millis(200);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                msg = listener.try_recv() => match msg {
-                    Ok(Some(n)) => cache.invalidate(n.payload()),
-                    // Keep serving cached keys while the database is away (no
-                    // revocation can commit meanwhile); the cache is cleared
-                    // as soon as LISTEN is re-established.
-                    Ok(None) => {
-                        tracing::warn!("auth listener connection lost; reconnecting");
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "auth listener failed; reconnecting");
-                        break;
-                    }
-                }
-            }
         }
     }
 }

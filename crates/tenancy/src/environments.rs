@@ -1,15 +1,15 @@
 //! Environment operations (dev/staging/prod of a tenant).
 
-use crosslogic_core::{EnvironmentStatus, TenantStatus};
+use crosslogic_core::events::EnvironmentEvent;
+use crosslogic_core::{Actor, EnvironmentStatus, Event, ServiceError, TenantStatus};
+use crosslogic_db::changes;
 use crosslogic_db::repo::environments::{self, Environment, EnvironmentPatch, NewEnvironment};
 use crosslogic_db::repo::tenants;
 use crosslogic_db::PgPool;
 use serde::Deserialize;
-use serde_json::json;
 use uuid::Uuid;
 
-use super::{record, validate, Actor, Change};
-use crate::ServiceError;
+use crate::validate;
 
 /// Body of "create environment"; omitted limits take the platform defaults
 /// (1,000,000 tokens/day, 10,000 tokens/min, 10 concurrent requests).
@@ -46,13 +46,22 @@ fn quota_per_day(v: Option<i64>) -> Result<Option<i64>, ServiceError> {
     }
 }
 
-fn models(v: Option<Vec<String>>) -> Result<Option<serde_json::Value>, ServiceError> {
+fn models(v: Option<Vec<String>>) -> Result<Option<Vec<String>>, ServiceError> {
     match v {
-        None => Ok(None),
         Some(list) if list.iter().any(|m| m.trim().is_empty()) => {
             Err(ServiceError::invalid("model_list", "model names must not be empty"))
         }
-        Some(list) => Ok(Some(json!(list))),
+        other => Ok(other),
+    }
+}
+
+/// The payload of an `environment.*` event.
+fn event(e: &Environment) -> EnvironmentEvent {
+    EnvironmentEvent {
+        tenant_id: e.tenant_id,
+        environment_id: e.id,
+        name: e.name.clone(),
+        status: e.status,
     }
 }
 
@@ -76,25 +85,14 @@ pub async fn create_environment(
             input.rate_limit_requests_per_min,
         )?,
     };
-    let mut tx = pool.begin().await?;
+    let mut tx = crosslogic_db::begin(pool).await?;
     let tenant = tenants::get(&mut *tx, tenant_id).await?;
     if tenant.status == TenantStatus::Deleted {
         return Err(ServiceError::NotFound("tenant"));
     }
     let env = environments::create(&mut *tx, &new).await?;
-    record(
-        &mut tx,
-        actor,
-        Change {
-            tenant_id: Some(tenant_id),
-            event_type: "environment.created",
-            resource_type: "environment",
-            resource_id: env.id.to_string(),
-            payload: json!({ "tenant_id": tenant_id, "environment_id": env.id, "name": env.name }),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    changes::record(&mut tx, actor, &Event::EnvironmentCreated(event(&env))).await?;
+    crosslogic_db::commit(tx).await?;
     Ok(env)
 }
 
@@ -132,21 +130,10 @@ pub async fn update_environment(
             input.rate_limit_requests_per_min,
         )?,
     };
-    let mut tx = pool.begin().await?;
+    let mut tx = crosslogic_db::begin(pool).await?;
     let env = environments::update(&mut *tx, id, &patch).await?;
-    record(
-        &mut tx,
-        actor,
-        Change {
-            tenant_id: Some(env.tenant_id),
-            event_type: "environment.updated",
-            resource_type: "environment",
-            resource_id: id.to_string(),
-            payload: json!({ "tenant_id": env.tenant_id, "environment_id": id }),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    changes::record(&mut tx, actor, &Event::EnvironmentUpdated(event(&env))).await?;
+    crosslogic_db::commit(tx).await?;
     Ok(env)
 }
 
@@ -157,49 +144,27 @@ pub async fn set_environment_status(
     id: Uuid,
     status: EnvironmentStatus,
 ) -> Result<Environment, ServiceError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crosslogic_db::begin(pool).await?;
     let current = environments::get(&mut *tx, id).await?;
     if current.status == status {
         return Ok(current);
     }
     let env = environments::set_status(&mut *tx, id, status).await?;
-    let event_type = match status {
-        EnvironmentStatus::Active => "environment.activated",
-        EnvironmentStatus::Suspended => "environment.suspended",
+    let change = match status {
+        EnvironmentStatus::Active => Event::EnvironmentActivated(event(&env)),
+        EnvironmentStatus::Suspended => Event::EnvironmentSuspended(event(&env)),
     };
-    record(
-        &mut tx,
-        actor,
-        Change {
-            tenant_id: Some(env.tenant_id),
-            event_type,
-            resource_type: "environment",
-            resource_id: id.to_string(),
-            payload: json!({ "tenant_id": env.tenant_id, "environment_id": id, "status": status }),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    changes::record(&mut tx, actor, &change).await?;
+    crosslogic_db::commit(tx).await?;
     Ok(env)
 }
 
 /// Deletes an environment and its keys; publishes `environment.deleted`.
 pub async fn delete_environment(pool: &PgPool, actor: &Actor, id: Uuid) -> Result<(), ServiceError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crosslogic_db::begin(pool).await?;
     let env = environments::get(&mut *tx, id).await?;
     environments::delete(&mut *tx, id).await?;
-    record(
-        &mut tx,
-        actor,
-        Change {
-            tenant_id: Some(env.tenant_id),
-            event_type: "environment.deleted",
-            resource_type: "environment",
-            resource_id: id.to_string(),
-            payload: json!({ "tenant_id": env.tenant_id, "environment_id": id, "name": env.name }),
-        },
-    )
-    .await?;
-    tx.commit().await?;
+    changes::record(&mut tx, actor, &Event::EnvironmentDeleted(event(&env))).await?;
+    crosslogic_db::commit(tx).await?;
     Ok(())
 }
