@@ -95,9 +95,11 @@ ensure_test_redis() {
 }
 
 ensure_test_python() {
-  # Exports CROSSLOGIC_TEST_PYTHON: a Python with the official `openai` SDK.
+  # Exports CROSSLOGIC_TEST_PYTHON: a Python with the official `openai` SDK,
+  # the official `standardwebhooks` verifier and the `aiosmtpd` SMTP server.
   local venv=/var/tmp/crosslogic-venv
-  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import openai' 2>/dev/null; then
+  local check='import openai, standardwebhooks, aiosmtpd'
+  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "$check" 2>/dev/null; then
     export CROSSLOGIC_TEST_PYTHON=$venv/bin/python; return
   fi
   command -v python3 >/dev/null || as_root_or_say "Python 3" python3
@@ -105,8 +107,9 @@ ensure_test_python() {
     as_root_or_say "Python venv support" python3-venv
     python3 -m venv "$venv" || die "cannot create a Python virtual environment in $venv"
   fi
-  log "installing the openai Python SDK into $venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check openai || die "pip install openai failed"
+  log "installing the openai SDK, standardwebhooks and aiosmtpd into $venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check openai standardwebhooks aiosmtpd \
+    || die "pip install openai standardwebhooks aiosmtpd failed"
   export CROSSLOGIC_TEST_PYTHON=$venv/bin/python
 }
 

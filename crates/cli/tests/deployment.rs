@@ -1,7 +1,8 @@
 //! The operator journey with the `local` provisioner: a deployment created
 //! through the admin API is launched by the reconciler (engine + node agent
 //! processes), registers, becomes active and serves a tenant's request; when
-//! the node's processes die it is declared dead, terminated and replaced.
+//! the node's processes die it is declared dead, terminated and replaced —
+//! and the operator's Discord channel is told.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use common::Server;
 use crosslogic_core::{NodeStatus, Provider};
 use crosslogic_db::repo::nodes;
+use crosslogic_testkit::receiver::Receiver;
 use crosslogic_testkit::TestDb;
 use serde_json::{json, Value};
 
@@ -35,11 +37,14 @@ fn kill_local_nodes(dir: &std::path::Path) {
 async fn a_deployment_is_launched_locally_serves_requests_and_a_killed_node_is_replaced() {
     let db = TestDb::new().await;
     let data = common::data_dir();
+    let discord = Receiver::start().await;
+    let discord_url = format!("{}/api/webhooks/42/operator-token", discord.url);
     let server = Server::start(
         &[
             ("DATABASE_URL", db.url.as_str()),
             ("ADMIN_API_TOKEN", TOKEN),
             ("CROSSLOGIC_DATA_DIR", data.path().to_str().unwrap()),
+            ("NOTIFY_DISCORD_WEBHOOK_URL", discord_url.as_str()),
             // Short silences so a killed node is declared dead within the test.
             ("NODE_UNHEALTHY_AFTER", "1s"),
             ("NODE_DEAD_AFTER", "2s"),
@@ -135,6 +140,28 @@ async fn a_deployment_is_launched_locally_serves_requests_and_a_killed_node_is_r
         1,
         "the death is reported once: {events:?}"
     );
+    // The operator's Discord channel (warning and above) got the death.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let dead = loop {
+        let got = discord.received();
+        if let Some(r) = got
+            .iter()
+            .find(|r| r.json()["embeds"][0]["footer"]["text"] == "node.dead")
+        {
+            break r.json();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no node.dead on the operator's Discord: {} messages",
+            got.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        dead["embeds"][0]["title"].as_str().unwrap().contains("is dead"),
+        "{dead}"
+    );
+    assert_eq!(discord.received()[0].path, "/api/webhooks/42/operator-token");
     assert!(server.signal_and_wait(nix::sys::signal::Signal::SIGTERM).success());
     db.drop_db().await;
 }

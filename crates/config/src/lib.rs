@@ -7,9 +7,11 @@
 //! or [`Config::report`].
 
 mod database;
+mod notify;
 mod parse;
 mod provision;
 
+pub use notify::{mask_url, webhook_secret, NotifySettings, Severity, SmtpSettings, SmtpTls};
 pub use provision::ProvisionSettings;
 
 use std::collections::HashMap;
@@ -84,6 +86,8 @@ pub struct Config {
     pub limits: LimitsSettings,
     /// Node provisioners.
     pub provision: ProvisionSettings,
+    /// Notification delivery.
+    pub notify: NotifySettings,
 }
 
 /// Platform-wide limits (`GLOBAL_*`) and the limiter's policies.
@@ -221,9 +225,11 @@ impl Config {
         };
         let limits = LimitsSettings::from_vars(&get)?;
         let provision = ProvisionSettings::from_vars(&get)?;
+        let notify = NotifySettings::from_vars(&get)?;
         Ok(Config {
             limits,
             provision,
+            notify,
             database,
             listen,
             data_dir,
@@ -322,6 +328,7 @@ impl Config {
             },
         ));
         self.provision.report(&mut out);
+        self.notify.report(&mut out);
         out
     }
 }

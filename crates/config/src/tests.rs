@@ -319,3 +319,90 @@ fn autoscale_settings_have_documented_defaults_and_validate() {
     );
     assert_eq!(err(&[("RECONCILE_INTERVAL", "1ms")]).variable, "RECONCILE_INTERVAL");
 }
+
+#[test]
+fn notify_settings_have_defaults_and_name_the_bad_variable() {
+    let cfg = Config::from_vars(&HashMap::new()).unwrap();
+    let n = &cfg.notify;
+    assert!(n.discord_webhook_url.is_none() && n.smtp.is_none() && n.email_to.is_empty());
+    assert_eq!(n.min_severity, Severity::Warning);
+    assert_eq!(n.retry_schedule.len(), 10, "the Standard Webhooks schedule");
+    assert_eq!(n.retry_schedule[2], Duration::from_secs(300));
+    assert_eq!(n.timeout, Duration::from_secs(15));
+    assert!(!n.allow_private_targets);
+    assert_eq!(n.key_expiry_warning, Duration::from_secs(3 * 86_400));
+    assert_eq!(n.deployment_degraded_after, Duration::from_secs(300));
+
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let cfg = Config::from_vars(&vars(&[
+        ("NOTIFY_DISCORD_WEBHOOK_URL", "https://discord.com/api/webhooks/1/tok"),
+        ("NOTIFY_SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T/B/tok"),
+        ("NOTIFY_EMAIL_TO", "ops@acme.test, oncall@acme.test"),
+        ("NOTIFY_WEBHOOK_URL", "https://hooks.acme.test/in"),
+        ("NOTIFY_WEBHOOK_SECRET", secret),
+        ("NOTIFY_MIN_SEVERITY", "critical"),
+        ("NOTIFY_RETRY_SCHEDULE", "0s,1m,1h"),
+        ("NOTIFY_ALLOW_PRIVATE_TARGETS", "true"),
+        ("SMTP_HOST", "mail.acme.test"),
+        ("SMTP_USER", "alerts"),
+        ("SMTP_PASSWORD", "p@ss"),
+        ("SMTP_FROM", "CrossLogic <alerts@acme.test>"),
+    ]))
+    .unwrap();
+    let n = &cfg.notify;
+    assert_eq!(n.email_to, ["ops@acme.test", "oncall@acme.test"]);
+    assert_eq!(n.min_severity, Severity::Critical);
+    assert_eq!(
+        n.retry_schedule,
+        [Duration::ZERO, Duration::from_secs(60), Duration::from_secs(3600)]
+    );
+    let smtp = n.smtp.as_ref().unwrap();
+    assert_eq!(
+        smtp.url.expose_secret(),
+        "smtp://alerts:p%40ss@mail.acme.test:587?tls=required",
+        "STARTTLS on the submission port by default"
+    );
+    let report = format!("{:?}", cfg.report());
+    for leaked in ["tok", "p@ss", "p%40ss", secret] {
+        assert!(!report.contains(leaked), "{leaked} in the report: {report}");
+    }
+    assert!(report.contains("https://discord.com/…"), "{report}");
+
+    for (pairs, var) in [
+        (
+            vec![("NOTIFY_SLACK_WEBHOOK_URL", "hooks.slack.com/x")],
+            "NOTIFY_SLACK_WEBHOOK_URL",
+        ),
+        (vec![("NOTIFY_WEBHOOK_URL", "https://h.test/")], "NOTIFY_WEBHOOK_SECRET"),
+        (vec![("NOTIFY_WEBHOOK_SECRET", "not-a-whsec")], "NOTIFY_WEBHOOK_SECRET"),
+        (
+            vec![("NOTIFY_WEBHOOK_SECRET", "whsec_c2hvcnQ=")],
+            "NOTIFY_WEBHOOK_SECRET",
+        ),
+        (vec![("NOTIFY_EMAIL_TO", "ops at acme")], "NOTIFY_EMAIL_TO"),
+        (vec![("NOTIFY_MIN_SEVERITY", "loud")], "NOTIFY_MIN_SEVERITY"),
+        (vec![("NOTIFY_RETRY_SCHEDULE", "5s,soon")], "NOTIFY_RETRY_SCHEDULE"),
+        (vec![("NOTIFY_TIMEOUT", "0s")], "NOTIFY_TIMEOUT"),
+        (
+            vec![("NOTIFY_ALLOW_PRIVATE_TARGETS", "maybe")],
+            "NOTIFY_ALLOW_PRIVATE_TARGETS",
+        ),
+        (vec![("SMTP_HOST", "mail.acme.test")], "SMTP_FROM"),
+        (vec![("SMTP_URL", "http://mail/"), ("SMTP_FROM", "a@b.co")], "SMTP_URL"),
+        (
+            vec![
+                ("SMTP_HOST", "m.test"),
+                ("SMTP_TLS", "sometimes"),
+                ("SMTP_FROM", "a@b.co"),
+            ],
+            "SMTP_TLS",
+        ),
+        (vec![("KEY_EXPIRY_WARNING", "3")], "KEY_EXPIRY_WARNING"),
+        (
+            vec![("DEPLOYMENT_DEGRADED_AFTER", "later")],
+            "DEPLOYMENT_DEGRADED_AFTER",
+        ),
+    ] {
+        assert_eq!(err(&pairs).variable, var, "{pairs:?}");
+    }
+}

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crosslogic_core::events::NodeLaunched;
+use crosslogic_core::events::{NodeLaunchFailed, NodeLaunched};
 use crosslogic_core::{Actor, Event, ProvisionJobKind};
 use crosslogic_db::repo::provision_jobs;
 use crosslogic_db::PgPool;
@@ -124,6 +124,13 @@ impl Jobs {
         let inner = Arc::clone(&self.inner);
         self.inner.tracker.spawn(async move {
             let node_id = spec.node_id;
+            let (spec_provider, spec_region, spec_gpu, spec_spot, spec_model) = (
+                spec.provider,
+                spec.region.clone(),
+                spec.gpu.clone(),
+                spec.spot,
+                spec.model.clone(),
+            );
             let launched = Event::NodeLaunched(NodeLaunched {
                 node_id,
                 cluster_name: cluster.clone(),
@@ -164,8 +171,19 @@ impl Jobs {
                 inner.publish(&launched).await;
             }
             if let Some(e) = &error {
-                let detail = format!("launch failed: {e}");
-                if let Err(db) = lifecycle::transition(&inner.pool, node_id, Step::LaunchFailed, &detail).await {
+                let failed = NodeLaunchFailed {
+                    node_id,
+                    cluster_name: cluster.clone(),
+                    deployment_id,
+                    provider: spec_provider,
+                    region: spec_region.clone(),
+                    gpu_type: spec_gpu.clone(),
+                    spot: spec_spot,
+                    model: spec_model.clone(),
+                    job_id: job,
+                    error: e.clone(),
+                };
+                if let Err(db) = inner.launch_failed(failed).await {
                     tracing::warn!(cluster = %cluster, error = %db, "could not record the failed launch");
                 }
             }
@@ -269,6 +287,17 @@ impl Inner {
         if let Err(e) = published.await {
             tracing::warn!(error = %e, event_type = %event.kind(), "could not publish a job's event");
         }
+    }
+
+    /// A failed launch: the node is terminated and `node.launch_failed`
+    /// says why, in one transaction.
+    async fn launch_failed(&self, failed: NodeLaunchFailed) -> Result<(), ServiceError> {
+        let detail = format!("launch failed: {}", failed.error);
+        let mut tx = crosslogic_db::begin(&self.pool).await?;
+        lifecycle::apply(&mut tx, failed.node_id, Step::LaunchFailed, &detail, None).await?;
+        crosslogic_db::changes::publish(&mut tx, &Event::NodeLaunchFailed(failed)).await?;
+        crosslogic_db::commit(tx).await?;
+        Ok(())
     }
 
     async fn finish(&self, job: Uuid, error: Option<&str>) {

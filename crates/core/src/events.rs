@@ -11,13 +11,14 @@
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::{
     ApiKeyRole, ApiKeyStatus, BillingPlan, DeploymentStatus, DeploymentStrategy, EnvironmentStatus, EventSeverity,
-    ModelStatus, ModelType, NodeStatus, ParseEnumError, Provider, RegionStatus, TenantStatus,
+    ModelStatus, ModelType, NodeStatus, NotificationChannel, ParseEnumError, Provider, RegionStatus, TenantStatus,
 };
 
 /// What every payload tells besides its own fields.
@@ -143,6 +144,16 @@ events! {
     NodeDraining => "node.draining", NodeEvent, Info, "reconciler (scale-down, deleted deployment) or operator (drain, terminate): routing stops";
     NodePreempted => "node.preempted", NodeEvent, Warning, "agent API: the cloud gave a spot preemption notice; the node drains and is replaced";
     NodeTerminated => "node.terminated", NodeEvent, Info, "provisioning job, agent API (deregistered) or reconciler: the node is gone";
+    NodeLaunchFailed => "node.launch_failed", NodeLaunchFailed, Warning, "provisioning job: a launch failed (the reconciler backs off and tries the next region or GPU)";
+    DeploymentDegraded => "deployment.degraded", DeploymentDegraded, Warning, "reconciler: a deployment stayed below its minimum replicas longer than DEPLOYMENT_DEGRADED_AFTER";
+    QuotaWarning => "quota.warning", QuotaEvent, Warning, "usage watcher: an environment used 80 % of its daily token quota (once a day)";
+    QuotaExhausted => "quota.exhausted", QuotaEvent, Critical, "usage watcher: an environment used all of its daily token quota; requests are refused until midnight UTC (once a day)";
+    KeyExpiring => "key.expiring", KeyExpiring, Warning, "key watcher: an API key expires within KEY_EXPIRY_WARNING (once per key)";
+    ChannelCreated => "notification.channel_created", ChannelEvent, Info, "notification settings: a channel was created (admin API, or `POST /v1/notifications/channels`)";
+    ChannelUpdated => "notification.channel_updated", ChannelEvent, Info, "notification settings: a channel's destination, filter, state or signing secret changed";
+    ChannelDeleted => "notification.channel_deleted", ChannelEvent, Info, "notification settings: a channel was deleted";
+    ChannelTest => "notification.test", ChannelTest, Info, "notification settings: a test send asked for through the API; sent to that channel only, at once, never queued";
+    ChannelDisabled => "notification.channel_disabled", ChannelDisabled, Warning, "notification delivery: a channel answered that it is gone (410, a deleted Discord or Slack webhook) and was disabled";
 }
 
 impl EventKind {
@@ -404,10 +415,161 @@ impl EventPayload for NodeEvent {
     }
 }
 
+/// Payload of `node.launch_failed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeLaunchFailed {
+    pub node_id: Uuid,
+    pub cluster_name: String,
+    pub deployment_id: Option<Uuid>,
+    pub provider: Provider,
+    pub region: Option<String>,
+    pub gpu_type: Option<String>,
+    pub spot: bool,
+    pub model: String,
+    /// The provisioning job whose log tells what happened.
+    pub job_id: Uuid,
+    /// Why the launch failed.
+    pub error: String,
+}
+
+impl EventPayload for NodeLaunchFailed {
+    fn resource(&self) -> (&'static str, String) {
+        ("node", self.node_id.to_string())
+    }
+}
+
+/// Payload of `deployment.degraded`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentDegraded {
+    pub deployment_id: Uuid,
+    pub name: String,
+    pub model_name: String,
+    /// Live replicas now.
+    pub live: u32,
+    pub min_replicas: i32,
+    /// Since when it has been below its minimum.
+    pub below_min_since: DateTime<Utc>,
+}
+
+impl EventPayload for DeploymentDegraded {
+    fn resource(&self) -> (&'static str, String) {
+        ("deployment", self.deployment_id.to_string())
+    }
+}
+
+/// Payload of `quota.warning` and `quota.exhausted`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaEvent {
+    pub tenant_id: Uuid,
+    pub environment_id: Uuid,
+    /// The environment's name.
+    pub environment: String,
+    /// The UTC day the quota is for.
+    pub day: NaiveDate,
+    pub used_tokens: i64,
+    pub quota_tokens: i64,
+    /// `used_tokens` as a whole percentage of the quota.
+    pub percent: i64,
+}
+
+impl EventPayload for QuotaEvent {
+    fn tenant_id(&self) -> Option<Uuid> {
+        Some(self.tenant_id)
+    }
+    fn resource(&self) -> (&'static str, String) {
+        ("environment", self.environment_id.to_string())
+    }
+}
+
+/// Payload of `key.expiring`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyExpiring {
+    pub tenant_id: Uuid,
+    pub environment_id: Uuid,
+    pub key_id: Uuid,
+    pub key_prefix: String,
+    pub name: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl EventPayload for KeyExpiring {
+    fn tenant_id(&self) -> Option<Uuid> {
+        Some(self.tenant_id)
+    }
+    fn resource(&self) -> (&'static str, String) {
+        ("api_key", self.key_id.to_string())
+    }
+}
+
+/// Payload of `notification.channel_created`, `_updated`, `_deleted`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelEvent {
+    pub channel_id: Uuid,
+    /// The tenant whose channel it is; `None` for the operator's channels.
+    pub tenant_id: Option<Uuid>,
+    pub channel: NotificationChannel,
+    /// The destination with its secret parts masked.
+    pub destination: String,
+    pub enabled: bool,
+    /// `None`: every event type.
+    pub event_types: Option<Vec<String>>,
+}
+
+impl EventPayload for ChannelEvent {
+    fn tenant_id(&self) -> Option<Uuid> {
+        self.tenant_id
+    }
+    fn resource(&self) -> (&'static str, String) {
+        ("notification_channel", self.channel_id.to_string())
+    }
+}
+
+/// Payload of `notification.test`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelTest {
+    pub channel_id: Uuid,
+    pub tenant_id: Option<Uuid>,
+    /// A human sentence saying this is a test.
+    pub message: String,
+}
+
+impl EventPayload for ChannelTest {
+    fn tenant_id(&self) -> Option<Uuid> {
+        self.tenant_id
+    }
+    fn resource(&self) -> (&'static str, String) {
+        ("notification_channel", self.channel_id.to_string())
+    }
+}
+
+/// Payload of `notification.channel_disabled`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelDisabled {
+    pub channel_id: Uuid,
+    /// The tenant whose channel it is; `None` for the operator's channels.
+    pub tenant_id: Option<Uuid>,
+    pub channel: NotificationChannel,
+    /// The destination with its secret parts masked.
+    pub destination: String,
+    /// What the receiver answered.
+    pub reason: String,
+}
+
+impl EventPayload for ChannelDisabled {
+    fn tenant_id(&self) -> Option<Uuid> {
+        self.tenant_id
+    }
+    fn resource(&self) -> (&'static str, String) {
+        ("notification_channel", self.channel_id.to_string())
+    }
+}
+
 /// One example of every kind, with plausible values: the catalogue's
 /// documentation and a receiver's test send are built from these.
 pub fn example(kind: EventKind) -> Event {
     let id = |n: u128| Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 | n);
+    // 2026-01-05T09:00:00Z plus `secs`: examples are stable.
+    let at = |secs: i64| DateTime::<Utc>::from_timestamp(1_767_603_600 + secs, 0).unwrap_or_default();
     let tenant = TenantEvent {
         tenant_id: id(1),
         name: "Acme".into(),
@@ -557,6 +719,79 @@ pub fn example(kind: EventKind) -> Event {
             "aws preemption notice: {\"action\": \"terminate\"}",
         )),
         EventKind::NodeTerminated => Event::NodeTerminated(node(NodeStatus::Terminated, "terminated (drained)")),
+        EventKind::NodeLaunchFailed => Event::NodeLaunchFailed(NodeLaunchFailed {
+            node_id: id(5),
+            cluster_name: "cic-aws-us-east-l4-spot-5f2a".into(),
+            deployment_id: Some(id(4)),
+            provider: Provider::Aws,
+            region: Some("us-east".into()),
+            gpu_type: Some("L4".into()),
+            spot: true,
+            model: "llama-3-8b".into(),
+            job_id: id(6),
+            error: "sky launch exited with 1: InsufficientInstanceCapacity".into(),
+        }),
+        EventKind::DeploymentDegraded => Event::DeploymentDegraded(DeploymentDegraded {
+            deployment_id: id(4),
+            name: "llama-prod".into(),
+            model_name: "llama-3-8b".into(),
+            live: 1,
+            min_replicas: 2,
+            below_min_since: at(0),
+        }),
+        EventKind::QuotaWarning => Event::QuotaWarning(QuotaEvent {
+            tenant_id: id(1),
+            environment_id: id(2),
+            environment: "prod".into(),
+            day: at(0).date_naive(),
+            used_tokens: 800_000,
+            quota_tokens: 1_000_000,
+            percent: 80,
+        }),
+        EventKind::QuotaExhausted => Event::QuotaExhausted(QuotaEvent {
+            tenant_id: id(1),
+            environment_id: id(2),
+            environment: "prod".into(),
+            day: at(0).date_naive(),
+            used_tokens: 1_000_412,
+            quota_tokens: 1_000_000,
+            percent: 100,
+        }),
+        EventKind::KeyExpiring => Event::KeyExpiring(KeyExpiring {
+            tenant_id: id(1),
+            environment_id: id(2),
+            key_id: id(3),
+            key_prefix: "cl_k3j9x2ab".into(),
+            name: "backend".into(),
+            expires_at: at(3 * 86_400),
+        }),
+        EventKind::ChannelCreated | EventKind::ChannelUpdated | EventKind::ChannelDeleted => {
+            let c = ChannelEvent {
+                channel_id: id(7),
+                tenant_id: Some(id(1)),
+                channel: NotificationChannel::Slack,
+                destination: "https://hooks.slack.com/…".into(),
+                enabled: true,
+                event_types: Some(vec!["node.*".into(), "quota.exhausted".into()]),
+            };
+            match kind {
+                EventKind::ChannelCreated => Event::ChannelCreated(c),
+                EventKind::ChannelUpdated => Event::ChannelUpdated(c),
+                _ => Event::ChannelDeleted(c),
+            }
+        }
+        EventKind::ChannelTest => Event::ChannelTest(ChannelTest {
+            channel_id: id(7),
+            tenant_id: Some(id(1)),
+            message: "This is a test notification from CrossLogic.".into(),
+        }),
+        EventKind::ChannelDisabled => Event::ChannelDisabled(ChannelDisabled {
+            channel_id: id(7),
+            tenant_id: Some(id(1)),
+            channel: NotificationChannel::Webhook,
+            destination: "https://hooks.acme.example/…".into(),
+            reason: "410 Gone".into(),
+        }),
     }
 }
 
@@ -593,7 +828,10 @@ mod tests {
     fn tenant_events_carry_their_tenant_and_platform_events_none() {
         for kind in EventKind::ALL {
             let event = example(*kind);
-            let tenant_scoped = matches!(kind.family(), "tenant" | "environment" | "apikey");
+            let tenant_scoped = matches!(
+                kind.family(),
+                "tenant" | "environment" | "apikey" | "quota" | "key" | "notification"
+            );
             assert_eq!(event.tenant_id().is_some(), tenant_scoped, "{kind}");
         }
     }

@@ -5,6 +5,7 @@
 
 pub mod actor;
 pub mod candidates;
+pub mod delivery;
 pub mod error;
 pub mod events;
 pub mod keys;

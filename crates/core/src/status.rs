@@ -194,6 +194,11 @@ string_enum!(
 );
 
 string_enum!(
+    /// `notification_attempts.outcome`: what one delivery attempt came to.
+    AttemptOutcome, "attempt outcome" { Sent => "sent", Retry => "retry", Failed => "failed" }
+);
+
+string_enum!(
     /// `provision_jobs.kind`.
     ProvisionJobKind, "provision job kind" { Launch => "launch", Terminate => "terminate" }
 );

@@ -21,6 +21,17 @@ pub async fn publish(tx: &mut PgConnection, event: &Event) -> DbResult<events::S
     events::publish(&mut *tx, event).await
 }
 
+/// Publishes `event` (a change the platform made) unless an event with
+/// `dedup_key` was published before — for events that must go out once per
+/// occurrence (`quota.warning:<environment>:<day>`). `None` when it was.
+pub async fn publish_once(
+    tx: &mut PgConnection,
+    event: &Event,
+    dedup_key: &str,
+) -> DbResult<Option<events::StoredEvent>> {
+    events::publish_once(&mut *tx, event, dedup_key).await
+}
+
 /// Publishes `event` and writes the audit entry of `actor` making it.
 pub async fn record(tx: &mut PgConnection, actor: &Actor, event: &Event) -> DbResult<events::StoredEvent> {
     let stored = events::publish(&mut *tx, event).await?;

@@ -65,6 +65,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(3, "03_notifications"),
     migration!(4, "04_auth_notify"),
     migration!(5, "05_provision_jobs"),
+    migration!(6, "06_notification_delivery"),
 ];
 
 /// Why migrating failed.

@@ -92,5 +92,7 @@ async fn every_core_enum_value_is_accepted_by_its_check_constraint() {
     check(p, "notification_config", "channel", NotificationChannel::ALL).await;
     check(p, "notification_deliveries", "channel", NotificationChannel::ALL).await;
     check(p, "notification_deliveries", "status", DeliveryStatus::ALL).await;
+    check(p, "notification_attempts", "outcome", AttemptOutcome::ALL).await;
+    check(p, "events", "event_type", EventKind::ALL).await;
     db.drop_db().await;
 }

@@ -483,69 +483,91 @@ async fn catalog_billing_and_notifications_round_trip() {
             .unwrap()
     );
 
-    notifications::upsert_config(
+    let channel = notifications::create_channel(
         p,
-        t.id,
-        NotificationChannel::Slack,
-        true,
-        "http://hooks.local/x",
-        Some(&["node.dead".to_owned()]),
-        &json!({}),
+        &notifications::NewChannel {
+            tenant_id: Some(t.id),
+            channel: NotificationChannel::Slack,
+            enabled: true,
+            destination: "https://hooks.local/x".into(),
+            event_types: Some(vec!["node.dead".to_owned()]),
+            settings: Default::default(),
+        },
     )
     .await
     .unwrap();
-    assert_eq!(notifications::subscribers(p, t.id, "node.dead").await.unwrap().len(), 1);
-    assert!(notifications::subscribers(p, t.id, "tenant.created")
-        .await
-        .unwrap()
-        .is_empty());
+    let dup = notifications::create_channel(
+        p,
+        &notifications::NewChannel {
+            tenant_id: Some(t.id),
+            channel: NotificationChannel::Slack,
+            enabled: true,
+            destination: "https://hooks.local/y".into(),
+            event_types: None,
+            settings: Default::default(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(dup, DbError::Conflict { .. }),
+        "one channel per kind and tenant: {dup:?}"
+    );
+    assert_eq!(notifications::enabled_channels_for(p, &[t.id]).await.unwrap().len(), 1);
+    assert!(notifications::enabled_channels_for(p, &[]).await.unwrap().is_empty());
     let mut conn = p.acquire().await.unwrap();
     let e = crosslogic_db::changes::publish(&mut conn, &crosslogic_core::events::example(EventKind::NodeDead))
         .await
         .unwrap();
     drop(conn);
-    let d = notifications::enqueue(
-        p,
-        e.id,
-        &e.event_type,
-        Some(t.id),
-        NotificationChannel::Slack,
-        "http://hooks.local/x",
-        8,
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(notifications::enqueue(
-        p,
-        e.id,
-        &e.event_type,
-        Some(t.id),
-        NotificationChannel::Slack,
-        "http://hooks.local/x",
-        8
-    )
-    .await
-    .unwrap()
-    .is_none());
-    let mut tx = p.begin().await.unwrap();
-    assert_eq!(notifications::claim_due(&mut tx, 10).await.unwrap().len(), 1);
+    let row = notifications::NewDelivery {
+        event_id: e.id,
+        event_type: e.event_type.clone(),
+        tenant_id: Some(t.id),
+        channel: NotificationChannel::Slack,
+        config_id: channel.id,
+        max_retries: 8,
+    };
+    assert_eq!(notifications::enqueue(p, std::slice::from_ref(&row)).await.unwrap(), 1);
+    assert_eq!(
+        notifications::enqueue(p, &[row]).await.unwrap(),
+        0,
+        "queueing an event twice for a channel is absorbed"
+    );
+    let mut conn = p.acquire().await.unwrap();
+    let claimed = notifications::claim_due(&mut conn, 10, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        notifications::claim_due(&mut conn, 10, std::time::Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a leased row is not claimed again"
+    );
+    drop(conn);
     let sent = notifications::record_attempt(
-        &mut *tx,
-        d.id,
+        p,
+        claimed[0].id,
+        claimed[0].lease_until,
         &notifications::Attempt {
-            status: DeliveryStatus::Sent,
+            outcome: AttemptOutcome::Sent,
+            started_at: Utc::now(),
+            duration_ms: 3,
             request_body: None,
             response_status: Some(200),
-            response_body: Some("ok"),
+            response_body: Some("ok".into()),
             error: None,
             next_retry_at: None,
         },
     )
     .await
     .unwrap();
-    tx.commit().await.unwrap();
-    assert!(sent.sent_at.is_some());
+    assert!(sent);
+    let d = notifications::get_delivery(p, claimed[0].id).await.unwrap();
+    assert!(d.status == DeliveryStatus::Sent && d.sent_at.is_some());
+    assert_eq!(notifications::attempts(p, d.id).await.unwrap().len(), 1);
     let mut tx = p.begin().await.unwrap();
     let created = Event::TenantCreated(crosslogic_core::events::TenantEvent {
         tenant_id: t.id,

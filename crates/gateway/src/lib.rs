@@ -79,6 +79,9 @@ pub struct GatewayConfig {
     pub redis_url: Option<String>,
     /// Namespace of the limiter's Redis keys.
     pub redis_prefix: String,
+    /// Notification test sends and destination rules (self-service
+    /// channels); `None` = public https targets only, no email.
+    pub notify: Option<crosslogic_notify::NotifyApi>,
 }
 
 impl GatewayConfig {
@@ -91,6 +94,7 @@ impl GatewayConfig {
             limits: limits::LimitsConfig::default(),
             redis_url: None,
             redis_prefix: "crosslogic".to_owned(),
+            notify: None,
         }
     }
 }
@@ -105,6 +109,8 @@ pub struct Gateway {
     limiter: limits::Limiter,
     /// Owns short tasks spawned per request (limit settlement).
     tasks: TaskTracker,
+    /// Notification channels' test sends and destination rules.
+    notify: crosslogic_notify::NotifyApi,
 }
 
 /// Builds the gateway, loads its first snapshot, and starts its background
@@ -144,6 +150,10 @@ pub async fn start(
     ));
     tasks.spawn(auth::run_invalidator(keys.clone(), pool.clone(), shutdown.clone()));
     tasks.spawn(metering::run_writer(writer, pool, shutdown));
+    let notify = match &config.notify {
+        Some(n) => n.clone(),
+        None => crosslogic_notify::NotifyApi::strict().map_err(|e| StartError(e.to_string()))?,
+    };
     let gw = Gateway {
         keys,
         routes,
@@ -151,11 +161,13 @@ pub async fn start(
         http,
         limiter,
         tasks: tasks.clone(),
+        notify,
     };
     Ok(router(gw))
 }
 
 fn router(gw: Gateway) -> Router {
+    use self_service::notifications;
     Router::new()
         .route("/v1/chat/completions", post(handlers::chat_completions))
         .route("/v1/completions", post(handlers::completions))
@@ -167,6 +179,30 @@ fn router(gw: Gateway) -> Router {
         .route("/v1/keys", get(self_service::list_keys).post(self_service::create_key))
         .route("/v1/keys/{id}", get(self_service::get_key))
         .route("/v1/keys/{id}/revoke", post(self_service::revoke_key))
+        .route(
+            "/v1/notifications/channels",
+            get(notifications::list_channels).post(notifications::create_channel),
+        )
+        .route(
+            "/v1/notifications/channels/{id}",
+            get(notifications::get_channel)
+                .patch(notifications::update_channel)
+                .delete(notifications::delete_channel),
+        )
+        .route(
+            "/v1/notifications/channels/{id}/test",
+            post(notifications::test_channel),
+        )
+        .route(
+            "/v1/notifications/channels/{id}/rotate-secret",
+            post(notifications::rotate_secret),
+        )
+        .route("/v1/notifications/deliveries", get(notifications::list_deliveries))
+        .route("/v1/notifications/deliveries/{id}", get(notifications::get_delivery))
+        .route(
+            "/v1/notifications/deliveries/{id}/redeliver",
+            post(notifications::redeliver),
+        )
         .route("/v1/{*rest}", axum::routing::any(handlers::not_found))
         .with_state(gw)
 }

@@ -52,6 +52,9 @@ pub struct ServerConfig {
     pub health: crosslogic_control::health::HealthConfig,
     /// The deployments reconciler and its provisioner; `None` = no launching.
     pub reconciler: Option<ReconcilerSetup>,
+    /// Notification delivery (fan-out, senders, watchers); `None` = the
+    /// events outbox is not delivered by this process.
+    pub notify: Option<crosslogic_notify::NotifyConfig>,
 }
 
 /// What the reconciler runs with.
@@ -126,6 +129,13 @@ impl App {
         let mut admin = AdminState::new(pool.clone(), config.admin_token.as_ref());
         if let Some(jobs) = &jobs {
             admin = admin.with_jobs(jobs.clone());
+        }
+        if let Some(n) = &config.notify {
+            let api = crosslogic_notify::NotifyApi::new(&n.settings).map_err(|e| RunError::Start(e.to_string()))?;
+            admin = admin.with_notify(api);
+            crosslogic_notify::start(pool.clone(), n.clone(), &tasks, background.clone())
+                .await
+                .map_err(|e| RunError::Start(e.to_string()))?;
         }
         let agent = crosslogic_control::agent::AgentState::new(pool.clone(), config.node_registration_token.as_ref());
         tasks.spawn(crosslogic_control::health::run_monitor(

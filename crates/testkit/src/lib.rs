@@ -9,6 +9,7 @@
 
 pub mod fixtures;
 pub mod gateway;
+pub mod receiver;
 
 use std::collections::HashMap;
 

@@ -41,6 +41,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
             interval: (config.node_unhealthy_after / 4).clamp(Duration::from_millis(200), Duration::from_secs(5)),
         },
         reconciler: reconciler(&config, &args, listener.local_addr()?)?,
+        notify: Some(crosslogic_notify::NotifyConfig::new(config.notify.clone())),
     };
     let app = App::new(listener, db, shutdown, server_config);
     tracing::info!(addr = %app.local_addr()?, "crosslogic is serving");
@@ -85,6 +86,7 @@ fn gateway_config(config: &Config) -> GatewayConfig {
         },
     };
     g.redis_url = config.redis_url.as_ref().map(|u| u.expose_secret().to_owned());
+    g.notify = crosslogic_notify::NotifyApi::new(&config.notify).ok();
     g
 }
 
@@ -154,6 +156,7 @@ fn reconciler(
     cfg.policy.upscale_delay = p.autoscale_upscale_delay;
     cfg.policy.downscale_delay = p.autoscale_downscale_delay;
     cfg.drain_timeout = p.node_drain_timeout;
+    cfg.degraded_after = config.notify.deployment_degraded_after;
     Ok(Some(crosslogic_server::ReconcilerSetup {
         provisioner,
         config: cfg,

@@ -9,6 +9,7 @@
 
 mod fleet;
 mod nodes;
+mod notifications;
 mod tenancy;
 pub mod views;
 
@@ -36,6 +37,8 @@ pub struct AdminState {
     token: Option<TokenDigest>,
     /// Background provisioning jobs, when this control plane launches nodes.
     pub jobs: Option<crate::jobs::Jobs>,
+    /// Notification test sends and destination rules.
+    pub notify: Option<crosslogic_notify::NotifyApi>,
 }
 
 impl AdminState {
@@ -45,7 +48,14 @@ impl AdminState {
             pool,
             token: token.map(|t| TokenDigest::of(t.expose_secret())),
             jobs: None,
+            notify: crosslogic_notify::NotifyApi::strict().ok(),
         }
+    }
+
+    /// Sends test notifications and checks destinations as `notify` says.
+    pub fn with_notify(mut self, notify: crosslogic_notify::NotifyApi) -> AdminState {
+        self.notify = Some(notify);
+        self
     }
 
     /// Lets node termination tear clusters down through `jobs`.
@@ -108,6 +118,28 @@ pub fn router(state: AdminState) -> Router {
         .route("/nodes/{id}/drain", post(nodes::drain_node))
         .route("/nodes/{id}/terminate", post(nodes::terminate_node))
         .route("/nodes/{id}/logs", get(nodes::node_logs))
+        .route(
+            "/tenants/{id}/notifications/channels",
+            get(notifications::list_tenant_channels).post(notifications::create_channel),
+        )
+        .route("/notifications/channels", get(notifications::list_operator_channels))
+        .route(
+            "/notifications/channels/{id}",
+            get(notifications::get_channel)
+                .patch(notifications::update_channel)
+                .delete(notifications::delete_channel),
+        )
+        .route("/notifications/channels/{id}/test", post(notifications::test_channel))
+        .route(
+            "/notifications/channels/{id}/rotate-secret",
+            post(notifications::rotate_secret),
+        )
+        .route("/notifications/deliveries", get(notifications::list_deliveries))
+        .route("/notifications/deliveries/{id}", get(notifications::get_delivery))
+        .route(
+            "/notifications/deliveries/{id}/redeliver",
+            post(notifications::redeliver),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin))
         .with_state(state);
     Router::new().nest("/admin/v1", routes)

@@ -2,7 +2,7 @@
 //! draining, decide the size from load and bounds, then launch or drain.
 //! Also the wind-down of paused and deleted deployments.
 
-use crosslogic_core::events::{DeploymentScaled, ScaleAction};
+use crosslogic_core::events::{DeploymentDegraded, DeploymentScaled, ScaleAction};
 use crosslogic_core::placement;
 use crosslogic_core::scaling::{self, LoadSample, ScaleDecision};
 use crosslogic_core::{Event, NodeStatus, ServiceError};
@@ -28,8 +28,12 @@ impl Pass<'_> {
             self.terminate_if_done(n).await?;
         }
 
-        // 2. Decide on the size.
+        // 2. Decide on the size (and report a deployment that serves below
+        //    its minimum for too long).
         let live: Vec<&Node> = nodes.iter().copied().filter(|n| n.status.is_live()).collect();
+        let serving = nodes.iter().filter(|n| n.status == NodeStatus::Active).count();
+        self.check_degraded(dep, u32::try_from(serving).unwrap_or(u32::MAX))
+            .await?;
         let launching: Vec<&Node> = nodes
             .iter()
             .copied()
@@ -170,6 +174,38 @@ impl Pass<'_> {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Tracks how long `dep` has served with fewer than its minimum
+    /// replicas; past `degraded_after`, publishes `deployment.degraded`
+    /// once for that episode.
+    async fn check_degraded(&mut self, dep: &Deployment, serving: u32) -> Result<(), ServiceError> {
+        let min = u32::try_from(dep.min_replicas.max(0)).unwrap_or(0);
+        if serving >= min {
+            self.state.below_min_since.remove(&dep.id);
+            self.state.degraded_reported.remove(&dep.id);
+            return Ok(());
+        }
+        let since = *self.state.below_min_since.entry(dep.id).or_insert(self.now_ms);
+        if self.now_ms.saturating_sub(since) < dur_ms(self.cfg.degraded_after)
+            || self.state.degraded_reported.contains(&dep.id)
+        {
+            return Ok(());
+        }
+        let event = Event::DeploymentDegraded(DeploymentDegraded {
+            deployment_id: dep.id,
+            name: dep.name.clone(),
+            model_name: dep.model_name.clone(),
+            live: serving,
+            min_replicas: dep.min_replicas,
+            below_min_since: chrono::DateTime::from_timestamp_millis(i64::try_from(since).unwrap_or(0))
+                .unwrap_or_default(),
+        });
+        let mut conn = self.pool.acquire().await.map_err(crosslogic_db::DbError::from)?;
+        crosslogic_db::changes::publish(&mut conn, &event).await?;
+        self.state.degraded_reported.insert(dep.id);
+        tracing::warn!(deployment = %dep.name, serving, min, "deployment degraded: below its minimum replicas");
         Ok(())
     }
 

@@ -82,6 +82,9 @@ pub struct ReconcileConfig {
     pub vram_headroom: f64,
     /// Largest GPU count per node `auto` considers.
     pub max_gpus_per_node: u32,
+    /// A deployment serving fewer than its minimum replicas this long is
+    /// reported as `deployment.degraded`.
+    pub degraded_after: Duration,
 }
 
 impl ReconcileConfig {
@@ -126,6 +129,7 @@ impl ReconcileConfig {
             candidate_cooldown: Duration::from_secs(900),
             vram_headroom: 1.2,
             max_gpus_per_node: 8,
+            degraded_after: Duration::from_secs(300),
         }
     }
 
@@ -173,6 +177,10 @@ pub struct ReconcileState {
     pub orphans_seen: HashMap<String, u64>,
     /// When the provisioner's clusters were last compared with the rows.
     pub last_sweep_ms: Option<u64>,
+    /// Deployments serving fewer than their minimum: since when (ms).
+    pub below_min_since: HashMap<Uuid, u64>,
+    /// …and those already reported degraded for that episode.
+    pub degraded_reported: HashSet<Uuid>,
 }
 
 /// What one pass did.
@@ -299,6 +307,8 @@ impl Pass<'_> {
         let now = self.now_ms;
         self.state.scaling.retain(|id, _| active.contains(id));
         self.state.backoff.retain(|id, _| active.contains(id));
+        self.state.below_min_since.retain(|id, _| active.contains(id));
+        self.state.degraded_reported.retain(|id| active.contains(id));
         self.state.avoid.retain(|_, until| *until > now);
         self.state.draining_since.retain(|id, _| draining.contains(id));
     }

@@ -168,6 +168,19 @@ pub async fn list_for_tenant(
     .await?)
 }
 
+/// Active keys expiring in `(now, before]`, soonest first.
+pub async fn expiring(db: impl PgExecutor<'_>, before: DateTime<Utc>) -> DbResult<Vec<ApiKey>> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM api_keys WHERE status = 'active' AND expires_at > now() AND expires_at <= $1
+          ORDER BY expires_at, id"
+    ))
+    .bind(before)
+    .fetch_all(db)
+    .await?)
+}
+
 /// Sets the status; revocation stamps `revoked_at` and is final (a revoked
 /// key cannot be reactivated: `NotFound`).
 pub async fn set_status(db: impl PgExecutor<'_>, id: Uuid, status: ApiKeyStatus) -> DbResult<ApiKey> {

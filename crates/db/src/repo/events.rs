@@ -51,6 +51,26 @@ pub(crate) async fn publish(db: impl PgExecutor<'_>, event: &Event) -> DbResult<
     .await?)
 }
 
+/// Appends an event unless one with `dedup_key` exists; `None` then.
+pub(crate) async fn publish_once(
+    db: impl PgExecutor<'_>,
+    event: &Event,
+    dedup_key: &str,
+) -> DbResult<Option<StoredEvent>> {
+    Ok(sqlx::query_as(concat!(
+        "INSERT INTO events (event_type, tenant_id, severity, payload, dedup_key) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING RETURNING ",
+        columns!()
+    ))
+    .bind(event.kind().as_str())
+    .bind(event.tenant_id())
+    .bind(event.severity().as_str())
+    .bind(event.payload())
+    .bind(dedup_key)
+    .fetch_optional(db)
+    .await?)
+}
+
 /// Locks up to `limit` events not yet fanned out, oldest first, skipping
 /// those another worker holds. Call inside a transaction; mark each with
 /// [`mark_fanned_out`] or [`mark_fanout_failed`] before committing.
@@ -63,6 +83,15 @@ pub async fn claim_pending(tx: &mut PgConnection, limit: i64) -> DbResult<Vec<St
     .bind(limit)
     .fetch_all(tx)
     .await?)
+}
+
+/// Marks events as handed to the delivery tables.
+pub async fn mark_all_fanned_out(db: impl PgExecutor<'_>, ids: &[i64]) -> DbResult<()> {
+    sqlx::query("UPDATE events SET fanned_out_at = now() WHERE id = ANY($1)")
+        .bind(ids)
+        .execute(db)
+        .await?;
+    Ok(())
 }
 
 /// Marks an event as handed to the delivery tables.

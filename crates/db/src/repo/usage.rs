@@ -283,3 +283,38 @@ pub async fn latency_by_model(
     .fetch_all(db)
     .await?)
 }
+
+/// An environment's token use in a range, against its daily quota.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct QuotaUse {
+    pub environment_id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub quota_tokens_per_day: i64,
+    pub used_tokens: i64,
+}
+
+/// Environments with a daily quota that used at least `percent` % of it in
+/// `[from, to)` (the UTC day so far).
+pub async fn environments_over_quota(
+    db: impl PgExecutor<'_>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    percent: i64,
+) -> DbResult<Vec<QuotaUse>> {
+    Ok(sqlx::query_as(
+        "SELECT e.id AS environment_id, e.tenant_id, e.name, e.quota_tokens_per_day, u.used_tokens
+           FROM (SELECT environment_id, sum(total_tokens)::bigint AS used_tokens
+                   FROM usage_records
+                  WHERE \"timestamp\" >= $1 AND \"timestamp\" < $2 AND environment_id IS NOT NULL
+                  GROUP BY environment_id) u
+           JOIN environments e ON e.id = u.environment_id
+          WHERE e.quota_tokens_per_day > 0 AND u.used_tokens * 100 >= e.quota_tokens_per_day * $3
+          ORDER BY e.id",
+    )
+    .bind(from)
+    .bind(to)
+    .bind(percent)
+    .fetch_all(db)
+    .await?)
+}

@@ -10,6 +10,10 @@
 //! | `POST /v1/keys` | admin | a new key; its secret is in this response only |
 //! | `GET /v1/keys/{id}` | admin | one of the tenant's keys |
 //! | `POST /v1/keys/{id}/revoke` | admin | the revoked key (idempotent; revocation is final) |
+//! | `GET, POST /v1/notifications/channels` | admin | the tenant's notification channels; a new one (a webhook's signing secret shown once) |
+//! | `GET, PATCH, DELETE /v1/notifications/channels/{id}` | admin | one channel |
+//! | `POST /v1/notifications/channels/{id}/test`, `/rotate-secret` | admin | a test send's delivery; a new signing secret |
+//! | `GET /v1/notifications/deliveries[?status=&channel=&event_type=&from=&to=&after=&limit=]`, `/{id}`, `POST /{id}/redeliver` | admin | the delivery log |
 //!
 //! **Roles.** `admin` manages the tenant's keys and sees the usage and
 //! latency of the whole tenant (or of one of its keys with `key_id`).
@@ -41,6 +45,7 @@
 //! comes from the key cache.
 
 mod keys;
+pub(crate) mod notifications;
 mod range;
 mod usage;
 

@@ -1,4 +1,4 @@
-//! `crosslogic tenants|environments|keys|regions|models|gpus|deployments|nodes …`:
+//! `crosslogic tenants|environments|keys|regions|models|gpus|deployments|nodes|notifications …`:
 //! an HTTP client of the admin API
 //! (`/admin/v1`) of a running `crosslogic serve`, so operators can work while
 //! the server owns the (possibly embedded) database. No database, no
@@ -11,6 +11,7 @@ pub mod gpus;
 pub mod keys;
 pub mod models;
 pub mod nodes;
+pub mod notifications;
 pub mod regions;
 pub mod tenants;
 
@@ -75,6 +76,9 @@ pub enum AdminCommand {
     /// Inspect, drain and terminate nodes and read their launch logs through the admin API.
     #[command(after_help = TOKEN_HELP)]
     Nodes(nodes::NodesArgs),
+    /// Manage notification channels (Discord, Slack, email, signed webhooks), test them and read the delivery log.
+    #[command(after_help = TOKEN_HELP)]
+    Notifications(notifications::NotificationsArgs),
 }
 
 /// Runs one client command.
@@ -88,6 +92,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
         AdminCommand::Gpus(args) => gpus::run(args).await?,
         AdminCommand::Deployments(args) => deployments::run(args).await?,
         AdminCommand::Nodes(args) => nodes::run(args).await?,
+        AdminCommand::Notifications(args) => notifications::run(args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
