@@ -96,9 +96,10 @@ ensure_test_redis() {
 
 ensure_test_python() {
   # Exports CROSSLOGIC_TEST_PYTHON: a Python with the official `openai` SDK,
-  # the official `standardwebhooks` verifier and the `aiosmtpd` SMTP server.
+  # the official `standardwebhooks` verifier, the `aiosmtpd` SMTP server and
+  # the official `stripe` library (signs and verifies Stripe webhooks in tests).
   local venv=/var/tmp/crosslogic-venv
-  local check='import openai, standardwebhooks, aiosmtpd'
+  local check='import openai, standardwebhooks, aiosmtpd, stripe'
   if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "$check" 2>/dev/null; then
     export CROSSLOGIC_TEST_PYTHON=$venv/bin/python; return
   fi
@@ -107,9 +108,9 @@ ensure_test_python() {
     as_root_or_say "Python venv support" python3-venv
     python3 -m venv "$venv" || die "cannot create a Python virtual environment in $venv"
   fi
-  log "installing the openai SDK, standardwebhooks and aiosmtpd into $venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check openai standardwebhooks aiosmtpd \
-    || die "pip install openai standardwebhooks aiosmtpd failed"
+  log "installing the openai SDK, standardwebhooks, aiosmtpd and stripe into $venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check openai standardwebhooks aiosmtpd stripe \
+    || die "pip install openai standardwebhooks aiosmtpd stripe failed"
   export CROSSLOGIC_TEST_PYTHON=$venv/bin/python
 }
 

@@ -6,11 +6,13 @@
 //! are held in [`secrecy::SecretString`] and never appear in `Debug`, errors
 //! or [`Config::report`].
 
+mod billing;
 mod database;
 mod notify;
 mod parse;
 mod provision;
 
+pub use billing::{BillingSettings, StripeSettings};
 pub use notify::{mask_url, webhook_secret, NotifySettings, Severity, SmtpSettings, SmtpTls};
 pub use provision::ProvisionSettings;
 
@@ -88,6 +90,8 @@ pub struct Config {
     pub provision: ProvisionSettings,
     /// Notification delivery.
     pub notify: NotifySettings,
+    /// Billing: Stripe, grace period, signup credit, retention.
+    pub billing: BillingSettings,
 }
 
 /// Platform-wide limits (`GLOBAL_*`) and the limiter's policies.
@@ -226,7 +230,9 @@ impl Config {
         let limits = LimitsSettings::from_vars(&get)?;
         let provision = ProvisionSettings::from_vars(&get)?;
         let notify = NotifySettings::from_vars(&get)?;
+        let billing = BillingSettings::from_vars(&get)?;
         Ok(Config {
+            billing,
             limits,
             provision,
             notify,
@@ -329,6 +335,7 @@ impl Config {
         ));
         self.provision.report(&mut out);
         self.notify.report(&mut out);
+        self.billing.report(&mut out);
         out
     }
 }

@@ -11,14 +11,15 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::{
-    ApiKeyRole, ApiKeyStatus, BillingPlan, DeploymentStatus, DeploymentStrategy, EnvironmentStatus, EventSeverity,
-    ModelStatus, ModelType, NodeStatus, NotificationChannel, ParseEnumError, Provider, RegionStatus, TenantStatus,
+    ApiKeyRole, ApiKeyStatus, BillingPlan, CreditType, DeploymentStatus, DeploymentStrategy, EnvironmentStatus,
+    EventSeverity, ModelStatus, ModelType, NodeStatus, NotificationChannel, ParseEnumError, Provider, RegionStatus,
+    SuspensionReason, TenantStatus,
 };
 
 /// What every payload tells besides its own fields.
@@ -154,6 +155,14 @@ events! {
     ChannelDeleted => "notification.channel_deleted", ChannelEvent, Info, "notification settings: a channel was deleted";
     ChannelTest => "notification.test", ChannelTest, Info, "notification settings: a test send asked for through the API; sent to that channel only, at once, never queued";
     ChannelDisabled => "notification.channel_disabled", ChannelDisabled, Warning, "notification delivery: a channel answered that it is gone (410, a deleted Discord or Slack webhook) and was disabled";
+    CreditGranted => "billing.credit_granted", CreditGranted, Info, "billing: the operator granted a credit (admin API), or a new tenant got BILLING_SIGNUP_CREDIT";
+    BudgetUpdated => "billing.budget_updated", BudgetEvent, Info, "billing: a tenant's monthly budget was set, changed or removed (admin API)";
+    BudgetWarning => "billing.budget_warning", BudgetEvent, Warning, "budget watcher: a tenant spent 80 % of its monthly budget (once a month)";
+    BudgetExceeded => "billing.budget_exceeded", BudgetEvent, Critical, "budget watcher: a tenant spent its whole monthly budget (once a month); with a hard stop its requests are refused until the budget is raised or the month turns";
+    ExportFailed => "billing.export_failed", ExportFailed, Critical, "Stripe export: a tenant-hour's usage could not be sent to Stripe and never will be (refused, or older than Stripe's 35-day window)";
+    PaymentFailed => "payment.failed", PaymentEvent, Warning, "Stripe webhook: an invoice payment failed (invoice.payment_failed); the tenant is suspended if it stays unpaid past BILLING_GRACE_PERIOD";
+    PaymentSucceeded => "payment.succeeded", PaymentEvent, Info, "Stripe webhook: an invoice was paid (invoice.paid); a tenant suspended for non-payment is reactivated";
+    SubscriptionDeleted => "billing.subscription_deleted", SubscriptionDeleted, Warning, "Stripe webhook: a tenant's Stripe subscription ended (customer.subscription.deleted)";
 }
 
 impl EventKind {
@@ -192,6 +201,10 @@ pub struct TenantEvent {
     pub email: String,
     pub status: TenantStatus,
     pub billing_plan: BillingPlan,
+    /// Why a suspended tenant is suspended: `operator` or `non_payment`
+    /// (present on `tenant.suspended` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<SuspensionReason>,
 }
 
 impl EventPayload for TenantEvent {
@@ -564,6 +577,117 @@ impl EventPayload for ChannelDisabled {
     }
 }
 
+/// Payload of `billing.credit_granted`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditGranted {
+    pub tenant_id: Uuid,
+    pub credit_id: Uuid,
+    pub credit_type: CreditType,
+    pub amount_microdollars: i64,
+    /// `None`: never expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    pub description: Option<String>,
+}
+
+impl EventPayload for CreditGranted {
+    fn tenant_id(&self) -> Option<Uuid> {
+        Some(self.tenant_id)
+    }
+    fn resource(&self) -> (&'static str, String) {
+        ("credit", self.credit_id.to_string())
+    }
+}
+
+/// Payload of `billing.budget_updated`, `billing.budget_warning` and
+/// `billing.budget_exceeded`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetEvent {
+    pub tenant_id: Uuid,
+    /// The UTC month (its first day).
+    pub month: NaiveDate,
+    /// `None`: no budget (it was removed).
+    pub budget_microdollars: Option<i64>,
+    /// Cost of the month so far (before credits).
+    pub spent_microdollars: i64,
+    /// `spent` as a whole percentage of the budget.
+    pub percent: i64,
+    /// Whether reaching the budget stops requests.
+    pub hard_stop: bool,
+}
+
+impl EventPayload for BudgetEvent {
+    fn tenant_id(&self) -> Option<Uuid> {
+        Some(self.tenant_id)
+    }
+    fn resource(&self) -> (&'static str, String) {
+        ("tenant", self.tenant_id.to_string())
+    }
+}
+
+/// Payload of `billing.export_failed` (an operator event).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportFailed {
+    /// The tenant whose usage it is (the event goes to the operator only).
+    pub tenant: Uuid,
+    /// The `billing_events` row (the export log entry).
+    pub billing_event_id: Uuid,
+    /// The UTC hour the usage is of.
+    pub hour: DateTime<Utc>,
+    pub amount_microdollars: i64,
+    /// The meter event identifier.
+    pub identifier: String,
+    pub attempts: i32,
+    pub error: String,
+}
+
+impl EventPayload for ExportFailed {
+    fn resource(&self) -> (&'static str, String) {
+        ("billing_event", self.billing_event_id.to_string())
+    }
+}
+
+/// Payload of `payment.failed` and `payment.succeeded`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentEvent {
+    pub tenant_id: Uuid,
+    pub stripe_customer_id: String,
+    pub invoice_id: Option<String>,
+    /// In the currency's smallest unit, as Stripe reports it.
+    pub amount_due: Option<i64>,
+    pub currency: Option<String>,
+    /// The Stripe event that told us.
+    pub stripe_event_id: String,
+    /// `payment.failed`: when the tenant is suspended if still unpaid.
+    pub suspend_after: Option<DateTime<Utc>>,
+}
+
+impl EventPayload for PaymentEvent {
+    fn tenant_id(&self) -> Option<Uuid> {
+        Some(self.tenant_id)
+    }
+    fn resource(&self) -> (&'static str, String) {
+        ("tenant", self.tenant_id.to_string())
+    }
+}
+
+/// Payload of `billing.subscription_deleted`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionDeleted {
+    pub tenant_id: Uuid,
+    pub stripe_customer_id: String,
+    pub subscription_id: Option<String>,
+    pub stripe_event_id: String,
+}
+
+impl EventPayload for SubscriptionDeleted {
+    fn tenant_id(&self) -> Option<Uuid> {
+        Some(self.tenant_id)
+    }
+    fn resource(&self) -> (&'static str, String) {
+        ("tenant", self.tenant_id.to_string())
+    }
+}
+
 /// One example of every kind, with plausible values: the catalogue's
 /// documentation and a receiver's test send are built from these.
 pub fn example(kind: EventKind) -> Event {
@@ -576,6 +700,7 @@ pub fn example(kind: EventKind) -> Event {
         email: "ops@acme.example".into(),
         status: TenantStatus::Active,
         billing_plan: BillingPlan::Serverless,
+        reason: None,
     };
     let environment = EnvironmentEvent {
         tenant_id: id(1),
@@ -631,7 +756,10 @@ pub fn example(kind: EventKind) -> Event {
     match kind {
         EventKind::TenantCreated => Event::TenantCreated(tenant),
         EventKind::TenantUpdated => Event::TenantUpdated(tenant),
-        EventKind::TenantSuspended => Event::TenantSuspended(with(TenantStatus::Suspended)),
+        EventKind::TenantSuspended => Event::TenantSuspended(TenantEvent {
+            reason: Some(SuspensionReason::NonPayment),
+            ..with(TenantStatus::Suspended)
+        }),
         EventKind::TenantActivated => Event::TenantActivated(tenant),
         EventKind::TenantDeleted => Event::TenantDeleted(with(TenantStatus::Deleted)),
         EventKind::EnvironmentCreated => Event::EnvironmentCreated(environment),
@@ -792,6 +920,65 @@ pub fn example(kind: EventKind) -> Event {
             destination: "https://hooks.acme.example/…".into(),
             reason: "410 Gone".into(),
         }),
+        EventKind::CreditGranted => Event::CreditGranted(CreditGranted {
+            tenant_id: id(1),
+            credit_id: id(8),
+            credit_type: CreditType::Promotional,
+            amount_microdollars: 25_000_000,
+            expires_at: Some(at(90 * 86_400)),
+            description: Some("launch promotion".into()),
+        }),
+        EventKind::BudgetUpdated | EventKind::BudgetWarning | EventKind::BudgetExceeded => {
+            let (spent, percent) = match kind {
+                EventKind::BudgetWarning => (81_250_000, 81),
+                EventKind::BudgetExceeded => (100_000_013, 100),
+                _ => (12_000_000, 12),
+            };
+            let b = BudgetEvent {
+                tenant_id: id(1),
+                month: at(0).date_naive().with_day(1).unwrap_or_default(),
+                budget_microdollars: Some(100_000_000),
+                spent_microdollars: spent,
+                percent,
+                hard_stop: true,
+            };
+            match kind {
+                EventKind::BudgetWarning => Event::BudgetWarning(b),
+                EventKind::BudgetExceeded => Event::BudgetExceeded(b),
+                _ => Event::BudgetUpdated(b),
+            }
+        }
+        EventKind::ExportFailed => Event::ExportFailed(ExportFailed {
+            tenant: id(1),
+            billing_event_id: id(9),
+            hour: at(0),
+            amount_microdollars: 1_234_567,
+            identifier: "cl-01900000000070008000000000000001-1767603600-r0".into(),
+            attempts: 0,
+            error: "the hour is older than Stripe's 35-day window for meter events".into(),
+        }),
+        EventKind::PaymentFailed | EventKind::PaymentSucceeded => {
+            let p = PaymentEvent {
+                tenant_id: id(1),
+                stripe_customer_id: "cus_Q1w2e3r4t5".into(),
+                invoice_id: Some("in_1Pq2w3e4r5".into()),
+                amount_due: Some(4_200),
+                currency: Some("usd".into()),
+                stripe_event_id: "evt_1Pq2w3e4r5t6".into(),
+                suspend_after: (kind == EventKind::PaymentFailed).then(|| at(3 * 86_400)),
+            };
+            if kind == EventKind::PaymentFailed {
+                Event::PaymentFailed(p)
+            } else {
+                Event::PaymentSucceeded(p)
+            }
+        }
+        EventKind::SubscriptionDeleted => Event::SubscriptionDeleted(SubscriptionDeleted {
+            tenant_id: id(1),
+            stripe_customer_id: "cus_Q1w2e3r4t5".into(),
+            subscription_id: Some("sub_1Pq2w3e4r5".into()),
+            stripe_event_id: "evt_1Pq2w3e4r5t7".into(),
+        }),
     }
 }
 
@@ -828,10 +1015,11 @@ mod tests {
     fn tenant_events_carry_their_tenant_and_platform_events_none() {
         for kind in EventKind::ALL {
             let event = example(*kind);
+            // billing.export_failed is the operator's business, not the tenant's.
             let tenant_scoped = matches!(
                 kind.family(),
-                "tenant" | "environment" | "apikey" | "quota" | "key" | "notification"
-            );
+                "tenant" | "environment" | "apikey" | "quota" | "key" | "notification" | "billing" | "payment"
+            ) && *kind != EventKind::ExportFailed;
             assert_eq!(event.tenant_id().is_some(), tenant_scoped, "{kind}");
         }
     }

@@ -4,7 +4,9 @@
 //! Everything here is plain data and pure functions, so it is unit-testable.
 
 pub mod actor;
+pub mod billing;
 pub mod candidates;
+pub mod decimal;
 pub mod delivery;
 pub mod error;
 pub mod events;
@@ -18,5 +20,5 @@ pub mod status;
 pub use actor::Actor;
 pub use error::ServiceError;
 pub use events::{Event, EventKind};
-pub use money::{cost_microdollars, Micros, PricePerMillion};
+pub use money::{cost_microdollars, request_cost, Femtos, Micros, PricePerMillion, FEMTOS_PER_MICRO};
 pub use status::*;

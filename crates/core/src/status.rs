@@ -71,6 +71,10 @@ string_enum!(
     TenantStatus, "tenant status" { Active => "active", Suspended => "suspended", Deleted => "deleted" }
 );
 string_enum!(
+    /// `tenants.suspension_reason`: who may lift a suspension.
+    SuspensionReason, "suspension reason" { Operator => "operator", NonPayment => "non_payment" }
+);
+string_enum!(
     /// `tenants.billing_plan`.
     BillingPlan, "billing plan" { Serverless => "serverless", Reserved => "reserved", Enterprise => "enterprise" }
 );

@@ -14,6 +14,7 @@ pub mod embedded;
 mod error;
 pub mod maintenance;
 pub mod migrate;
+pub mod money;
 pub mod pool;
 pub mod repo;
 
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use crosslogic_config::{DatabaseConfig, DatabaseTarget, ExternalDatabase};
 pub use error::{DbError, DbResult};
-pub use sqlx::PgPool;
+pub use sqlx::{PgConnection, PgPool};
 
 use embedded::{EmbeddedError, EmbeddedPostgres};
 

@@ -66,6 +66,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(4, "04_auth_notify"),
     migration!(5, "05_provision_jobs"),
     migration!(6, "06_notification_delivery"),
+    migration!(7, "07_billing"),
 ];
 
 /// Why migrating failed.

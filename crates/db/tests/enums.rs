@@ -67,6 +67,7 @@ async fn every_core_enum_value_is_accepted_by_its_check_constraint() {
     let p = &db.pool;
     check(p, "tenants", "status", TenantStatus::ALL).await;
     check(p, "tenants", "billing_plan", BillingPlan::ALL).await;
+    check(p, "tenants", "suspension_reason", SuspensionReason::ALL).await;
     check(p, "environments", "status", EnvironmentStatus::ALL).await;
     check(p, "api_keys", "role", ApiKeyRole::ALL).await;
     check(p, "api_keys", "status", ApiKeyStatus::ALL).await;

@@ -152,7 +152,7 @@ async fn tenants_environments_and_keys_round_trip_with_typed_errors() {
     .await
     .unwrap();
     assert_eq!((patched.concurrency_limit, patched.name.as_str()), (Some(3), "Acme"));
-    let deleted = tenants::set_status(p, t.id, TenantStatus::Deleted).await.unwrap();
+    let deleted = tenants::set_status(p, t.id, TenantStatus::Deleted, None).await.unwrap();
     assert!(deleted.deleted_at.is_some());
     let listed = tenants::list(p, None, None, 10).await.unwrap();
     assert_eq!(
@@ -196,6 +196,10 @@ async fn usage_batches_are_idempotent_and_roll_up_per_hour() {
     let mumbai = catalog::get_region(p, "in-mumbai").await.unwrap();
     assert_eq!(mumbai.cost_multiplier_milli, 700);
     let hour = Utc::now() - Duration::hours(2);
+    // 100 + 50 tokens at $0.05/M × 0.7 = 5.25 µ$: rounding each request
+    // would bill 5 µ$; ten of them are exactly 52.5 µ$.
+    let cost = crosslogic_core::request_cost(100, 50, model.input_price(), model.output_price(), 700);
+    assert_eq!(cost, crosslogic_core::Femtos(5_250_000_000));
     let records: Vec<usage::UsageRecord> = (0..10)
         .map(|i| usage::UsageRecord {
             request_id: format!("req-{i}"),
@@ -211,7 +215,8 @@ async fn usage_batches_are_idempotent_and_roll_up_per_hour() {
             completion_tokens: 50,
             cached_tokens: 0,
             latency_ms: 10 * (i + 1),
-            cost_microdollars: cost_microdollars(100, 50, model.input_price(), model.output_price(), 700).0,
+            cost_microdollars: cost.round_micros().0,
+            cost_exact: cost,
             status: UsageStatus::Completed,
             metadata: json!({}),
         })
@@ -224,26 +229,58 @@ async fn usage_batches_are_idempotent_and_roll_up_per_hour() {
     );
     assert_eq!(usage::insert_batch(p, &[]).await.unwrap(), 0);
 
-    let totals = usage::totals(
+    let h = crosslogic_core::billing::hour_start(hour);
+    assert_eq!(
+        rollups::queued_hours(p, Utc::now(), 10).await.unwrap(),
+        vec![h],
+        "the insert queued its hour for rollup"
+    );
+    let mut tx = p.begin().await.unwrap();
+    let done = rollups::rollup_hour(&mut tx, h).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!((done.rows, done.queued, done.folded), (1, 1, false));
+    let mut tx = p.begin().await.unwrap();
+    let again = rollups::rollup_hour(&mut tx, h).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!((again.rows, again.queued), (1, 0), "rollup is an upsert");
+    assert!(rollups::queued_hours(p, Utc::now(), 10).await.unwrap().is_empty());
+    let rows = rollups::hourly(p, t.id, hour - Duration::hours(1), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "one row per key even with NULL environment and key");
+    assert_eq!(rows[0].total_requests, 10);
+    assert_eq!(rows[0].total_cost_microdollars, 53, "52.5 µ$ rounded once, half up");
+    let totals = rollups::totals(
         p,
-        t.id,
-        None,
-        hour - Duration::hours(1),
-        Utc::now(),
-        usage::UsageGroup::Model,
+        rollups::Scope::Tenant {
+            tenant_id: t.id,
+            api_key_id: None,
+        },
+        &[h],
+        &[],
+        rollups::UsageGroup::Model,
+        false,
     )
     .await
     .unwrap();
     assert_eq!(totals.len(), 1);
     assert_eq!((totals[0].requests, totals[0].total_tokens), (10, 1500));
-
-    assert_eq!(usage::rollup_hour(p, hour).await.unwrap(), 1);
-    assert_eq!(usage::rollup_hour(p, hour).await.unwrap(), 1, "rollup is an upsert");
-    let rows = usage::hourly(p, t.id, hour - Duration::hours(1), Utc::now())
-        .await
-        .unwrap();
-    assert_eq!(rows.len(), 1, "one row per key even with NULL environment");
-    assert_eq!(rows[0].total_requests, 10);
+    assert_eq!(totals[0].cost, crosslogic_core::Femtos(52_500_000_000));
+    // The same answer from raw rows.
+    let raw = rollups::totals(
+        p,
+        rollups::Scope::Tenant {
+            tenant_id: t.id,
+            api_key_id: None,
+        },
+        &[],
+        &[(h, h + Duration::hours(1))],
+        rollups::UsageGroup::Model,
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(raw, totals);
     assert_eq!(rows[0].p50_latency_ms, Some(55.0));
     db.drop_db().await;
 }
@@ -449,7 +486,7 @@ async fn catalog_billing_and_notifications_round_trip() {
     assert_eq!(m.status, ModelStatus::Deprecated);
 
     let t = tenants::create(p, &new_tenant("b@x.test")).await.unwrap();
-    let ev = billing::NewBillingEvent {
+    let ev = repo::billing::events::NewBillingEvent {
         tenant_id: t.id,
         event_type: BillingEventType::Usage,
         amount_microdollars: 1234,
@@ -458,27 +495,52 @@ async fn catalog_billing_and_notifications_round_trip() {
         description: None,
         period_start: None,
         period_end: None,
+        status: BillingEventStatus::Pending,
+        revision: Some(0),
+        next_attempt_at: Some(Utc::now()),
         metadata: json!({}),
     };
-    assert!(billing::create_event(p, &ev).await.unwrap().is_some());
+    assert!(repo::billing::events::create(p, &ev).await.unwrap().is_some());
     assert!(
-        billing::create_event(p, &ev).await.unwrap().is_none(),
+        repo::billing::events::create(p, &ev).await.unwrap().is_none(),
         "idempotency key reused"
     );
-    billing::grant_credit(p, t.id, CreditType::SignupBonus, 1000, Some("welcome"), None)
+    let claimed = repo::billing::events::claim_due_exports(p, std::time::Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        repo::billing::events::claim_due_exports(p, std::time::Duration::from_secs(60), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a leased export is not claimed twice"
+    );
+    let credit = repo::billing::credits::grant(p, t.id, CreditType::SignupBonus, 1000, Some("welcome"), None)
         .await
         .unwrap();
     let mut tx = p.begin().await.unwrap();
-    assert_eq!(billing::consume_credits(&mut tx, t.id, 1500).await.unwrap(), 1000);
-    tx.commit().await.unwrap();
-    assert!(billing::usable_credits(p, t.id).await.unwrap().is_empty());
+    let usable = repo::billing::credits::usable_for_update(&mut tx, t.id, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(usable.len(), 1);
+    repo::billing::credits::take(&mut tx, credit.id, 1000).await.unwrap();
     assert!(
-        billing::record_webhook(p, "stripe", "evt_1", "invoice.paid", &json!({}))
+        repo::billing::credits::take(&mut tx, credit.id, 1).await.is_err(),
+        "a credit cannot go below zero"
+    );
+    tx.rollback().await.unwrap();
+    let mut tx = p.begin().await.unwrap();
+    repo::billing::credits::take(&mut tx, credit.id, 1000).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(repo::billing::credits::balance(p, t.id, Utc::now()).await.unwrap().0, 0);
+    assert!(
+        repo::billing::stripe::record_webhook(p, "stripe", "evt_1", "invoice.paid", &json!({}))
             .await
             .unwrap()
     );
     assert!(
-        !billing::record_webhook(p, "stripe", "evt_1", "invoice.paid", &json!({}))
+        !repo::billing::stripe::record_webhook(p, "stripe", "evt_1", "invoice.paid", &json!({}))
             .await
             .unwrap()
     );
@@ -575,6 +637,7 @@ async fn catalog_billing_and_notifications_round_trip() {
         email: t.email.clone(),
         status: t.status,
         billing_plan: t.billing_plan,
+        reason: None,
     });
     crosslogic_db::changes::record(&mut tx, &Actor::admin(None), &created)
         .await
@@ -647,7 +710,9 @@ async fn auth_relevant_changes_notify_gateways_but_usage_touches_do_not() {
         .unwrap()
         .unwrap();
     assert_eq!(n.payload(), format!("environments:{}", env.id));
-    tenants::set_status(p, t.id, TenantStatus::Suspended).await.unwrap();
+    tenants::set_status(p, t.id, TenantStatus::Suspended, Some(SuspensionReason::Operator))
+        .await
+        .unwrap();
     let n = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv())
         .await
         .unwrap()

@@ -82,6 +82,8 @@ pub struct GatewayConfig {
     /// Notification test sends and destination rules (self-service
     /// channels); `None` = public https targets only, no email.
     pub notify: Option<crosslogic_notify::NotifyApi>,
+    /// Billing settings the self-service billing routes show.
+    pub billing: crosslogic_billing::BillingApi,
 }
 
 impl GatewayConfig {
@@ -95,6 +97,7 @@ impl GatewayConfig {
             redis_url: None,
             redis_prefix: "crosslogic".to_owned(),
             notify: None,
+            billing: crosslogic_billing::BillingApi::default(),
         }
     }
 }
@@ -111,6 +114,8 @@ pub struct Gateway {
     tasks: TaskTracker,
     /// Notification channels' test sends and destination rules.
     notify: crosslogic_notify::NotifyApi,
+    /// Billing settings (grace period shown in the billing summary).
+    billing: crosslogic_billing::BillingApi,
 }
 
 /// Builds the gateway, loads its first snapshot, and starts its background
@@ -162,6 +167,7 @@ pub async fn start(
         limiter,
         tasks: tasks.clone(),
         notify,
+        billing: config.billing,
     };
     Ok(router(gw))
 }
@@ -176,6 +182,9 @@ fn router(gw: Gateway) -> Router {
         .route("/v1/models/{id}", get(handlers::get_model))
         .route("/v1/usage", get(self_service::usage))
         .route("/v1/usage/latency", get(self_service::latency))
+        .route("/v1/billing", get(self_service::billing::summary))
+        .route("/v1/billing/costs", get(self_service::billing::costs))
+        .route("/v1/billing/credits", get(self_service::billing::credits))
         .route("/v1/keys", get(self_service::list_keys).post(self_service::create_key))
         .route("/v1/keys/{id}", get(self_service::get_key))
         .route("/v1/keys/{id}/revoke", post(self_service::revoke_key))

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
-use crosslogic_core::{cost_microdollars, UsageStatus};
+use crosslogic_core::{request_cost, UsageStatus};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -102,7 +102,7 @@ impl RequestGuard {
         let multiplier = region_id
             .and_then(|r| ctx.snapshot.multipliers.get(&r).copied())
             .unwrap_or(1000);
-        let cost = cost_microdollars(
+        let cost = request_cost(
             u64::from(prompt),
             u64::from(completion),
             ctx.model.input_price,
@@ -123,7 +123,8 @@ impl RequestGuard {
             completion_tokens: i32::try_from(completion).unwrap_or(i32::MAX),
             cached_tokens: i32::try_from(cached).unwrap_or(i32::MAX),
             latency_ms: i32::try_from(ctx.started.elapsed().as_millis()).unwrap_or(i32::MAX),
-            cost_microdollars: cost.0,
+            cost_microdollars: cost.round_micros().0,
+            cost_exact: cost,
             status: self.status,
             metadata: json!({ "usage_reported": self.usage.is_some() }),
         }

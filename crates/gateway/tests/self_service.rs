@@ -158,6 +158,7 @@ fn record(
         cached_tokens: 0,
         latency_ms,
         cost_microdollars: cost,
+        cost_exact: crosslogic_core::Femtos::from_micros(crosslogic_core::Micros(cost)),
         status: UsageStatus::Completed,
         metadata: json!({}),
     }
@@ -524,6 +525,39 @@ async fn usage_equals_the_recorded_rows_within_each_roles_scope() {
     usage::insert_batch(&env.db.pool, &rows).await.unwrap();
     let range = "from=2024-05-01&to=2024-05-02";
 
+    // Every answer is the same from raw rows and once the hours are rolled
+    // up (rollups for whole rolled-up hours, raw rows for the rest); the
+    // checks below then run against the rollups.
+    let probes: Vec<(String, &str)> = vec![
+        (format!("/v1/usage?{range}"), &env.admin.secret),
+        (format!("/v1/usage?{range}&group_by=model"), &env.admin.secret),
+        (format!("/v1/usage?{range}&group_by=key"), &env.admin.secret),
+        (format!("/v1/usage?{range}&group_by=hour"), &env.admin.secret),
+        (
+            format!("/v1/usage?{range}&group_by=model&key_id={d}"),
+            &env.admin.secret,
+        ),
+        (
+            "/v1/usage?from=2024-05-01T10:30:00Z&to=2024-05-02T00:00:01Z&group_by=model".into(),
+            &env.admin.secret,
+        ),
+        (format!("/v1/usage?{range}&group_by=key"), &env.developer.secret),
+    ];
+    let mut from_raw = Vec::new();
+    for (path, key) in &probes {
+        let (status, body) = env.get(path, key).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        from_raw.push(body);
+    }
+    let pass = crosslogic_billing::rollup::rollup_pending(&env.db.pool, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(pass.hours, 6, "every hour with usage is rolled up once");
+    for ((path, key), before) in probes.iter().zip(from_raw) {
+        let (_, after) = env.get(path, key).await;
+        assert_eq!(after, before, "{path}: rollups and raw rows disagree");
+    }
+
     // Admin: the whole tenant.
     let (status, body) = env.get(&format!("/v1/usage?{range}"), &env.admin.secret).await;
     assert_eq!(status, 200, "{body}");
@@ -537,8 +571,11 @@ async fn usage_equals_the_recorded_rows_within_each_roles_scope() {
             ("2024-05-02".into(), 1, 10, 10, 20, 2_000_000),
         ]
     );
-    assert_eq!(body["data"][1]["cost_usd"], 2.0);
-    assert_eq!(body["data"][0]["cost_usd"], 0.00157);
+    assert_eq!(
+        body["data"][1]["cost"],
+        json!({"amount": "2.00", "currency": "usd", "microdollars": 2_000_000})
+    );
+    assert_eq!(body["data"][0]["cost"]["amount"], "0.00157");
 
     let (_, by_model) = env
         .get(&format!("/v1/usage?{range}&group_by=model"), &env.admin.secret)

@@ -19,6 +19,7 @@
 mod error;
 mod extract;
 mod list;
+pub mod range;
 
 pub use error::ApiError;
 pub use extract::{bearer, Body, BodyOrDefault, Id, Query};

@@ -439,6 +439,7 @@ async fn quota_and_key_expiry_events_are_published_once() {
         cached_tokens: 0,
         latency_ms: 5,
         cost_microdollars: 1,
+        cost_exact: crosslogic_core::Femtos::from_micros(crosslogic_core::Micros(1)),
         status: crosslogic_core::UsageStatus::Completed,
         metadata: json!({}),
     };

@@ -55,6 +55,10 @@ pub struct ServerConfig {
     /// Notification delivery (fan-out, senders, watchers); `None` = the
     /// events outbox is not delivered by this process.
     pub notify: Option<crosslogic_notify::NotifyConfig>,
+    /// Billing workers (rollups, settlement, Stripe export and webhooks,
+    /// budgets, retention); `None` = not run by this process (the webhook
+    /// route then answers 503).
+    pub billing: Option<crosslogic_billing::BillingConfig>,
 }
 
 /// What the reconciler runs with.
@@ -137,6 +141,25 @@ impl App {
                 .await
                 .map_err(|e| RunError::Start(e.to_string()))?;
         }
+        let billing_wake = crosslogic_billing::Wake::default();
+        let mut webhook_secrets = Vec::new();
+        if let Some(b) = &config.billing {
+            admin = admin.with_billing(crosslogic_billing::BillingApi::new(&b.settings));
+            webhook_secrets = b.settings.webhook_secrets.clone();
+            crosslogic_billing::start(
+                pool.clone(),
+                b.clone(),
+                billing_wake.clone(),
+                &tasks,
+                background.clone(),
+            )
+            .map_err(|e| RunError::Start(e.to_string()))?;
+        }
+        let webhooks = crosslogic_billing::webhooks::router(crosslogic_billing::webhooks::WebhookState {
+            pool: pool.clone(),
+            secrets: webhook_secrets,
+            wake: billing_wake,
+        });
         let agent = crosslogic_control::agent::AgentState::new(pool.clone(), config.node_registration_token.as_ref());
         tasks.spawn(crosslogic_control::health::run_monitor(
             pool.clone(),
@@ -158,6 +181,7 @@ impl App {
             .with_state(state)
             .merge(crosslogic_control::admin::router(admin))
             .merge(crosslogic_control::agent::router(agent))
+            .merge(webhooks)
             .merge(gateway)
             .into_make_service_with_connect_info::<SocketAddr>();
 

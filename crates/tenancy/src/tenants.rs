@@ -1,8 +1,9 @@
 //! Tenant operations.
 
-use crosslogic_core::events::TenantEvent;
-use crosslogic_core::{Actor, BillingPlan, Event, ServiceError, TenantStatus};
+use crosslogic_core::events::{CreditGranted, TenantEvent};
+use crosslogic_core::{Actor, BillingPlan, CreditType, Event, ServiceError, SuspensionReason, TenantStatus};
 use crosslogic_db::changes;
+use crosslogic_db::repo::billing::{credits, stripe as billing_stripe};
 use crosslogic_db::repo::tenants::{self, NewTenant, Tenant, TenantPatch};
 use crosslogic_db::PgPool;
 use serde::Deserialize;
@@ -59,11 +60,26 @@ fn event(t: &Tenant) -> TenantEvent {
         email: t.email.clone(),
         status: t.status,
         billing_plan: t.billing_plan,
+        reason: t.suspension_reason(),
     }
 }
 
-/// Creates a tenant; publishes `tenant.created`.
-pub async fn create_tenant(pool: &PgPool, actor: &Actor, input: CreateTenant) -> Result<Tenant, ServiceError> {
+/// A credit every new tenant receives (`BILLING_SIGNUP_CREDIT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignupCredit {
+    pub amount_microdollars: i64,
+    /// `None`: it never expires.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Creates a tenant; publishes `tenant.created`, and with `signup` grants
+/// the signup credit in the same transaction (`billing.credit_granted`).
+pub async fn create_tenant(
+    pool: &PgPool,
+    actor: &Actor,
+    input: CreateTenant,
+    signup: Option<SignupCredit>,
+) -> Result<Tenant, ServiceError> {
     let new = NewTenant {
         name: validate::name("name", &input.name, 200)?,
         email: validate::email(&input.email)?,
@@ -75,6 +91,31 @@ pub async fn create_tenant(pool: &PgPool, actor: &Actor, input: CreateTenant) ->
     let mut tx = crosslogic_db::begin(pool).await?;
     let tenant = tenants::create(&mut *tx, &new).await?;
     changes::record(&mut tx, actor, &Event::TenantCreated(event(&tenant))).await?;
+    if let Some(s) = signup.filter(|s| s.amount_microdollars > 0) {
+        let description = "signup credit";
+        let credit = credits::grant(
+            &mut *tx,
+            tenant.id,
+            CreditType::SignupBonus,
+            s.amount_microdollars,
+            Some(description),
+            s.expires_at,
+        )
+        .await?;
+        changes::record(
+            &mut tx,
+            actor,
+            &Event::CreditGranted(CreditGranted {
+                tenant_id: tenant.id,
+                credit_id: credit.id,
+                credit_type: CreditType::SignupBonus,
+                amount_microdollars: s.amount_microdollars,
+                expires_at: s.expires_at,
+                description: Some(description.into()),
+            }),
+        )
+        .await?;
+    }
     crosslogic_db::commit(tx).await?;
     Ok(tenant)
 }
@@ -156,7 +197,14 @@ pub async fn set_tenant_status(
     if current.status == status {
         return Ok(current);
     }
-    let tenant = tenants::set_status(&mut *tx, id, status).await?;
+    let reason = (status == TenantStatus::Suspended).then_some(SuspensionReason::Operator);
+    let tenant = tenants::set_status(&mut *tx, id, status, reason).await?;
+    if current.suspension_reason() == Some(SuspensionReason::NonPayment) && status == TenantStatus::Active {
+        // The operator lifted a suspension for non-payment: unpaid invoices
+        // get a new grace period instead of suspending the tenant again at
+        // the next dunning check.
+        billing_stripe::restart_grace(&mut *tx, id).await?;
+    }
     let payload = event(&tenant);
     let change = match status {
         TenantStatus::Active => Event::TenantActivated(payload),
@@ -166,4 +214,45 @@ pub async fn set_tenant_status(
     changes::record(&mut tx, actor, &change).await?;
     crosslogic_db::commit(tx).await?;
     Ok(tenant)
+}
+
+/// Suspends an active tenant for non-payment (Stripe dunning), on `tx`;
+/// publishes `tenant.suspended` with reason `non_payment`, audited as
+/// `actor`. `None` when the tenant is not active (already suspended — by
+/// the operator or for non-payment — or deleted): nothing changes.
+pub async fn suspend_for_non_payment(
+    tx: &mut crosslogic_db::PgConnection,
+    actor: &Actor,
+    id: Uuid,
+) -> Result<Option<Tenant>, crosslogic_db::DbError> {
+    let current = tenants::get_for_update(&mut *tx, id).await?;
+    if current.status != TenantStatus::Active {
+        return Ok(None);
+    }
+    let tenant = tenants::set_status(
+        &mut *tx,
+        id,
+        TenantStatus::Suspended,
+        Some(SuspensionReason::NonPayment),
+    )
+    .await?;
+    changes::record(tx, actor, &Event::TenantSuspended(event(&tenant))).await?;
+    Ok(Some(tenant))
+}
+
+/// Reactivates a tenant suspended for non-payment (not one the operator
+/// suspended), on `tx`; publishes `tenant.activated`. `None` when there
+/// was nothing to lift.
+pub async fn reactivate_after_payment(
+    tx: &mut crosslogic_db::PgConnection,
+    actor: &Actor,
+    id: Uuid,
+) -> Result<Option<Tenant>, crosslogic_db::DbError> {
+    let current = tenants::get_for_update(&mut *tx, id).await?;
+    if current.status != TenantStatus::Suspended || current.suspension_reason() != Some(SuspensionReason::NonPayment) {
+        return Ok(None);
+    }
+    let tenant = tenants::set_status(&mut *tx, id, TenantStatus::Active, None).await?;
+    changes::record(tx, actor, &Event::TenantActivated(event(&tenant))).await?;
+    Ok(Some(tenant))
 }

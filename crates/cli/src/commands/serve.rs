@@ -42,6 +42,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
         },
         reconciler: reconciler(&config, &args, listener.local_addr()?)?,
         notify: Some(crosslogic_notify::NotifyConfig::new(config.notify.clone())),
+        billing: Some(crosslogic_billing::BillingConfig::new(config.billing.clone())),
     };
     let app = App::new(listener, db, shutdown, server_config);
     tracing::info!(addr = %app.local_addr()?, "crosslogic is serving");
@@ -87,6 +88,7 @@ fn gateway_config(config: &Config) -> GatewayConfig {
     };
     g.redis_url = config.redis_url.as_ref().map(|u| u.expose_secret().to_owned());
     g.notify = crosslogic_notify::NotifyApi::new(&config.notify).ok();
+    g.billing = crosslogic_billing::BillingApi::new(&config.billing);
     g
 }
 

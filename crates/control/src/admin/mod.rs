@@ -7,6 +7,7 @@
 //! and answer that result's view type from [`views`] (or
 //! `crosslogic_tenancy::views`): rows never reach the wire.
 
+mod billing;
 mod fleet;
 mod nodes;
 mod notifications;
@@ -39,6 +40,8 @@ pub struct AdminState {
     pub jobs: Option<crate::jobs::Jobs>,
     /// Notification test sends and destination rules.
     pub notify: Option<crosslogic_notify::NotifyApi>,
+    /// Billing settings the admin API applies (signup credit, grace period).
+    pub billing: crosslogic_billing::BillingApi,
 }
 
 impl AdminState {
@@ -49,7 +52,14 @@ impl AdminState {
             token: token.map(|t| TokenDigest::of(t.expose_secret())),
             jobs: None,
             notify: crosslogic_notify::NotifyApi::strict().ok(),
+            billing: crosslogic_billing::BillingApi::default(),
         }
+    }
+
+    /// Applies the process's billing settings.
+    pub fn with_billing(mut self, billing: crosslogic_billing::BillingApi) -> AdminState {
+        self.billing = billing;
+        self
     }
 
     /// Sends test notifications and checks destinations as `notify` says.
@@ -140,6 +150,23 @@ pub fn router(state: AdminState) -> Router {
             "/notifications/deliveries/{id}/redeliver",
             post(notifications::redeliver),
         )
+        .route("/tenants/{id}/billing", get(billing::summary))
+        .route("/tenants/{id}/billing/costs", get(billing::costs))
+        .route("/tenants/{id}/usage", get(billing::tenant_usage))
+        .route(
+            "/tenants/{id}/credits",
+            get(billing::list_credits).post(billing::grant_credit),
+        )
+        .route(
+            "/tenants/{id}/budget",
+            put(billing::set_budget).delete(billing::clear_budget),
+        )
+        .route("/usage", get(billing::platform_usage))
+        .route("/billing/exports", get(billing::list_exports))
+        .route("/billing/exports/{id}", get(billing::get_export))
+        .route("/billing/exports/{id}/retry", post(billing::retry_export))
+        .route("/billing/revenue", get(billing::revenue))
+        .route("/billing/webhooks", get(billing::list_webhooks))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin))
         .with_state(state);
     Router::new().nest("/admin/v1", routes)

@@ -20,7 +20,7 @@ pub(super) async fn create_tenant(
     AdminActor(actor): AdminActor,
     Body(input): Body<ops::CreateTenant>,
 ) -> Result<(StatusCode, Json<TenantView>)> {
-    let t = ops::create_tenant(&s.pool, &actor, input).await?;
+    let t = ops::create_tenant(&s.pool, &actor, input, s.billing.signup_credit(chrono::Utc::now())).await?;
     Ok((StatusCode::CREATED, Json(t.into())))
 }
 

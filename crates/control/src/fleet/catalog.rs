@@ -10,8 +10,8 @@ use crosslogic_db::repo::catalog::{self, GpuOffer, Region, RegionSpec};
 use crosslogic_db::PgPool;
 use serde::Deserialize;
 
-use super::decimal::Decimal;
 use super::validate;
+use crosslogic_core::decimal::Decimal;
 
 /// Body of "create or replace region" (the code comes from the path).
 #[derive(Debug, Clone, Deserialize)]

@@ -8,7 +8,6 @@
 //! platform-level, so their events and audit entries carry no tenant.
 
 mod catalog;
-mod decimal;
 mod deployments;
 pub mod lifecycle;
 mod models;
@@ -17,7 +16,7 @@ mod placement;
 mod validate;
 
 pub use catalog::*;
-pub use decimal::{to_f64, Decimal};
+pub use crosslogic_core::decimal::{to_f64, Decimal};
 pub use deployments::*;
 pub use models::*;
 pub use nodes::*;

@@ -8,8 +8,8 @@ use crosslogic_db::PgPool;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::decimal::Decimal;
 use super::validate;
+use crosslogic_core::decimal::Decimal;
 
 /// Body of "create or replace model" (the name comes from the path).
 #[derive(Debug, Clone, Deserialize)]

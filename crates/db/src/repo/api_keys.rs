@@ -124,6 +124,10 @@ pub struct KeyAuth {
     pub environment_tokens_per_min: i32,
     pub environment_concurrency: i32,
     pub environment_requests_per_min: Option<i32>,
+    /// The month (its first day) whose budget stopped the tenant's requests.
+    pub tenant_spend_blocked_month: Option<chrono::NaiveDate>,
+    /// The tenant's monthly budget, for the refusal's message.
+    pub tenant_budget_microdollars: Option<i64>,
 }
 
 /// Looks a key up by the hash of its secret.
@@ -138,7 +142,9 @@ pub async fn auth_by_hash(db: impl PgExecutor<'_>, key_hash: &str) -> DbResult<K
                 e.quota_tokens_per_day AS environment_tokens_per_day,
                 e.quota_tokens_per_minute AS environment_tokens_per_min,
                 e.concurrency_limit AS environment_concurrency,
-                e.rate_limit_requests_per_min AS environment_requests_per_min
+                e.rate_limit_requests_per_min AS environment_requests_per_min,
+                t.spend_blocked_month AS tenant_spend_blocked_month,
+                t.monthly_budget_microdollars AS tenant_budget_microdollars
            FROM api_keys k
            JOIN tenants t ON t.id = k.tenant_id
            JOIN environments e ON e.id = k.environment_id

@@ -15,6 +15,7 @@ pub mod events;
 pub mod nodes;
 pub mod notifications;
 pub mod provision_jobs;
+pub mod rollups;
 pub mod tenants;
 pub mod usage;
 

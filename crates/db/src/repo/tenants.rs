@@ -1,7 +1,7 @@
 //! `tenants`: the organisations that buy inference.
 
-use chrono::{DateTime, Utc};
-use crosslogic_core::{BillingPlan, TenantStatus};
+use chrono::{DateTime, NaiveDate, Utc};
+use crosslogic_core::{BillingPlan, SuspensionReason, TenantStatus};
 use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::PgExecutor;
@@ -32,6 +32,22 @@ pub struct Tenant {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
+    /// Why a suspended tenant is suspended (see [`Tenant::suspension_reason`]).
+    #[sqlx(rename = "suspension_reason")]
+    pub suspension_reason_text: Option<String>,
+    /// Monthly budget; `None` = no budget.
+    pub monthly_budget_microdollars: Option<i64>,
+    /// Whether reaching the budget stops requests.
+    pub budget_hard_stop: bool,
+    /// The month (its first day) whose budget stopped requests.
+    pub spend_blocked_month: Option<NaiveDate>,
+}
+
+impl Tenant {
+    /// Why a suspended tenant is suspended (`None` when it is not).
+    pub fn suspension_reason(&self) -> Option<SuspensionReason> {
+        self.suspension_reason_text.as_deref().and_then(|r| r.parse().ok())
+    }
 }
 
 /// The column list, as a literal so queries are built with `concat!`, not `format!`.
@@ -39,7 +55,8 @@ macro_rules! columns {
     () => {
         "id, name, email, stripe_customer_id, status, billing_plan, reserved_capacity_tokens_per_sec, \
      region_preferences, rate_limit_requests_per_min, rate_limit_tokens_per_min, concurrency_limit, metadata, \
-     created_at, updated_at, deleted_at"
+     created_at, updated_at, deleted_at, suspension_reason, monthly_budget_microdollars, budget_hard_stop, \
+     spend_blocked_month"
     };
 }
 
@@ -167,18 +184,97 @@ pub async fn update(db: impl PgExecutor<'_>, id: Uuid, patch: &TenantPatch) -> D
     .or_not_found("tenant")
 }
 
-/// Sets the status (`deleted` also stamps `deleted_at`). Returns the row.
-pub async fn set_status(db: impl PgExecutor<'_>, id: Uuid, status: TenantStatus) -> DbResult<Tenant> {
+/// Sets the status (`deleted` also stamps `deleted_at`) and, for a
+/// suspension, its reason (cleared otherwise). Returns the row.
+pub async fn set_status(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    status: TenantStatus,
+    reason: Option<SuspensionReason>,
+) -> DbResult<Tenant> {
     sqlx::query_as(concat!(
         "UPDATE tenants SET status = $2,
-                deleted_at = CASE WHEN $2 = 'deleted' THEN COALESCE(deleted_at, now()) ELSE NULL END
+                deleted_at = CASE WHEN $2 = 'deleted' THEN COALESCE(deleted_at, now()) ELSE NULL END,
+                suspension_reason = CASE WHEN $2 = 'suspended' THEN $3 ELSE NULL END
           WHERE id = $1 RETURNING ",
         columns!(),
         ""
     ))
     .bind(id)
     .bind(status.as_str())
+    .bind(reason.map(|r| r.as_str()))
     .fetch_optional(db)
     .await
     .or_not_found("tenant")
+}
+
+/// One tenant, locked for the rest of the transaction.
+pub async fn get_for_update(db: impl PgExecutor<'_>, id: Uuid) -> DbResult<Tenant> {
+    sqlx::query_as(concat!("SELECT ", columns!(), " FROM tenants WHERE id = $1 FOR UPDATE"))
+        .bind(id)
+        .fetch_optional(db)
+        .await
+        .or_not_found("tenant")
+}
+
+/// Records the tenant's Stripe customer unless it has one; returns the
+/// customer id the tenant has afterwards.
+pub async fn set_stripe_customer(db: impl PgExecutor<'_>, id: Uuid, customer: &str) -> DbResult<String> {
+    sqlx::query_scalar(
+        "UPDATE tenants SET stripe_customer_id = COALESCE(stripe_customer_id, $2) WHERE id = $1
+         RETURNING stripe_customer_id",
+    )
+    .bind(id)
+    .bind(customer)
+    .fetch_optional(db)
+    .await
+    .or_not_found("tenant")
+}
+
+/// Sets (or with `None` removes) the monthly budget. Returns the row.
+pub async fn set_budget(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    budget_microdollars: Option<i64>,
+    hard_stop: bool,
+) -> DbResult<Tenant> {
+    sqlx::query_as(concat!(
+        "UPDATE tenants SET monthly_budget_microdollars = $2, budget_hard_stop = $3 WHERE id = $1 RETURNING ",
+        columns!(),
+        ""
+    ))
+    .bind(id)
+    .bind(budget_microdollars)
+    .bind(hard_stop)
+    .fetch_optional(db)
+    .await
+    .or_not_found("tenant")
+}
+
+/// Stops (`Some(month)`) or resumes (`None`) a tenant's requests for its
+/// budget; `true` when this changed anything (gateways are told by
+/// trigger).
+pub async fn set_spend_blocked(db: impl PgExecutor<'_>, id: Uuid, month: Option<NaiveDate>) -> DbResult<bool> {
+    Ok(sqlx::query(
+        "UPDATE tenants SET spend_blocked_month = $2 WHERE id = $1 AND spend_blocked_month IS DISTINCT FROM $2",
+    )
+    .bind(id)
+    .bind(month)
+    .execute(db)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Tenants with a monthly budget or a request stop in place (not deleted).
+pub async fn with_budgets(db: impl PgExecutor<'_>) -> DbResult<Vec<Tenant>> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM tenants
+          WHERE status <> 'deleted' AND (monthly_budget_microdollars IS NOT NULL OR spend_blocked_month IS NOT NULL)
+          ORDER BY id"
+    ))
+    .fetch_all(db)
+    .await?)
 }

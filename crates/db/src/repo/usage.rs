@@ -1,8 +1,8 @@
-//! `usage_records` and `usage_hourly`: one row per served request, written
-//! in batches off the request path; hourly rollups with latency percentiles.
+//! `usage_records`: one row per served request, written in batches off the
+//! request path (the hourly rollups are in [`super::rollups`]).
 
 use chrono::{DateTime, Utc};
-use crosslogic_core::UsageStatus;
+use crosslogic_core::{Femtos, UsageStatus};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgExecutor;
@@ -27,9 +27,25 @@ pub struct UsageRecord {
     pub completion_tokens: i32,
     pub cached_tokens: i32,
     pub latency_ms: i32,
+    /// The request's cost rounded to a whole micro-dollar (display only).
     pub cost_microdollars: i64,
+    /// The request's exact cost; what every total adds. Spool files written
+    /// before it existed lack it: the rounded cost stands in for them.
+    #[serde(default)]
+    pub cost_exact: Femtos,
     pub status: UsageStatus,
     pub metadata: Value,
+}
+
+impl UsageRecord {
+    /// The exact cost, or the rounded one for records that predate it.
+    fn exact(&self) -> Femtos {
+        if self.cost_exact == Femtos::ZERO && self.cost_microdollars != 0 {
+            Femtos::from_micros(crosslogic_core::Micros(self.cost_microdollars))
+        } else {
+            self.cost_exact
+        }
+    }
 }
 
 /// Inserts a batch in one statement (`unnest` of column arrays). Rows whose
@@ -49,13 +65,14 @@ pub async fn insert_batch(db: impl PgExecutor<'_>, records: &[UsageRecord]) -> D
         .map(|r| r.prompt_tokens.saturating_add(r.completion_tokens))
         .collect();
     let status: Vec<&str> = records.iter().map(|r| r.status.as_str()).collect();
+    let exact: Vec<rust_decimal::Decimal> = records.iter().map(|r| crate::money::to_numeric(r.exact())).collect();
     let done = sqlx::query(
         "INSERT INTO usage_records (request_id, timestamp, tenant_id, environment_id, api_key_id, region_id, model_id,
                                     model_name, node_id, prompt_tokens, completion_tokens, total_tokens, cached_tokens,
-                                    latency_ms, cost_microdollars, status, metadata)
+                                    latency_ms, cost_microdollars, status, metadata, cost_exact_microdollars)
          SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], $7::uuid[],
                               $8::text[], $9::uuid[], $10::int[], $11::int[], $12::int[], $13::int[], $14::int[],
-                              $15::bigint[], $16::text[], $17::jsonb[])
+                              $15::bigint[], $16::text[], $17::jsonb[], $18::numeric[])
          ON CONFLICT (request_id) DO NOTHING",
     )
     .bind(col!(request_id))
@@ -75,74 +92,10 @@ pub async fn insert_batch(db: impl PgExecutor<'_>, records: &[UsageRecord]) -> D
     .bind(col!(cost_microdollars))
     .bind(status)
     .bind(col!(metadata))
+    .bind(exact)
     .execute(db)
     .await?;
     Ok(done.rows_affected())
-}
-
-/// Usage totals of one group (a day, a model, a key…).
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct UsageTotals {
-    /// The group's label (date, model name or key id, per the query).
-    pub group_key: String,
-    pub requests: i64,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    pub total_tokens: i64,
-    pub cost_microdollars: i64,
-}
-
-/// Group-by dimension for [`totals`].
-#[derive(Debug, Clone, Copy)]
-pub enum UsageGroup {
-    /// UTC calendar day.
-    Day,
-    /// UTC hour.
-    Hour,
-    /// Model name.
-    Model,
-    /// API key id.
-    Key,
-}
-
-/// A tenant's usage in `[from, to)`, grouped; optionally one key.
-pub async fn totals(
-    db: impl PgExecutor<'_>,
-    tenant_id: Uuid,
-    api_key_id: Option<Uuid>,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    group: UsageGroup,
-) -> DbResult<Vec<UsageTotals>> {
-    let group_by = match group {
-        UsageGroup::Day => "day",
-        UsageGroup::Hour => "hour",
-        UsageGroup::Model => "model",
-        UsageGroup::Key => "key",
-    };
-    Ok(sqlx::query_as(
-        "SELECT CASE $5
-                  WHEN 'day' THEN to_char(date_trunc('day', timestamp AT TIME ZONE 'UTC'), 'YYYY-MM-DD')
-                  WHEN 'hour' THEN to_char(date_trunc('hour', timestamp AT TIME ZONE 'UTC'), 'YYYY-MM-DD\"T\"HH24:00:00\"Z\"')
-                  WHEN 'model' THEN model_name
-                  ELSE COALESCE(api_key_id::text, '')
-                END AS group_key,
-                count(*) AS requests,
-                COALESCE(sum(prompt_tokens), 0)::bigint AS prompt_tokens,
-                COALESCE(sum(completion_tokens), 0)::bigint AS completion_tokens,
-                COALESCE(sum(total_tokens), 0)::bigint AS total_tokens,
-                COALESCE(sum(cost_microdollars), 0)::bigint AS cost_microdollars
-           FROM usage_records
-          WHERE tenant_id = $1 AND ($2::uuid IS NULL OR api_key_id = $2) AND timestamp >= $3 AND timestamp < $4
-          GROUP BY 1 ORDER BY 1",
-    )
-    .bind(tenant_id)
-    .bind(api_key_id)
-    .bind(from)
-    .bind(to)
-    .bind(group_by)
-    .fetch_all(db)
-    .await?)
 }
 
 /// Tokens an environment used since `since` (daily quota checks at start-up).
@@ -157,76 +110,6 @@ pub async fn environment_tokens_since(
     .bind(environment_id)
     .bind(since)
     .fetch_one(db)
-    .await?)
-}
-
-/// Recomputes the `usage_hourly` rows of the hour starting at `hour` from
-/// `usage_records` (idempotent: re-running replaces the same rows). Returns
-/// the number of rows written.
-pub async fn rollup_hour(db: impl PgExecutor<'_>, hour: DateTime<Utc>) -> DbResult<u64> {
-    let done = sqlx::query(
-        "INSERT INTO usage_hourly (hour, tenant_id, environment_id, model_id, region_id, prompt_tokens, completion_tokens,
-                                   total_tokens, total_requests, total_cost_microdollars, avg_latency_ms,
-                                   p50_latency_ms, p95_latency_ms, p99_latency_ms)
-         SELECT date_trunc('hour', $1::timestamptz), tenant_id, environment_id, model_id, region_id,
-                sum(prompt_tokens), sum(completion_tokens), sum(total_tokens), count(*), sum(cost_microdollars),
-                avg(latency_ms),
-                percentile_cont(0.50) WITHIN GROUP (ORDER BY latency_ms),
-                percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms),
-                percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms)
-           FROM usage_records
-          WHERE timestamp >= date_trunc('hour', $1::timestamptz)
-            AND timestamp < date_trunc('hour', $1::timestamptz) + interval '1 hour'
-          GROUP BY tenant_id, environment_id, model_id, region_id
-         ON CONFLICT (hour, tenant_id,
-                      COALESCE(environment_id, '00000000-0000-0000-0000-000000000000'::uuid),
-                      COALESCE(model_id, '00000000-0000-0000-0000-000000000000'::uuid),
-                      COALESCE(region_id, '00000000-0000-0000-0000-000000000000'::uuid))
-         DO UPDATE SET prompt_tokens = EXCLUDED.prompt_tokens, completion_tokens = EXCLUDED.completion_tokens,
-                       total_tokens = EXCLUDED.total_tokens, total_requests = EXCLUDED.total_requests,
-                       total_cost_microdollars = EXCLUDED.total_cost_microdollars,
-                       avg_latency_ms = EXCLUDED.avg_latency_ms, p50_latency_ms = EXCLUDED.p50_latency_ms,
-                       p95_latency_ms = EXCLUDED.p95_latency_ms, p99_latency_ms = EXCLUDED.p99_latency_ms",
-    )
-    .bind(hour)
-    .execute(db)
-    .await?;
-    Ok(done.rows_affected())
-}
-
-/// A row of `usage_hourly`.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct HourlyUsage {
-    pub hour: DateTime<Utc>,
-    pub tenant_id: Uuid,
-    pub environment_id: Option<Uuid>,
-    pub model_id: Option<Uuid>,
-    pub region_id: Option<Uuid>,
-    pub total_tokens: i64,
-    pub total_requests: i64,
-    pub total_cost_microdollars: i64,
-    pub avg_latency_ms: Option<f64>,
-    pub p50_latency_ms: Option<f64>,
-    pub p95_latency_ms: Option<f64>,
-    pub p99_latency_ms: Option<f64>,
-}
-
-/// A tenant's hourly rows in `[from, to)`.
-pub async fn hourly(
-    db: impl PgExecutor<'_>,
-    tenant_id: Uuid,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> DbResult<Vec<HourlyUsage>> {
-    Ok(sqlx::query_as(
-        "SELECT hour, tenant_id, environment_id, model_id, region_id, total_tokens, total_requests,
-                total_cost_microdollars, avg_latency_ms, p50_latency_ms, p95_latency_ms, p99_latency_ms
-           FROM usage_hourly WHERE tenant_id = $1 AND hour >= $2 AND hour < $3 ORDER BY hour, model_id",
-    )
-    .bind(tenant_id)
-    .bind(from)
-    .bind(to)
-    .fetch_all(db)
     .await?)
 }
 

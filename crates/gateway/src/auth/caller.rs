@@ -37,6 +37,7 @@ impl FromRequestParts<Gateway> for InferenceCaller {
                 "This key is read-only: it can list models and read usage, not run inference.",
             ));
         }
+        key.check_budget(chrono::Utc::now())?;
         Ok(InferenceCaller(key))
     }
 }

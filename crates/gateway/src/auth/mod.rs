@@ -72,6 +72,26 @@ impl AuthedKey {
         self.allowed_models.as_ref().is_none_or(|m| m.contains(model))
     }
 
+    /// Refuses inference while the tenant's monthly budget has stopped its
+    /// requests (a hard stop; lifted when the budget is raised — the
+    /// change reaches every gateway by `NOTIFY` — or when the month turns).
+    pub(crate) fn check_budget(&self, now: DateTime<Utc>) -> Result<(), ApiError> {
+        let this_month = crosslogic_core::billing::month_day(now);
+        if self.raw.tenant_spend_blocked_month != Some(this_month) {
+            return Ok(());
+        }
+        let budget = self
+            .raw
+            .tenant_budget_microdollars
+            .map(|b| format!(" of {}", crosslogic_core::Micros(b)))
+            .unwrap_or_default();
+        let resumes = crosslogic_core::billing::next_month_start(now).format("%Y-%m-%d");
+        Err(ApiError::quota(format!(
+            "Your account's monthly budget{budget} is used up. Requests resume when the budget is raised \
+             or on {resumes} (UTC)."
+        )))
+    }
+
     /// Refuses keys that are not usable right now (status or expiry).
     fn check_usable(&self, now: DateTime<Utc>) -> Result<(), ApiError> {
         match self.raw.key_status {

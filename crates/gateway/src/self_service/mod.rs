@@ -6,6 +6,9 @@
 //! |---|---|---|
 //! | `GET /v1/usage?from=&to=&group_by=day\|hour\|model\|key[&key_id=]` | all | requests, tokens and cost per group |
 //! | `GET /v1/usage/latency?from=&to=[&model=][&key_id=]` | all | p50/p95/p99, min/max and averages per model |
+//! | `GET /v1/billing` | admin | this month's cost, settled/credited/payable amounts, credit balance, budget, arrears |
+//! | `GET /v1/billing/costs?from=&to=&interval=day\|hour` | admin | cost per period and model (charts) |
+//! | `GET /v1/billing/credits` | admin | the account's credits, remaining and expiry |
 //! | `GET /v1/keys[?environment_id=]` | admin | the tenant's keys (never secrets or hashes) |
 //! | `POST /v1/keys` | admin | a new key; its secret is in this response only |
 //! | `GET /v1/keys/{id}` | admin | one of the tenant's keys |
@@ -44,9 +47,9 @@
 //! report or change the system of record); the caller's key itself still
 //! comes from the key cache.
 
+pub(crate) mod billing;
 mod keys;
 pub(crate) mod notifications;
-mod range;
 mod usage;
 
 use crosslogic_core::{Actor, ServiceError};

@@ -1,17 +1,20 @@
-//! `GET /v1/usage` and `GET /v1/usage/latency`: a tenant's usage, cost and
-//! latency from `usage_records`, scoped by the caller's role (see the parent
-//! module).
+//! `GET /v1/usage` and `GET /v1/usage/latency`: a tenant's usage and cost
+//! (from the hourly rollups for whole rolled-up hours, raw rows for the
+//! rest: `crosslogic_billing::report`) and latency (raw rows), scoped by
+//! the caller's role (see the parent module).
 
 use axum::extract::State;
 use axum::Json;
 use chrono::Utc;
+use crosslogic_billing::report::{self, Scope, UsageGroup};
+use crosslogic_billing::views::UsageRowView;
 use crosslogic_core::ApiKeyRole;
-use crosslogic_db::repo::usage::{self as usage_repo, ModelLatency, UsageGroup, UsageTotals};
-use crosslogic_http::{ApiError, Query};
+use crosslogic_db::repo::usage::{self as usage_repo, ModelLatency};
+use crosslogic_http::{range, ApiError, Query};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{range, tenant_key};
+use super::tenant_key;
 use crate::auth::{insufficient, AuthedKey, Caller};
 use crate::Gateway;
 
@@ -77,38 +80,6 @@ async fn key_scope(gw: &Gateway, caller: &AuthedKey, requested: Option<Uuid>) ->
     }
 }
 
-fn micros_to_usd(micros: i64) -> f64 {
-    // Display only: the integer micro-dollars are the exact amount.
-    micros as f64 / 1_000_000.0
-}
-
-/// The totals of one group of `GET /v1/usage`.
-#[derive(Debug, Serialize)]
-pub(crate) struct UsageRow {
-    /// The date (`2024-05-01`), hour, model name or key id.
-    group: String,
-    requests: i64,
-    prompt_tokens: i64,
-    completion_tokens: i64,
-    total_tokens: i64,
-    cost_microdollars: i64,
-    cost_usd: f64,
-}
-
-impl From<UsageTotals> for UsageRow {
-    fn from(r: UsageTotals) -> Self {
-        UsageRow {
-            cost_usd: micros_to_usd(r.cost_microdollars),
-            group: r.group_key,
-            requests: r.requests,
-            prompt_tokens: r.prompt_tokens,
-            completion_tokens: r.completion_tokens,
-            total_tokens: r.total_tokens,
-            cost_microdollars: r.cost_microdollars,
-        }
-    }
-}
-
 /// The answer of `GET /v1/usage`.
 #[derive(Debug, Serialize)]
 pub(crate) struct UsageReport {
@@ -119,7 +90,7 @@ pub(crate) struct UsageReport {
     group_by: GroupBy,
     /// The key the report covers; `null` = the whole tenant.
     key_id: Option<Uuid>,
-    data: Vec<UsageRow>,
+    data: Vec<UsageRowView>,
 }
 
 /// `GET /v1/usage`: requests, tokens and cost per day, hour, model or key.
@@ -131,13 +102,16 @@ pub(crate) async fn usage(
     let range = range::parse(q.from.as_deref(), q.to.as_deref(), Utc::now())?;
     let group_by = q.group_by.unwrap_or_default();
     let key_id = key_scope(&gw, &caller, q.key_id).await?;
-    let rows = usage_repo::totals(
+    let rows = report::usage(
         gw.keys.pool(),
-        caller.tenant_id,
-        key_id,
+        Scope::Tenant {
+            tenant_id: caller.tenant_id,
+            api_key_id: key_id,
+        },
         range.from,
         range.to,
         group_by.repo(),
+        false,
     )
     .await
     .map_err(crosslogic_core::ServiceError::from)?;
@@ -222,15 +196,4 @@ pub(crate) async fn latency(
         key_id,
         data: rows.into_iter().map(Into::into).collect(),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn micro_dollars_convert_to_dollars() {
-        assert_eq!(micros_to_usd(1_500_000), 1.5);
-        assert_eq!(micros_to_usd(150), 0.00015);
-    }
 }

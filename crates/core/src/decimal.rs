@@ -15,7 +15,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
-use crosslogic_core::ServiceError;
+use crate::ServiceError;
 
 /// A decimal number as a client sent it, kept as text until it is scaled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +54,7 @@ impl Decimal {
 
     /// Integer units (`scale` decimal places) within `min..=max` units, or an
     /// error naming `field` and what it accepts.
-    pub(crate) fn units(&self, field: &'static str, scale: u32, min: i64, max: i64) -> Result<i64, ServiceError> {
+    pub fn units(&self, field: &'static str, scale: u32, min: i64, max: i64) -> Result<i64, ServiceError> {
         let accepted = || {
             format!(
                 "must be a decimal number from {} to {} with at most {scale} decimal places, got {}",

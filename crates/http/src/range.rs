@@ -1,5 +1,6 @@
-//! The `from`/`to` time range of the usage routes: parsed, defaulted and
-//! bounded, with a 422 naming the parameter at fault.
+//! The `from`/`to` time range of the report routes (usage, costs, revenue,
+//! exports): parsed, defaulted and bounded, with a 422 naming the parameter
+//! at fault.
 //!
 //! Each bound is an RFC 3339 timestamp (`2024-05-01T12:00:00Z`) or a UTC date
 //! (`2024-05-01`). A date in `from` means the start of that day; a date in
@@ -9,16 +10,16 @@
 
 use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
 
-use crosslogic_http::ApiError;
+use crate::ApiError;
 
 /// Default length of a range without `from`.
-pub(crate) const DEFAULT_DAYS: i64 = 7;
+pub const DEFAULT_DAYS: i64 = 7;
 /// Longest range accepted.
-pub(crate) const MAX_DAYS: i64 = 93;
+pub const MAX_DAYS: i64 = 93;
 
 /// A validated half-open range `[from, to)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Range {
+pub struct Range {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
 }
@@ -63,19 +64,31 @@ fn parse_bound(raw: &str, bound: Bound) -> Result<DateTime<Utc>, ApiError> {
 }
 
 /// `2024-05-01T00:00:00Z` (fractional seconds only when present).
-pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
+pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-/// Parses and checks `from`/`to` against `now`.
-pub(crate) fn parse(from: Option<&str>, to: Option<&str>, now: DateTime<Utc>) -> Result<Range, ApiError> {
+/// Parses and checks `from`/`to` against `now` (at most [`MAX_DAYS`]).
+pub fn parse(from: Option<&str>, to: Option<&str>, now: DateTime<Utc>) -> Result<Range, ApiError> {
+    parse_within(from, to, now, DEFAULT_DAYS, MAX_DAYS)
+}
+
+/// [`parse`] with another default length and maximum (reports over
+/// rollups may span a year).
+pub fn parse_within(
+    from: Option<&str>,
+    to: Option<&str>,
+    now: DateTime<Utc>,
+    default_days: i64,
+    max_days: i64,
+) -> Result<Range, ApiError> {
     let to = match to {
         Some(raw) => parse_bound(raw, Bound::To)?,
         None => now,
     };
     let from = match from {
         Some(raw) => parse_bound(raw, Bound::From)?,
-        None => to - Duration::days(DEFAULT_DAYS),
+        None => to - Duration::days(default_days),
     };
     if from >= to {
         return Err(ApiError::invalid_value(
@@ -83,10 +96,10 @@ pub(crate) fn parse(from: Option<&str>, to: Option<&str>, now: DateTime<Utc>) ->
             format!("`to` ({}) must be later than `from` ({}).", rfc3339(to), rfc3339(from)),
         ));
     }
-    if to - from > Duration::days(MAX_DAYS) {
+    if to - from > Duration::days(max_days) {
         return Err(ApiError::invalid_value(
             "from",
-            format!("The range from `from` to `to` spans more than {MAX_DAYS} days; request a shorter range."),
+            format!("The range from `from` to `to` spans more than {max_days} days; request a shorter range."),
         ));
     }
     Ok(Range { from, to })
@@ -94,6 +107,7 @@ pub(crate) fn parse(from: Option<&str>, to: Option<&str>, now: DateTime<Utc>) ->
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn at(s: &str) -> DateTime<Utc> {
