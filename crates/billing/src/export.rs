@@ -61,7 +61,7 @@ pub async fn export_once(
     now: DateTime<Utc>,
 ) -> Result<ExportPass, DbError> {
     let mut pass = ExportPass::default();
-    for ev in events::claim_due_exports(pool, cfg.export_lease, cfg.batch).await? {
+    for ev in events::claim_due_exports(pool, cfg.settings.export_lease, cfg.batch).await? {
         match export_one(pool, stripe, &ev, now).await? {
             BillingEventStatus::Processed => pass.sent += 1,
             BillingEventStatus::Pending => pass.retrying += 1,
@@ -150,10 +150,9 @@ async fn settle_attempt(
         }
         Err(StripeError::Transient { message, retry_after }) => {
             let jitter = rand::thread_rng().gen_range(0.8..1.2);
-            let delay = retry_after.unwrap_or_default().max(export_retry_delay(
-                u32::try_from(ev.attempts + 1).unwrap_or(u32::MAX),
-                jitter,
-            ));
+            // Stripe's Retry-After when it sent one, else our backoff.
+            let delay = retry_after
+                .unwrap_or_else(|| export_retry_delay(u32::try_from(ev.attempts + 1).unwrap_or(u32::MAX), jitter));
             let next = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
             tracing::warn!(identifier = ?ev.idempotency_key, error = %message, retry_in = ?delay, "meter event not sent; retrying");
             events::record_attempt(

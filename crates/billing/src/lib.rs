@@ -54,8 +54,6 @@ use tokio_util::task::TaskTracker;
 pub struct BillingConfig {
     /// Stripe, grace period, signup credit, retention, pace.
     pub settings: BillingSettings,
-    /// How long a claimed export is held (longer than a Stripe call).
-    pub export_lease: Duration,
     /// Exports and webhooks taken per pass.
     pub batch: i64,
     /// Raw rows deleted per statement when purging an hour.
@@ -67,7 +65,6 @@ impl BillingConfig {
     pub fn new(settings: BillingSettings) -> BillingConfig {
         BillingConfig {
             settings,
-            export_lease: Duration::from_secs(120),
             batch: 100,
             purge_batch: 5_000,
         }

@@ -50,6 +50,10 @@ pub struct BillingSettings {
     /// `BILLING_INTERVAL` (5s): how often the rollup, settlement, export,
     /// budget and dunning workers look for work.
     pub interval: Duration,
+    /// `BILLING_EXPORT_LEASE` (60s): how long a claimed Stripe export is held
+    /// before another replica (or this one after a crash) sends it again —
+    /// harmless, Stripe deduplicates the identifier. Longer than a call (15 s).
+    pub export_lease: Duration,
 }
 
 impl BillingSettings {
@@ -160,6 +164,7 @@ impl BillingSettings {
                 Duration::from_secs(86_400),
             )?,
             interval: duration("BILLING_INTERVAL", Duration::from_secs(5), Duration::from_millis(50))?,
+            export_lease: duration("BILLING_EXPORT_LEASE", Duration::from_secs(60), Duration::from_secs(1))?,
         })
     }
 
@@ -200,6 +205,7 @@ impl BillingSettings {
         out.push(("BILLING_SETTLE_DELAY".into(), d(self.settle_delay)));
         out.push(("USAGE_RETENTION".into(), d(self.usage_retention)));
         out.push(("BILLING_INTERVAL".into(), d(self.interval)));
+        out.push(("BILLING_EXPORT_LEASE".into(), d(self.export_lease)));
     }
 }
 

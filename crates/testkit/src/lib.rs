@@ -10,6 +10,7 @@
 pub mod fixtures;
 pub mod gateway;
 pub mod receiver;
+pub mod stripe;
 
 use std::collections::HashMap;
 
