@@ -42,6 +42,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS usage_hourly_key_uniq ON usage_hourly (
     COALESCE(model_id,       '00000000-0000-0000-0000-000000000000'::uuid),
     COALESCE(region_id,      '00000000-0000-0000-0000-000000000000'::uuid)
 );
+DROP TRIGGER IF EXISTS usage_records_queue_rollup_update ON usage_records;
+DROP FUNCTION IF EXISTS queue_usage_rollup_changed();
 DROP TRIGGER IF EXISTS usage_records_queue_rollup ON usage_records;
 DROP FUNCTION IF EXISTS queue_usage_rollup();
 DROP TABLE IF EXISTS usage_rollup_queue;

@@ -77,6 +77,22 @@ CREATE OR REPLACE TRIGGER usage_records_queue_rollup
     AFTER INSERT ON usage_records REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION queue_usage_rollup();
 
+-- A row corrected in place (its timestamp, tokens or cost) re-rolls the
+-- hours it left and entered.
+CREATE OR REPLACE FUNCTION queue_usage_rollup_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO usage_rollup_queue (hour)
+    SELECT DISTINCT date_trunc('hour', t, 'UTC')
+      FROM (SELECT "timestamp" AS t FROM old_rows UNION SELECT "timestamp" FROM new_rows) moved;
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE TRIGGER usage_records_queue_rollup_update
+    AFTER UPDATE ON usage_records REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION queue_usage_rollup_changed();
+
 -- -----------------------------------------------------------------------------
 -- Rollups: the key dimension and exact cost
 -- -----------------------------------------------------------------------------

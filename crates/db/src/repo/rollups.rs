@@ -91,8 +91,13 @@ pub async fn rollup_hour(tx: &mut PgConnection, hour: DateTime<Utc>) -> DbResult
     })
 }
 
-/// Recomputes every group of the hour from its raw rows.
+/// Recomputes every group of the hour from its raw rows (groups whose
+/// rows moved away go too).
 async fn recompute(tx: &mut PgConnection, hour: DateTime<Utc>) -> DbResult<u64> {
+    sqlx::query("DELETE FROM usage_hourly WHERE hour = $1")
+        .bind(hour)
+        .execute(&mut *tx)
+        .await?;
     let sql = format!(
         "INSERT INTO usage_hourly (hour, {GROUP_COLUMNS}, prompt_tokens, completion_tokens, total_tokens, cached_tokens,
                                    total_requests, failed_requests, total_cost_exact_microdollars, total_cost_microdollars,

@@ -1,9 +1,10 @@
-//! `crosslogic tenants|environments|keys|regions|models|gpus|deployments|nodes|notifications …`:
+//! `crosslogic tenants|environments|keys|regions|models|gpus|deployments|nodes|notifications|billing …`:
 //! an HTTP client of the admin API
 //! (`/admin/v1`) of a running `crosslogic serve`, so operators can work while
 //! the server owns the (possibly embedded) database. No database, no
 //! configuration file: only `--url` and `ADMIN_API_TOKEN`.
 
+pub mod billing;
 mod client;
 pub mod deployments;
 pub mod environments;
@@ -79,6 +80,9 @@ pub enum AdminCommand {
     /// Manage notification channels (Discord, Slack, email, signed webhooks), test them and read the delivery log.
     #[command(after_help = TOKEN_HELP)]
     Notifications(notifications::NotificationsArgs),
+    /// Usage and cost reports, credits, budgets, the Stripe export log and revenue.
+    #[command(after_help = TOKEN_HELP)]
+    Billing(billing::BillingArgs),
 }
 
 /// Runs one client command.
@@ -93,6 +97,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
         AdminCommand::Deployments(args) => deployments::run(args).await?,
         AdminCommand::Nodes(args) => nodes::run(args).await?,
         AdminCommand::Notifications(args) => notifications::run(args).await?,
+        AdminCommand::Billing(args) => billing::run(args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
