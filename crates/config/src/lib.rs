@@ -92,6 +92,10 @@ pub struct Config {
     pub notify: NotifySettings,
     /// Billing: Stripe, grace period, signup credit, retention.
     pub billing: BillingSettings,
+    /// `USAGE_JOURNAL` (`on`): append each completed request's usage to a
+    /// local journal before its last byte is sent, so a gateway killed at
+    /// any instant loses no usage (`off`: in-memory batches only).
+    pub usage_journal: bool,
 }
 
 /// Platform-wide limits (`GLOBAL_*`) and the limiter's policies.
@@ -231,8 +235,19 @@ impl Config {
         let provision = ProvisionSettings::from_vars(&get)?;
         let notify = NotifySettings::from_vars(&get)?;
         let billing = BillingSettings::from_vars(&get)?;
+        let usage_journal = match get("USAGE_JOURNAL") {
+            None | Some("on") | Some("true") | Some("1") => true,
+            Some("off") | Some("false") | Some("0") => false,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "USAGE_JOURNAL",
+                    format!("invalid value {other:?}: expected on or off"),
+                ))
+            }
+        };
         Ok(Config {
             billing,
+            usage_journal,
             limits,
             provision,
             notify,
@@ -336,6 +351,10 @@ impl Config {
         self.provision.report(&mut out);
         self.notify.report(&mut out);
         self.billing.report(&mut out);
+        out.push((
+            "USAGE_JOURNAL".into(),
+            if self.usage_journal { "on".into() } else { "off".into() },
+        ));
         out
     }
 }

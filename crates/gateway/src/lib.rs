@@ -66,8 +66,13 @@ use routing::Routes;
 /// Gateway settings.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
-    /// Where usage is spooled while PostgreSQL is unreachable.
+    /// Where usage is journaled (before each response completes) and
+    /// spooled while PostgreSQL is unreachable.
     pub spool_dir: PathBuf,
+    /// Journal every completed request's usage to disk before its last
+    /// byte is sent (`USAGE_JOURNAL`, on by default): nothing billable is
+    /// lost when the process dies.
+    pub usage_journal: bool,
     /// How often nodes and catalog are reloaded.
     pub refresh_interval: Duration,
     /// Longest silence from a node before its response is abandoned (an idle
@@ -91,6 +96,7 @@ impl GatewayConfig {
     pub fn new(data_dir: &std::path::Path) -> GatewayConfig {
         GatewayConfig {
             spool_dir: data_dir.join("spool"),
+            usage_journal: true,
             refresh_interval: Duration::from_secs(1),
             upstream_idle_timeout: Duration::from_secs(300),
             limits: limits::LimitsConfig::default(),
@@ -146,7 +152,8 @@ pub async fn start(
     };
     let limiter = limits::Limiter::new(store, config.limits.clone(), &config.redis_prefix);
     let keys = KeyCache::new(pool.clone());
-    let (metering, writer) = metering::channel(config.spool_dir.clone());
+    let (metering, writer) = metering::channel(config.spool_dir.clone(), config.usage_journal)
+        .map_err(|e| StartError(format!("usage journal in {}: {e}", config.spool_dir.display())))?;
     tasks.spawn(routing::run_refresher(
         routes.clone(),
         pool.clone(),

@@ -150,6 +150,11 @@ impl Stream for MeteredStream {
                 Poll::Ready(Some(Ok(bytes))) => {
                     self.buf.extend_from_slice(&bytes);
                     let out = self.drain_events();
+                    if self.done {
+                        // `[DONE]` is in `out`: the usage is journaled before
+                        // the client can see the response complete.
+                        self.guard.finish();
+                    }
                     if !out.is_empty() {
                         return Poll::Ready(Some(Ok(out.freeze())));
                     }

@@ -64,6 +64,8 @@ pub struct RequestGuard {
     pub served: bool,
     /// The request's hold on its rate limits, settled with the actual tokens.
     pub lease: Option<crate::limits::Lease>,
+    /// Whether the usage was recorded already ([`RequestGuard::finish`]).
+    recorded: bool,
 }
 
 impl RequestGuard {
@@ -80,6 +82,7 @@ impl RequestGuard {
             status: UsageStatus::Completed,
             served: false,
             lease: None,
+            recorded: false,
         }
     }
 
@@ -131,19 +134,27 @@ impl RequestGuard {
     }
 }
 
-impl Drop for RequestGuard {
-    fn drop(&mut self) {
-        self.node.in_flight.fetch_sub(1, Ordering::Relaxed);
-        if self.served {
+impl RequestGuard {
+    /// Records the usage now (once): journaled to disk and queued for the
+    /// database, and the rate limits settled with the actual tokens. A
+    /// stream calls this before its final `[DONE]` goes to the client, so
+    /// a client that saw the response complete always has its usage row,
+    /// even if the process dies right after; otherwise dropping the guard
+    /// records.
+    pub fn finish(&mut self) {
+        if self.served && !self.recorded {
+            self.recorded = true;
             let record = self.to_record();
             crate::telemetry::tokens(
                 &record.model_name,
                 u64::try_from(record.prompt_tokens).unwrap_or(0),
                 u64::try_from(record.completion_tokens).unwrap_or(0),
             );
-            if let Some(lease) = self.lease.as_mut() {
+            if let Some(mut lease) = self.lease.take() {
                 lease.actual_tokens =
                     u64::try_from(record.prompt_tokens.saturating_add(record.completion_tokens)).unwrap_or(0);
+                // Settles on drop.
+                drop(lease);
             }
             tracing::info!(
                 request_id = %record.request_id,
@@ -157,5 +168,12 @@ impl Drop for RequestGuard {
             );
             self.metering.record(record);
         }
+    }
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.node.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.finish();
     }
 }

@@ -89,6 +89,7 @@ fn gateway_config(config: &Config) -> GatewayConfig {
     g.redis_url = config.redis_url.as_ref().map(|u| u.expose_secret().to_owned());
     g.notify = crosslogic_notify::NotifyApi::new(&config.notify).ok();
     g.billing = crosslogic_billing::BillingApi::new(&config.billing);
+    g.usage_journal = config.usage_journal;
     g
 }
 
