@@ -24,7 +24,7 @@ const TOKEN: &str = "usage-crash-admin-token-0123456789";
 async fn client(base: String, key: String, n: usize, done: Arc<Mutex<Vec<String>>>) {
     let http = reqwest::Client::new();
     for i in 0.. {
-        let stream = (i + n) % 2 == 0;
+        let stream = (i + n).is_multiple_of(2);
         let resp = http
             .post(format!("{base}/v1/chat/completions"))
             .bearer_auth(&key)
