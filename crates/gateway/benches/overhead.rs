@@ -163,8 +163,9 @@ async fn fixed_rate(
 
 /// The gateway with platform-wide limits high enough never to refuse, and
 /// the production refresh interval.
-async fn start_gateway(db: &TestDb, redis: Option<String>) -> TestGateway {
+async fn start_gateway(db: &TestDb, redis: Option<String>, journal: bool) -> TestGateway {
     TestGateway::start(&db.pool, |cfg| {
+        cfg.usage_journal = journal;
         cfg.refresh_interval = GatewayConfig::new(std::path::Path::new(".")).refresh_interval;
         cfg.redis_url = redis;
         cfg.redis_prefix = format!("clbench:{}", uuid::Uuid::new_v4().simple());
@@ -258,8 +259,14 @@ async fn main() {
         "crosslogic gateway overhead benchmark ({secs} s per closed-loop phase, 2 worker threads, all on this machine)"
     );
     println!("upstream: simulator with zero latency; gateway: auth + 4 limit layers + metering\n");
-    for (label, redis_url) in [("in-process limiter", None), ("Redis limiter", Some(redis.clone()))] {
-        let gateway = start_gateway(&db, redis_url).await;
+    // The usage journal (one write(2) per request before its last byte) is
+    // on in production; the second row measures what it costs.
+    for (label, redis_url, journal) in [
+        ("in-process limiter, usage journal on", None, true),
+        ("in-process limiter, usage journal off", None, false),
+        ("Redis limiter, usage journal on", Some(redis.clone()), true),
+    ] {
+        let gateway = start_gateway(&db, redis_url, journal).await;
         let via = Target {
             url: gateway.base.clone(),
             key: Some(key.clone()),

@@ -9,7 +9,7 @@
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use crosslogic_core::events::{KeyExpiring, QuotaEvent};
 use crosslogic_core::Event;
-use crosslogic_db::repo::{api_keys, usage};
+use crosslogic_db::repo::{api_keys, rollups, usage};
 use crosslogic_db::{changes, DbError, PgPool};
 use tokio_util::sync::CancellationToken;
 
@@ -31,7 +31,10 @@ pub async fn watch_once(pool: &PgPool, cfg: &NotifyConfig, now: DateTime<Utc>) -
     let mut pass = WatchPass::default();
     let day = now.date_naive();
     let start = day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
-    let over = usage::environments_over_quota(pool, start, now, WARN_PERCENT).await?;
+    // Closed hours from the rollups, the rest of the day from raw rows.
+    let rolled = rollups::rolled_hours(pool, start, now).await?;
+    let split = crosslogic_core::billing::split_range(start, now, &rolled);
+    let over = usage::environments_over_quota(pool, &split.rolled, &split.raw, WARN_PERCENT).await?;
     let mut tx = pool.begin().await?;
     for u in over {
         let percent = u.used_tokens.saturating_mul(100) / u.quota_tokens_per_day.max(1);

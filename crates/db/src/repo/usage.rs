@@ -177,26 +177,35 @@ pub struct QuotaUse {
     pub used_tokens: i64,
 }
 
-/// Environments with a daily quota that used at least `percent` % of it in
-/// `[from, to)` (the UTC day so far).
+/// Environments with a daily quota that used at least `percent` % of it,
+/// counting whole `rolled` hours from `usage_hourly` and the `raw`
+/// intervals from `usage_records` (the caller splits the UTC day so far
+/// with `crosslogic_core::billing::split_range`).
 pub async fn environments_over_quota(
     db: impl PgExecutor<'_>,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    rolled: &[DateTime<Utc>],
+    raw: &[(DateTime<Utc>, DateTime<Utc>)],
     percent: i64,
 ) -> DbResult<Vec<QuotaUse>> {
+    let (starts, ends): (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) = raw.iter().copied().unzip();
     Ok(sqlx::query_as(
         "SELECT e.id AS environment_id, e.tenant_id, e.name, e.quota_tokens_per_day, u.used_tokens
-           FROM (SELECT environment_id, sum(total_tokens)::bigint AS used_tokens
-                   FROM usage_records
-                  WHERE \"timestamp\" >= $1 AND \"timestamp\" < $2 AND environment_id IS NOT NULL
+           FROM (SELECT environment_id, sum(tokens)::bigint AS used_tokens FROM (
+                     SELECT environment_id, total_tokens AS tokens FROM usage_hourly
+                      WHERE hour = ANY($1::timestamptz[]) AND environment_id IS NOT NULL
+                     UNION ALL
+                     SELECT r.environment_id, r.total_tokens
+                       FROM unnest($2::timestamptz[], $3::timestamptz[]) AS iv(s, e)
+                       JOIN usage_records r ON r.\"timestamp\" >= iv.s AND r.\"timestamp\" < iv.e
+                      WHERE r.environment_id IS NOT NULL) t
                   GROUP BY environment_id) u
            JOIN environments e ON e.id = u.environment_id
-          WHERE e.quota_tokens_per_day > 0 AND u.used_tokens * 100 >= e.quota_tokens_per_day * $3
+          WHERE e.quota_tokens_per_day > 0 AND u.used_tokens * 100 >= e.quota_tokens_per_day * $4
           ORDER BY e.id",
     )
-    .bind(from)
-    .bind(to)
+    .bind(rolled)
+    .bind(starts)
+    .bind(ends)
     .bind(percent)
     .fetch_all(db)
     .await?)
