@@ -58,7 +58,15 @@ async fn tenants(pool: &sqlx::PgPool) -> (Vec<Uuid>, Vec<Uuid>) {
 
 /// `rows` usage rows spread evenly over `hours` hours from `start`, tenants
 /// and keys round-robin, three models, four regions, exact costs.
-async fn load(pool: &sqlx::PgPool, tag: &str, start: chrono::DateTime<Utc>, hours: i64, rows: usize, t: &[Uuid], k: &[Uuid]) {
+async fn load(
+    pool: &sqlx::PgPool,
+    tag: &str,
+    start: chrono::DateTime<Utc>,
+    hours: i64,
+    rows: usize,
+    t: &[Uuid],
+    k: &[Uuid],
+) {
     let chunk = 500_000usize;
     let mut done = 0usize;
     while done < rows {
@@ -100,7 +108,11 @@ async fn load(pool: &sqlx::PgPool, tag: &str, start: chrono::DateTime<Utc>, hour
 fn peak_rss(pid: i32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l[6..].trim().to_owned()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l[6..].trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown (backend not readable from here)".into())
 }
 
@@ -117,12 +129,11 @@ async fn main() {
     let db = TestDb::new().await;
     crosslogic_db::migrate::migrate(&db.pool).await.unwrap();
     // One connection: the backend whose memory is read is the one that rolls up.
-    let one = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&db.url)
+    let one = PgPoolOptions::new().max_connections(1).connect(&db.url).await.unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&one)
         .await
         .unwrap();
-    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&one).await.unwrap();
     let work_mem: String = sqlx::query_scalar("SHOW work_mem").fetch_one(&one).await.unwrap();
     println!("crosslogic billing rollup benchmark (PostgreSQL on this machine, work_mem {work_mem})\n");
     let (t, k) = tenants(&db.pool).await;
@@ -131,19 +142,24 @@ async fn main() {
     let hour = crosslogic_core::billing::hour_start(Utc::now()) - ChronoDuration::hours(3);
     let started = Instant::now();
     load(&db.pool, "h", hour, 1, rows, &t, &k).await;
-    println!("loaded {rows} rows into one hour in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "loaded {rows} rows into one hour in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     sqlx::query("ANALYZE usage_records").execute(&db.pool).await.unwrap();
-    let temp_before: i64 = sqlx::query_scalar("SELECT temp_bytes FROM pg_stat_database WHERE datname = current_database()")
-        .fetch_one(&one)
-        .await
-        .unwrap();
+    let temp_before: i64 =
+        sqlx::query_scalar("SELECT temp_bytes FROM pg_stat_database WHERE datname = current_database()")
+            .fetch_one(&one)
+            .await
+            .unwrap();
     let started = Instant::now();
     let pass = rollup::rollup_pending(&one, Utc::now()).await.unwrap();
     let rollup_time = started.elapsed();
-    let temp_after: i64 = sqlx::query_scalar("SELECT temp_bytes FROM pg_stat_database WHERE datname = current_database()")
-        .fetch_one(&one)
-        .await
-        .unwrap();
+    let temp_after: i64 =
+        sqlx::query_scalar("SELECT temp_bytes FROM pg_stat_database WHERE datname = current_database()")
+            .fetch_one(&one)
+            .await
+            .unwrap();
     let mut env = std::collections::HashMap::new();
     env.insert("BILLING_SETTLE_DELAY".to_owned(), "0s".to_owned());
     let settings = Config::from_vars(&env).unwrap().billing;
@@ -151,51 +167,90 @@ async fn main() {
     let settled = settle::settle_due(&one, &settings, Utc::now()).await.unwrap();
     let settle_time = started.elapsed();
     println!("{:<52} {:>10}", "figure", "value");
-    println!("{:<52} {:>10.3} s   (target < 5 s)", format!("rollup of one hour, {rows} rows"), rollup_time.as_secs_f64());
+    println!(
+        "{:<52} {:>10.3} s   (target < 5 s)",
+        format!("rollup of one hour, {rows} rows"),
+        rollup_time.as_secs_f64()
+    );
     println!("{:<52} {:>10}", "  usage_hourly rows written", pass.rows);
     println!("{:<52} {:>10}", "  PostgreSQL backend peak RSS", peak_rss(pid));
     println!("{:<52} {:>10}", "  temp spill (bytes)", temp_after - temp_before);
-    println!("{:<52} {:>10.3} s", format!("settlement of that hour, {} tenants", settled.tenant_hours), settle_time.as_secs_f64());
+    println!(
+        "{:<52} {:>10.3} s",
+        format!("settlement of that hour, {} tenants", settled.tenant_hours),
+        settle_time.as_secs_f64()
+    );
     // Re-running the hour is idempotent (and costs about the same).
-    sqlx::query("INSERT INTO usage_rollup_queue (hour) VALUES ($1)").bind(hour).execute(&db.pool).await.unwrap();
+    sqlx::query("INSERT INTO usage_rollup_queue (hour) VALUES ($1)")
+        .bind(hour)
+        .execute(&db.pool)
+        .await
+        .unwrap();
     let started = Instant::now();
     rollup::rollup_pending(&one, Utc::now()).await.unwrap();
-    println!("{:<52} {:>10.3} s", "re-rollup of the same hour", started.elapsed().as_secs_f64());
+    println!(
+        "{:<52} {:>10.3} s",
+        "re-rollup of the same hour",
+        started.elapsed().as_secs_f64()
+    );
 
     // 2. A month of `month_rows` rows.
     let month_end = hour - ChronoDuration::hours(1);
     let month_start = month_end - ChronoDuration::hours(720);
     let started = Instant::now();
     load(&db.pool, "m", month_start, 720, month_rows, &t, &k).await;
-    println!("\nloaded {month_rows} rows over 720 hours in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "\nloaded {month_rows} rows over 720 hours in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let started = Instant::now();
     let pass = rollup::rollup_pending(&one, Utc::now()).await.unwrap();
-    println!("{:<52} {:>10.3} s", format!("rollup of {} hours", pass.hours), started.elapsed().as_secs_f64());
+    println!(
+        "{:<52} {:>10.3} s",
+        format!("rollup of {} hours", pass.hours),
+        started.elapsed().as_secs_f64()
+    );
     sqlx::query("ANALYZE").execute(&db.pool).await.unwrap();
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_records").fetch_one(&db.pool).await.unwrap();
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_records")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     let tenant = t[17];
-    let scope = Scope::Tenant { tenant_id: tenant, api_key_id: None };
+    let scope = Scope::Tenant {
+        tenant_id: tenant,
+        api_key_id: None,
+    };
     let (from, to) = (month_start, Utc::now());
     let mut via_rollups = Vec::new();
     let mut answer = Vec::new();
     for _ in 0..20 {
         let s = Instant::now();
-        answer = report::usage(&db.pool, scope, from, to, UsageGroup::Day, false).await.unwrap();
+        answer = report::usage(&db.pool, scope, from, to, UsageGroup::Day, false)
+            .await
+            .unwrap();
         via_rollups.push(s.elapsed());
     }
     let mut via_raw = Vec::new();
     let mut raw_answer = Vec::new();
     for _ in 0..5 {
         let s = Instant::now();
-        raw_answer = rollups::totals(&db.pool, scope, &[], &[(from, to)], UsageGroup::Day, false).await.unwrap();
+        raw_answer = rollups::totals(&db.pool, scope, &[], &[(from, to)], UsageGroup::Day, false)
+            .await
+            .unwrap();
         via_raw.push(s.elapsed());
     }
     assert_eq!(answer, raw_answer, "rollups and raw rows disagree");
     let (r50, r99) = stats(via_rollups);
     let (w50, w99) = stats(via_raw);
     println!("{:<52} {:>10}", "usage_records rows in the table", total);
-    println!("{:<52} {:>7.2} ms p50 {:>7.2} ms p99", "one tenant's month by day, rollups + open hour (API)", r50, r99);
-    println!("{:<52} {:>7.2} ms p50 {:>7.2} ms p99", "the same from raw rows only (reference)", w50, w99);
+    println!(
+        "{:<52} {:>7.2} ms p50 {:>7.2} ms p99",
+        "one tenant's month by day, rollups + open hour (API)", r50, r99
+    );
+    println!(
+        "{:<52} {:>7.2} ms p50 {:>7.2} ms p99",
+        "the same from raw rows only (reference)", w50, w99
+    );
     drop(one);
     db.drop_db().await;
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use crosslogic_core::billing::{budget_percent, budget_state, month_start, next_month_start, BudgetState};
 use crosslogic_core::decimal::Decimal;
 use crosslogic_core::events::{BudgetEvent, CreditGranted};
-use crosslogic_core::{Actor, BillingEventStatus, BillingEventType, CreditType, Event, Femtos, Micros, ServiceError};
+use crosslogic_core::{Actor, BillingEventType, CreditType, Event, Femtos, Micros, ServiceError};
 use crosslogic_db::repo::billing::events::{self, EventFilter};
 use crosslogic_db::repo::billing::{credits, settlement, stripe as stripe_repo};
 use crosslogic_db::repo::tenants;
@@ -317,10 +317,4 @@ pub async fn revenue_by_model(
             cost: Money::exact(r.cost),
         })
         .collect())
-}
-
-/// `BillingEventStatus` from a query value.
-pub fn parse_status(s: &str) -> Result<BillingEventStatus, ServiceError> {
-    s.parse()
-        .map_err(|e: crosslogic_core::ParseEnumError| ServiceError::invalid("status", e.to_string()))
 }

@@ -15,6 +15,29 @@ use uuid::Uuid;
 
 pub use crosslogic_db::repo::rollups::{Scope, UsageGroup, UsageTotals};
 
+/// `group_by` of the usage report routes, as the query says it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    /// UTC calendar day (the default).
+    #[default]
+    Day,
+    Hour,
+    Model,
+    Key,
+}
+
+impl From<GroupBy> for UsageGroup {
+    fn from(g: GroupBy) -> Self {
+        match g {
+            GroupBy::Day => UsageGroup::Day,
+            GroupBy::Hour => UsageGroup::Hour,
+            GroupBy::Model => UsageGroup::Model,
+            GroupBy::Key => UsageGroup::Key,
+        }
+    }
+}
+
 /// Usage over `[from, to)` for `scope`, grouped by `group` (and by model
 /// too when `by_model`).
 pub async fn usage(

@@ -3,7 +3,7 @@
 //! integer is in `microdollars` (whole micro-dollars, rounded once from
 //! the exact sum — documented as the one raw field).
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use crosslogic_core::{BillingEventStatus, CreditType, Femtos, Micros};
 use crosslogic_db::repo::billing::credits::Credit;
 use crosslogic_db::repo::billing::events::BillingEvent;
@@ -328,11 +328,6 @@ pub struct RevenueModelView {
     pub requests: i64,
     pub total_tokens: i64,
     pub cost: Money,
-}
-
-/// A month, as its first day.
-pub fn month_label(d: NaiveDate) -> String {
-    d.format("%Y-%m").to_string()
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::Utc;
 use crosslogic_billing::account::{self, GrantCredit, Interval, SetBudget};
-use crosslogic_billing::report::{self, Scope, UsageGroup};
+use crosslogic_billing::report::{self, GroupBy, Scope};
 use crosslogic_billing::views::{
     CostSeriesView, CreditView, ExportView, RevenueDayView, RevenueModelView, SummaryView, UsageRowView,
 };
@@ -59,28 +59,6 @@ pub(super) async fn costs(
         )
         .await?,
     ))
-}
-
-/// `group_by` of the usage reports.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub(super) enum GroupBy {
-    #[default]
-    Day,
-    Hour,
-    Model,
-    Key,
-}
-
-impl From<GroupBy> for UsageGroup {
-    fn from(g: GroupBy) -> Self {
-        match g {
-            GroupBy::Day => UsageGroup::Day,
-            GroupBy::Hour => UsageGroup::Hour,
-            GroupBy::Model => UsageGroup::Model,
-            GroupBy::Key => UsageGroup::Key,
-        }
-    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -44,13 +44,39 @@ pub struct RolledUp {
     pub folded: bool,
 }
 
-const GROUP_COLUMNS: &str = "tenant_id, environment_id, model_id, region_id, api_key_id, model_name";
-const CONFLICT_KEY: &str = "(hour, tenant_id,
-     COALESCE(environment_id, '00000000-0000-0000-0000-000000000000'::uuid),
-     COALESCE(model_id, '00000000-0000-0000-0000-000000000000'::uuid),
-     COALESCE(region_id, '00000000-0000-0000-0000-000000000000'::uuid),
-     COALESCE(api_key_id, '00000000-0000-0000-0000-000000000000'::uuid),
-     model_name)";
+// Statements are assembled from literals with `concat!` (never `format!`).
+macro_rules! group_columns {
+    () => {
+        "tenant_id, environment_id, model_id, region_id, api_key_id, model_name"
+    };
+}
+
+/// `INSERT INTO usage_hourly … SELECT` the groups of `$source` (a table
+/// or CTE with usage rows, and its WHERE) for the hour `$1`.
+macro_rules! rollup_insert {
+    ($source:literal) => {
+        concat!(
+            "INSERT INTO usage_hourly (hour, ",
+            group_columns!(),
+            ", prompt_tokens, completion_tokens, total_tokens, cached_tokens, total_requests, failed_requests,
+               total_cost_exact_microdollars, total_cost_microdollars, avg_latency_ms, p50_latency_ms,
+               p95_latency_ms, p99_latency_ms)
+             SELECT $1, ",
+            group_columns!(),
+            ", sum(prompt_tokens), sum(completion_tokens), sum(total_tokens), sum(cached_tokens),
+                count(*), count(*) FILTER (WHERE status = 'failed'),
+                sum(cost_exact_microdollars), round(sum(cost_exact_microdollars))::bigint,
+                avg(latency_ms) FILTER (WHERE status = 'completed'),
+                percentile_cont(0.50) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE status = 'completed'),
+                percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE status = 'completed'),
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE status = 'completed')
+               FROM ",
+            $source,
+            " GROUP BY ",
+            group_columns!()
+        )
+    };
+}
 
 /// Rolls up the UTC hour starting at `hour`, on `tx` (the caller commits):
 /// locks the hour's `usage_hours` row (so replicas and the settlement take
@@ -98,31 +124,8 @@ async fn recompute(tx: &mut PgConnection, hour: DateTime<Utc>) -> DbResult<u64> 
         .bind(hour)
         .execute(&mut *tx)
         .await?;
-    let sql = format!(
-        "INSERT INTO usage_hourly (hour, {GROUP_COLUMNS}, prompt_tokens, completion_tokens, total_tokens, cached_tokens,
-                                   total_requests, failed_requests, total_cost_exact_microdollars, total_cost_microdollars,
-                                   avg_latency_ms, p50_latency_ms, p95_latency_ms, p99_latency_ms)
-         SELECT $1, {GROUP_COLUMNS},
-                sum(prompt_tokens), sum(completion_tokens), sum(total_tokens), sum(cached_tokens),
-                count(*), count(*) FILTER (WHERE status = 'failed'),
-                sum(cost_exact_microdollars), round(sum(cost_exact_microdollars))::bigint,
-                avg(latency_ms) FILTER (WHERE status = 'completed'),
-                percentile_cont(0.50) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE status = 'completed'),
-                percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE status = 'completed'),
-                percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE status = 'completed')
-           FROM usage_records
-          WHERE \"timestamp\" >= $1 AND \"timestamp\" < $1 + interval '1 hour'
-          GROUP BY {GROUP_COLUMNS}
-         ON CONFLICT {CONFLICT_KEY}
-         DO UPDATE SET prompt_tokens = EXCLUDED.prompt_tokens, completion_tokens = EXCLUDED.completion_tokens,
-                       total_tokens = EXCLUDED.total_tokens, cached_tokens = EXCLUDED.cached_tokens,
-                       total_requests = EXCLUDED.total_requests, failed_requests = EXCLUDED.failed_requests,
-                       total_cost_exact_microdollars = EXCLUDED.total_cost_exact_microdollars,
-                       total_cost_microdollars = EXCLUDED.total_cost_microdollars,
-                       avg_latency_ms = EXCLUDED.avg_latency_ms, p50_latency_ms = EXCLUDED.p50_latency_ms,
-                       p95_latency_ms = EXCLUDED.p95_latency_ms, p99_latency_ms = EXCLUDED.p99_latency_ms"
-    );
-    Ok(sqlx::query(&sql).bind(hour).execute(&mut *tx).await?.rows_affected())
+    let sql = rollup_insert!("usage_records WHERE \"timestamp\" >= $1 AND \"timestamp\" < $1 + interval '1 hour'");
+    Ok(sqlx::query(sql).bind(hour).execute(&mut *tx).await?.rows_affected())
 }
 
 /// An hour whose raw rows were purged only holds rows that arrived since
@@ -130,25 +133,18 @@ async fn recompute(tx: &mut PgConnection, hour: DateTime<Utc>) -> DbResult<u64> 
 /// delete them. Sums stay exact; latency percentiles keep the values the
 /// hour had (weighted averages for the mean).
 async fn fold_late(tx: &mut PgConnection, hour: DateTime<Utc>, max_id: i64) -> DbResult<u64> {
-    let sql = format!(
+    const SQL: &str = concat!(
         "WITH late AS (
              DELETE FROM usage_records
               WHERE \"timestamp\" >= $1 AND \"timestamp\" < $1 + interval '1 hour' AND id > $2
-              RETURNING *)
-         INSERT INTO usage_hourly (hour, {GROUP_COLUMNS}, prompt_tokens, completion_tokens, total_tokens, cached_tokens,
-                                   total_requests, failed_requests, total_cost_exact_microdollars, total_cost_microdollars,
-                                   avg_latency_ms, p50_latency_ms, p95_latency_ms, p99_latency_ms)
-         SELECT $1, {GROUP_COLUMNS},
-                sum(prompt_tokens), sum(completion_tokens), sum(total_tokens), sum(cached_tokens),
-                count(*), count(*) FILTER (WHERE status = 'failed'),
-                sum(cost_exact_microdollars), round(sum(cost_exact_microdollars))::bigint,
-                avg(latency_ms) FILTER (WHERE status = 'completed'),
-                percentile_cont(0.50) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE status = 'completed'),
-                percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE status = 'completed'),
-                percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE status = 'completed')
-           FROM late
-          GROUP BY {GROUP_COLUMNS}
-         ON CONFLICT {CONFLICT_KEY}
+              RETURNING *) ",
+        rollup_insert!("late"),
+        " ON CONFLICT (hour, tenant_id,
+             COALESCE(environment_id, '00000000-0000-0000-0000-000000000000'::uuid),
+             COALESCE(model_id, '00000000-0000-0000-0000-000000000000'::uuid),
+             COALESCE(region_id, '00000000-0000-0000-0000-000000000000'::uuid),
+             COALESCE(api_key_id, '00000000-0000-0000-0000-000000000000'::uuid),
+             model_name)
          DO UPDATE SET prompt_tokens = usage_hourly.prompt_tokens + EXCLUDED.prompt_tokens,
                        completion_tokens = usage_hourly.completion_tokens + EXCLUDED.completion_tokens,
                        total_tokens = usage_hourly.total_tokens + EXCLUDED.total_tokens,
@@ -168,7 +164,7 @@ async fn fold_late(tx: &mut PgConnection, hour: DateTime<Utc>, max_id: i64) -> D
                        p95_latency_ms = COALESCE(usage_hourly.p95_latency_ms, EXCLUDED.p95_latency_ms),
                        p99_latency_ms = COALESCE(usage_hourly.p99_latency_ms, EXCLUDED.p99_latency_ms)"
     );
-    Ok(sqlx::query(&sql)
+    Ok(sqlx::query(SQL)
         .bind(hour)
         .bind(max_id)
         .execute(&mut *tx)

@@ -6,7 +6,7 @@
 use axum::extract::State;
 use axum::Json;
 use chrono::Utc;
-use crosslogic_billing::report::{self, Scope, UsageGroup};
+use crosslogic_billing::report::{self, GroupBy, Scope};
 use crosslogic_billing::views::UsageRowView;
 use crosslogic_core::ApiKeyRole;
 use crosslogic_db::repo::usage::{self as usage_repo, ModelLatency};
@@ -36,29 +36,6 @@ pub(crate) struct LatencyQuery {
     to: Option<String>,
     model: Option<String>,
     key_id: Option<Uuid>,
-}
-
-/// `group_by` of `GET /v1/usage`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum GroupBy {
-    /// UTC calendar day (the default).
-    #[default]
-    Day,
-    Hour,
-    Model,
-    Key,
-}
-
-impl GroupBy {
-    fn repo(self) -> UsageGroup {
-        match self {
-            GroupBy::Day => UsageGroup::Day,
-            GroupBy::Hour => UsageGroup::Hour,
-            GroupBy::Model => UsageGroup::Model,
-            GroupBy::Key => UsageGroup::Key,
-        }
-    }
 }
 
 /// Whose usage the caller sees: an admin the whole tenant or the key it
@@ -110,7 +87,7 @@ pub(crate) async fn usage(
         },
         range.from,
         range.to,
-        group_by.repo(),
+        group_by.into(),
         false,
     )
     .await
