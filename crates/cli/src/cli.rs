@@ -126,6 +126,14 @@ pub struct ServeArgs {
     /// --node-agent-arg=http://127.0.0.1:9999` to simulate spot notices).
     #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
     pub node_agent_arg: Vec<String>,
+    /// Demo mode (what `scripts/serve.sh` runs): on an empty database, create
+    /// a demo tenant with a key and deployments of a chat and an embedding
+    /// model on local simulator nodes, keep an operator token in
+    /// CROSSLOGIC_DATA_DIR/admin-token (unless ADMIN_API_TOKEN is set), and
+    /// print how to call the API once the nodes serve. Implies
+    /// `--provisioner local`; refused on a database holding anything else.
+    #[arg(long)]
+    pub demo: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,6 +16,7 @@
 
 pub mod admin;
 pub mod agent;
+pub mod demo;
 pub mod fleet;
 pub mod health;
 pub mod jobs;

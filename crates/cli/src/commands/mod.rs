@@ -3,6 +3,7 @@
 pub(crate) mod admin_client;
 mod config;
 mod db;
+mod demo;
 mod engine_sim;
 mod node_agent;
 mod serve;

@@ -11,9 +11,27 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::ServeArgs;
 
-pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(mut config: Config, mut args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(listen) = args.listen {
         config.listen = listen;
+    }
+    let mut token_file = None;
+    if args.demo {
+        match args.provisioner.as_deref() {
+            None => args.provisioner = Some("local".into()),
+            Some("local") => {}
+            Some(other) => {
+                anyhow::bail!("--demo runs its nodes locally; it cannot be combined with --provisioner {other}")
+            }
+        }
+        if config.admin_api_token.is_none() {
+            let (token, path, created) = super::demo::admin_token(&config.data_dir)?;
+            if created {
+                tracing::info!(file = %path.display(), "demo: operator token created");
+            }
+            config.admin_api_token = Some(token);
+            token_file = Some(path);
+        }
     }
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone())?;
@@ -30,6 +48,13 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
         let applied = crosslogic_db::migrate::migrate(db.pool()).await?;
         tracing::info!(applied = ?applied, "database schema is current");
     }
+    let demo = if args.demo {
+        let demo = crosslogic_control::demo::bootstrap(db.pool()).await?;
+        tracing::info!(tenant_id = %demo.tenant_id, created = demo.created, "demo platform ready; nodes launching");
+        Some(demo)
+    } else {
+        None
+    };
     let server_config = ServerConfig {
         shutdown_timeout: config.shutdown_timeout,
         admin_token: config.admin_api_token.clone(),
@@ -44,9 +69,29 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
         notify: Some(crosslogic_notify::NotifyConfig::new(config.notify.clone())),
         billing: Some(crosslogic_billing::BillingConfig::new(config.billing.clone())),
     };
+    let addr = listener.local_addr()?;
     let app = App::new(listener, db, shutdown, server_config);
-    tracing::info!(addr = %app.local_addr()?, "crosslogic is serving");
-    app.run().await?;
+    tracing::info!(addr = %addr, "crosslogic is serving");
+    // The banner waits for the demo's nodes; it ends with the server.
+    let banner = match (demo, &config.admin_api_token) {
+        (Some(demo), Some(token)) => {
+            let base = format!("http://{}", display_addr(addr));
+            let file = token_file.unwrap_or_else(|| "(ADMIN_API_TOKEN from the environment)".into());
+            Some(tokio::spawn(super::demo::announce(
+                base,
+                token.clone(),
+                file,
+                demo,
+                Duration::from_secs(120),
+            )))
+        }
+        _ => None,
+    };
+    let result = app.run().await;
+    if let Some(b) = banner {
+        b.abort();
+    }
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -165,4 +210,13 @@ fn reconciler(
         config: cfg,
         interval: p.reconcile_interval,
     }))
+}
+
+/// The address clients use: loopback when listening on every interface.
+fn display_addr(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    if addr.ip().is_unspecified() {
+        std::net::SocketAddr::new(std::net::IpAddr::from([127, 0, 0, 1]), addr.port())
+    } else {
+        addr
+    }
 }
