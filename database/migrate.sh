@@ -167,13 +167,33 @@ recorded_rows() {
     pg_val "SELECT version, name, checksum, to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC', execution_ms FROM schema_migrations ORDER BY version"
 }
 
+# Explains "permission denied for schema public" (PostgreSQL 15+ after the
+# seed's database-level GRANT) and prints the fix.
+schema_permission_hint() {
+    [[ "$1" == *"permission denied for schema"* ]] || return 0
+    local who db
+    who="$(pg_val "SELECT current_user" 2>/dev/null || echo "<user>")"
+    db="$(pg_val "SELECT current_database()" 2>/dev/null || echo "<database>")"
+    cat >&2 <<HINT
+migrate.sh: $who may not create tables in schema public of $db (SQLSTATE 42501):
+  since PostgreSQL 15, GRANT ALL PRIVILEGES ON DATABASE no longer allows it.
+  Fix it once, as a superuser:   ALTER DATABASE $db OWNER TO $who;
+  (or, connected to $db:         GRANT CREATE ON SCHEMA public TO $who;)
+  or create the database with:   crosslogic db create --owner $who --name $db
+HINT
+}
+
 # --- up ----------------------------------------------------------------------
 cmd_up() {
     load_migrations
     connect
 
-    pg -1 -c "SET client_min_messages = warning" -c "SELECT pg_advisory_xact_lock($LOCK_KEY)" -c "$BOOKKEEPING_SQL" >/dev/null \
-        || die "cannot create schema_migrations"
+    local err
+    if ! err="$(pg -1 -c "SET client_min_messages = warning" -c "SELECT pg_advisory_xact_lock($LOCK_KEY)" -c "$BOOKKEEPING_SQL" 2>&1 >/dev/null)"; then
+        echo "$err" >&2
+        schema_permission_hint "$err"
+        die "cannot create schema_migrations"
+    fi
 
     # Refuse before changing anything if an applied file was edited or the
     # database knows a migration this checkout does not.

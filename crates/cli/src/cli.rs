@@ -138,6 +138,28 @@ pub struct ServeArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
+    /// Create the platform's database owned by its user (the seed's step 1,
+    /// done so that it works on PostgreSQL 15 and later too).
+    ///
+    /// Connects as a superuser (--admin-url), creates the login role unless
+    /// it exists (password from the variable named by --password-env), and
+    /// creates the database owned by it — or makes it the owner of an
+    /// existing one, which is what lets it create tables in schema public
+    /// (a database-level GRANT no longer does since PostgreSQL 15).
+    Create {
+        /// The user that will own the database and connect as the platform.
+        #[arg(long, value_name = "ROLE")]
+        owner: String,
+        /// The database to create.
+        #[arg(long, value_name = "NAME", default_value = "crosslogic_iaas")]
+        name: String,
+        /// A superuser connection, e.g. postgresql://postgres@localhost:5432/postgres.
+        #[arg(long, value_name = "URL", env = "DATABASE_ADMIN_URL", hide_env_values = true)]
+        admin_url: String,
+        /// The environment variable holding the new role's password (never a flag).
+        #[arg(long, value_name = "VAR")]
+        password_env: Option<String>,
+    },
     /// Apply pending migrations (database/schemas/*.sql, embedded in the binary).
     ///
     /// Safe to run from several processes at once (advisory lock). Fails,

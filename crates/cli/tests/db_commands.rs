@@ -208,3 +208,107 @@ fn every_db_command_explains_itself_in_help() {
     let (ok, out) = run(&[], &["db", "rollback", "--help"]);
     assert!(ok && out.contains("--to") && out.contains("--yes"), "{out}");
 }
+
+/// The seed's Quick Start step 1, literally, then step 2 with the binary
+/// and with `migrate.sh`: on PostgreSQL 15+ both say exactly how to fix the
+/// missing schema privilege; `crosslogic db create` (the fix) makes step 2
+/// work.
+#[tokio::test]
+async fn the_seeds_step_one_on_postgresql_15_gets_the_exact_fix_and_db_create_repairs_it() {
+    let admin = crosslogic_testkit::admin_url();
+    let pool = sqlx::PgPool::connect(&admin).await.unwrap();
+    let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let (dbname, user) = (format!("clt_seed_{suffix}"), format!("clt_seed_user_{suffix}"));
+    // The seed, step 1 (names made unique for the test).
+    for stmt in [
+        format!("CREATE DATABASE {dbname};"),
+        format!("CREATE USER {user} WITH PASSWORD 'your_secure_password';"),
+        format!("GRANT ALL PRIVILEGES ON DATABASE {dbname} TO {user};"),
+    ] {
+        let out = std::process::Command::new("psql")
+            .args([admin.as_str(), "-X", "-v", "ON_ERROR_STOP=1", "-c", &stmt])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{stmt}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut url = url::Url::parse(&admin).unwrap();
+    url.set_username(&user).unwrap();
+    url.set_password(Some("your_secure_password")).unwrap();
+    url.set_path(&dbname);
+    let env = [("DATABASE_URL", url.as_str())];
+
+    let (ok, out) = run(&env, &["db", "migrate"]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../database/migrate.sh");
+    let sh = std::process::Command::new("bash")
+        .args([script, "up"])
+        .env("DATABASE_URL", url.as_str())
+        .output()
+        .unwrap();
+    let sh_out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&sh.stdout),
+        String::from_utf8_lossy(&sh.stderr)
+    );
+    if version >= 150_000 {
+        assert!(!ok, "{out}");
+        assert!(
+            out.contains(&format!("ALTER DATABASE {dbname} OWNER TO {user};")),
+            "{out}"
+        );
+        assert!(out.contains("42501") && out.contains("crosslogic db create"), "{out}");
+        assert_eq!(
+            out.matches("permission denied").count(),
+            0,
+            "said once, in our words: {out}"
+        );
+        assert!(!sh.status.success(), "{sh_out}");
+        assert!(
+            sh_out.contains(&format!("ALTER DATABASE {dbname} OWNER TO {user};")),
+            "{sh_out}"
+        );
+        // The fix.
+        let (ok, fixed) = run(
+            &[("DATABASE_ADMIN_URL", admin.as_str())],
+            &["db", "create", "--owner", &user, "--name", &dbname],
+        );
+        assert!(ok && fixed.contains(&format!("its owner is now {user}")), "{fixed}");
+    }
+    let (ok, out) = run(&env, &["db", "migrate"]);
+    assert!(ok && out.contains("applied database/schemas/07_billing.sql"), "{out}");
+
+    // `db create` from scratch: role and database.
+    let (other_db, other_user) = (format!("clt_new_{suffix}"), format!("clt_new_user_{suffix}"));
+    let (ok, out) = run(
+        &[("DATABASE_ADMIN_URL", admin.as_str()), ("NEW_PW", "s3cret-pass")],
+        &[
+            "db",
+            "create",
+            "--owner",
+            &other_user,
+            "--name",
+            &other_db,
+            "--password-env",
+            "NEW_PW",
+        ],
+    );
+    assert!(
+        ok && out.contains("created role") && out.contains(&format!("created database {other_db}")),
+        "{out}"
+    );
+    url.set_username(&other_user).unwrap();
+    url.set_password(Some("s3cret-pass")).unwrap();
+    url.set_path(&other_db);
+    let (ok, out) = run(&[("DATABASE_URL", url.as_str())], &["db", "migrate"]);
+    assert!(ok, "{out}");
+
+    for (d, u) in [(&dbname, &user), (&other_db, &other_user)] {
+        pool.execute(format!("DROP DATABASE IF EXISTS {d} WITH (FORCE)").as_str())
+            .await
+            .unwrap();
+        pool.execute(format!("DROP ROLE IF EXISTS {u}").as_str()).await.unwrap();
+    }
+}

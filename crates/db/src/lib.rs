@@ -17,6 +17,7 @@ pub mod migrate;
 pub mod money;
 pub mod pool;
 pub mod repo;
+pub mod setup;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -93,6 +93,21 @@ pub enum MigrateError {
         /// Recorded name.
         name: String,
     },
+    /// The user may not create tables in schema `public` (PostgreSQL 15+
+    /// after the seed's database-level GRANT).
+    #[error(
+        "the database user {user} may not create tables in schema public of database {database} \
+         (SQLSTATE 42501; since PostgreSQL 15 `GRANT ALL PRIVILEGES ON DATABASE` no longer allows it). \
+         Fix it once, as a superuser: `ALTER DATABASE {database} OWNER TO {user};` \
+         (or, connected to {database}: `GRANT CREATE ON SCHEMA public TO {user};`), \
+         or create the database correctly with `crosslogic db create --owner {user} --name {database}`"
+    )]
+    SchemaPermission {
+        /// The connecting user.
+        user: String,
+        /// The database.
+        database: String,
+    },
     /// A migration's SQL failed.
     #[error("applying {path} failed: {source}")]
     Apply {
@@ -153,7 +168,10 @@ pub async fn migrate(pool: &PgPool) -> Result<Vec<i32>, MigrateError> {
             .await?;
         // "already exists, skipping" notices are expected on every run.
         (&mut *tx).execute("SET LOCAL client_min_messages = warning").await?;
-        (&mut *tx).execute(CREATE_BOOKKEEPING).await?;
+        if let Err(e) = (&mut *tx).execute(CREATE_BOOKKEEPING).await {
+            let _ = tx.rollback().await;
+            return Err(permission(pool, e).await);
+        }
         let recorded: Option<String> = sqlx::query_scalar("SELECT checksum FROM schema_migrations WHERE version = $1")
             .bind(m.version)
             .fetch_optional(&mut *tx)
@@ -180,7 +198,10 @@ pub async fn migrate(pool: &PgPool) -> Result<Vec<i32>, MigrateError> {
         let started = Instant::now();
         if let Err(source) = (&mut *tx).execute(m.sql).await {
             let _ = tx.rollback().await;
-            return Err(MigrateError::Apply { path: m.path(), source });
+            return Err(match permission(pool, source).await {
+                MigrateError::Db(source) => MigrateError::Apply { path: m.path(), source },
+                other => other,
+            });
         }
         let ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
         sqlx::query("INSERT INTO schema_migrations (version, name, checksum, execution_ms) VALUES ($1, $2, $3, $4)")
@@ -195,6 +216,24 @@ pub async fn migrate(pool: &PgPool) -> Result<Vec<i32>, MigrateError> {
         done.push(m.version);
     }
     Ok(done)
+}
+
+/// [`MigrateError::SchemaPermission`] for "permission denied for schema"
+/// (SQLSTATE 42501), naming the user and database; any other error as is.
+async fn permission(pool: &PgPool, e: sqlx::Error) -> MigrateError {
+    let denied = e
+        .as_database_error()
+        .is_some_and(|d| d.code().as_deref() == Some("42501") && d.message().contains("schema"));
+    if !denied {
+        return MigrateError::Db(e);
+    }
+    match sqlx::query_as::<_, (String, String)>("SELECT current_user::text, current_database()::text")
+        .fetch_one(pool)
+        .await
+    {
+        Ok((user, database)) => MigrateError::SchemaPermission { user, database },
+        Err(_) => MigrateError::Db(e),
+    }
 }
 
 fn check_applied(rows: &[Applied]) -> Result<(), MigrateError> {

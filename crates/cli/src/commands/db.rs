@@ -13,6 +13,16 @@ use crate::cli::DbCommand;
 use crate::output;
 
 pub async fn run(config: &Config, cmd: DbCommand) -> anyhow::Result<ExitCode> {
+    // Creating the database comes before there is one to open.
+    if let DbCommand::Create {
+        owner,
+        name,
+        admin_url,
+        password_env,
+    } = cmd
+    {
+        return create(&owner, &name, &admin_url, password_env.as_deref()).await;
+    }
     let db = super::open_db(config, Duration::from_secs(5)).await?;
     let result = dispatch(&db, cmd).await;
     // Always stop the embedded server, even when the command failed.
@@ -20,9 +30,40 @@ pub async fn run(config: &Config, cmd: DbCommand) -> anyhow::Result<ExitCode> {
     result
 }
 
+async fn create(owner: &str, name: &str, admin_url: &str, password_env: Option<&str>) -> anyhow::Result<ExitCode> {
+    let password = match password_env {
+        Some(var) => {
+            Some(secrecy::SecretString::from(std::env::var(var).with_context(|| {
+                format!("--password-env {var}: the variable is not set")
+            })?))
+        }
+        None => None,
+    };
+    let admin = crosslogic_db::setup::connect_admin(admin_url)
+        .await
+        .context("cannot connect with --admin-url (a superuser connection is needed)")?;
+    let done = crosslogic_db::setup::create_owned_database(&admin, name, owner, password.as_ref())
+        .await
+        .context("creating the database")?;
+    admin.close().await;
+    if done.role_created {
+        output::line(&format!("created role {owner}"));
+    }
+    if done.database_created {
+        output::line(&format!("created database {name} owned by {owner}"));
+    } else {
+        output::line(&format!("database {name} exists; its owner is now {owner}"));
+    }
+    output::line(&format!(
+        "next: DATABASE_URL=postgresql://{owner}:…@HOST:5432/{name} crosslogic db migrate"
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn dispatch(db: &Database, cmd: DbCommand) -> anyhow::Result<ExitCode> {
     let pool = db.pool();
     match cmd {
+        DbCommand::Create { .. } => unreachable!("handled before the database is opened"),
         DbCommand::Migrate => {
             let applied = migrate::migrate(pool).await?;
             if applied.is_empty() {
