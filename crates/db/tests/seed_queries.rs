@@ -1,7 +1,7 @@
 //! Every SQL snippet of the seed guide (`DATABASE_SETUP_GUIDE.md`, quoted
 //! here verbatim with the section it comes from) against the test server
 //! after `migrate`: the ones that work, and exactly the ones that fail on
-//! current PostgreSQL — each with the corrected form the README gives
+//! current PostgreSQL — each with the corrected form docs/DATABASE.md gives
 //! (and `crosslogic db stats` runs), which is checked to work. If
 //! PostgreSQL changes again, this test names the snippet.
 
@@ -82,8 +82,8 @@ async fn the_seeds_sql_works_except_the_snippets_the_readme_corrects() {
     for (section, sql, correction) in snippets() {
         match (run(sql).await, correction) {
             (Ok(()), None) => {}
-            (Err(e), None) => panic!("the seed's {section} snippet fails and the README does not say so: {e}"),
-            (Ok(()), Some(_)) => panic!("the seed's {section} snippet works now: drop its correction from the README"),
+            (Err(e), None) => panic!("the seed's {section} snippet fails and docs/DATABASE.md does not say so: {e}"),
+            (Ok(()), Some(_)) => panic!("the seed's {section} snippet works now: drop its correction from docs/DATABASE.md"),
             (Err(e), Some((expected, fixed))) => {
                 assert!(e.contains(expected), "{section}: {e}");
                 let fixed_run = run(fixed).await;
