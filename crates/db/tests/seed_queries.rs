@@ -76,14 +76,20 @@ async fn the_seeds_sql_works_except_the_snippets_the_readme_corrects() {
             } else {
                 sql.to_owned()
             };
-            sqlx::raw_sql(&sql).execute(&pool).await.map(|_| ()).map_err(|e| e.to_string())
+            sqlx::raw_sql(&sql)
+                .execute(&pool)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         }
     };
     for (section, sql, correction) in snippets() {
         match (run(sql).await, correction) {
             (Ok(()), None) => {}
             (Err(e), None) => panic!("the seed's {section} snippet fails and docs/DATABASE.md does not say so: {e}"),
-            (Ok(()), Some(_)) => panic!("the seed's {section} snippet works now: drop its correction from docs/DATABASE.md"),
+            (Ok(()), Some(_)) => {
+                panic!("the seed's {section} snippet works now: drop its correction from docs/DATABASE.md")
+            }
             (Err(e), Some((expected, fixed))) => {
                 assert!(e.contains(expected), "{section}: {e}");
                 let fixed_run = run(fixed).await;
