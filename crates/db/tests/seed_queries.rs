@@ -12,7 +12,9 @@ use crosslogic_testkit::TestDb;
 
 /// (seed section, snippet, `None` = works as written, `Some((error the
 /// server gives, corrected form))`).
-fn snippets() -> Vec<(&'static str, &'static str, Option<(&'static str, &'static str)>)> {
+type Snippet = (&'static str, &'static str, Option<(&'static str, &'static str)>);
+
+fn snippets() -> Vec<Snippet> {
     vec![
         ("Verify Installation", "SELECT * FROM deployments LIMIT 1;", None),
         ("Troubleshooting: Missing Tables", "SELECT tablename FROM pg_tables WHERE schemaname = 'public';", None),
