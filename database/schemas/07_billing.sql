@@ -17,7 +17,8 @@
 --   failed requests, cached tokens and exact cost; its
 --   unique key keeps the COALESCE form (one row per key even when parts are
 --   NULL; PostgreSQL 14 has no NULLS NOT DISTINCT).
--- * usage_hours: per UTC hour, whether it is rolled up, settled, purged.
+-- * usage_hours: per UTC hour, whether it is rolled up, settled, purged;
+--   hours holding usage from before this migration are marked not billed.
 -- * billing_tenant_hours: what each tenant-hour was billed (rounded once),
 --   covered by credits and left payable, and its revision (late usage
 --   settles again as a correction).
@@ -101,18 +102,19 @@ ALTER TABLE usage_hourly ADD COLUMN IF NOT EXISTS model_name                    
 ALTER TABLE usage_hourly ADD COLUMN IF NOT EXISTS cached_tokens                 bigint        NOT NULL DEFAULT 0;
 ALTER TABLE usage_hourly ADD COLUMN IF NOT EXISTS failed_requests               bigint        NOT NULL DEFAULT 0;
 ALTER TABLE usage_hourly ADD COLUMN IF NOT EXISTS total_cost_exact_microdollars numeric(38,9) NOT NULL DEFAULT 0;
+-- Rollups are billing history: deleting an environment, model or region
+-- must not delete them (01 cascaded those deletes; the raw rows only lose
+-- the reference). A deleted tenant still takes its rollups with it.
+ALTER TABLE usage_hourly DROP CONSTRAINT IF EXISTS usage_hourly_environment_id_fkey;
+ALTER TABLE usage_hourly DROP CONSTRAINT IF EXISTS usage_hourly_model_id_fkey;
+ALTER TABLE usage_hourly DROP CONSTRAINT IF EXISTS usage_hourly_region_id_fkey;
 DO $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'usage_hourly'::regclass
-                     AND conname = 'usage_hourly_api_key_id_fkey') THEN
-        ALTER TABLE usage_hourly ADD CONSTRAINT usage_hourly_api_key_id_fkey
-            FOREIGN KEY (api_key_id) REFERENCES api_keys (id) ON DELETE CASCADE;
-    END IF;
     -- Re-key once (the name stays, so re-applying 01 keeps this definition).
     -- The model is keyed by name too: a row whose model_id is NULL (a
     -- model that left the catalog) still reports under its own name.
-    IF NOT EXISTS (SELECT 1 FROM pg_indexes WHERE indexname = 'usage_hourly_key_uniq'
-                     AND indexdef LIKE '%api_key_id%') THEN
+    IF to_regclass('public.usage_hourly_key_uniq') IS NULL
+       OR pg_get_indexdef(to_regclass('public.usage_hourly_key_uniq')) NOT LIKE '%api_key_id%' THEN
         DROP INDEX IF EXISTS usage_hourly_key_uniq;
         CREATE UNIQUE INDEX usage_hourly_key_uniq ON usage_hourly (
             hour,
@@ -142,11 +144,26 @@ CREATE TABLE IF NOT EXISTS usage_hours (
     purged_at      timestamptz,
     purge_max_id   bigint,
     purge_done     boolean      NOT NULL DEFAULT false,
+    not_billed     boolean      NOT NULL DEFAULT false,
     CONSTRAINT usage_hours_pkey PRIMARY KEY (hour)
 );
 COMMENT ON TABLE usage_hours IS 'Per UTC hour: rolled up (usage_hourly is current), settled (billing_tenant_hours is current), raw rows purged.';
 COMMENT ON COLUMN usage_hours.purge_max_id IS 'The highest usage_records.id of the hour when its purge began; rows above it arrived later and are folded into the rollup.';
 CREATE INDEX IF NOT EXISTS usage_hours_settle_idx ON usage_hours (hour) WHERE settle_pending;
+COMMENT ON COLUMN usage_hours.not_billed IS 'An hour from before billing existed: rolled up for reports, never settled (so a later change to its rows cannot bill it).';
+-- Hours that hold usage from before this migration are not billed.
+INSERT INTO usage_hours (hour, not_billed)
+SELECT DISTINCT date_trunc('hour', "timestamp", 'UTC'), true FROM usage_records
+ON CONFLICT (hour) DO NOTHING;
+
+-- request_ids of rows folded into an hour whose raw rows were purged: a
+-- replay of one of them is recognised and not counted again.
+CREATE TABLE IF NOT EXISTS usage_folded (
+    request_id text         NOT NULL,
+    folded_at  timestamptz  NOT NULL DEFAULT now(),
+    CONSTRAINT usage_folded_pkey PRIMARY KEY (request_id)
+);
+COMMENT ON TABLE usage_folded IS 'Late usage rows added to the rollup of an already purged hour (and deleted): a replayed copy is not added twice.';
 
 -- -----------------------------------------------------------------------------
 -- Settlement of each tenant-hour
@@ -219,15 +236,17 @@ CREATE TABLE IF NOT EXISTS billing_invoices (
     tenant_id  uuid         NOT NULL,
     failed_at  timestamptz,
     paid_at    timestamptz,
+    voided_at  timestamptz,
     amount_due bigint,
     currency   text,
     updated_at timestamptz  NOT NULL DEFAULT now(),
     CONSTRAINT billing_invoices_pkey           PRIMARY KEY (invoice_id),
     CONSTRAINT billing_invoices_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES tenants (id) ON DELETE CASCADE
 );
-COMMENT ON TABLE billing_invoices IS 'Stripe invoices seen in webhooks: unpaid = failed_at set and paid_at NULL, whatever order the events came in.';
+COMMENT ON TABLE billing_invoices IS 'Stripe invoices seen in webhooks: unpaid = failed_at set, paid_at and voided_at NULL, whatever order the events came in.';
+COMMENT ON COLUMN billing_invoices.voided_at IS 'invoice.voided or invoice.marked_uncollectible: nothing is owed on it any more.';
 CREATE INDEX IF NOT EXISTS billing_invoices_unpaid_idx ON billing_invoices (tenant_id, failed_at)
-    WHERE paid_at IS NULL AND failed_at IS NOT NULL;
+    WHERE paid_at IS NULL AND voided_at IS NULL AND failed_at IS NOT NULL;
 
 CREATE OR REPLACE TRIGGER billing_invoices_set_updated_at
     BEFORE UPDATE ON billing_invoices FOR EACH ROW EXECUTE FUNCTION set_updated_at();

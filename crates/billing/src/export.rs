@@ -61,11 +61,20 @@ pub async fn export_once(
     now: DateTime<Utc>,
 ) -> Result<ExportPass, DbError> {
     let mut pass = ExportPass::default();
-    for ev in events::claim_due_exports(pool, cfg.settings.export_lease, cfg.batch).await? {
+    // One event per claim: each lease covers one Stripe call, never a
+    // batch waiting behind slow calls.
+    for _ in 0..cfg.batch {
+        let Some(ev) = events::claim_due_exports(pool, cfg.settings.export_lease, 1)
+            .await?
+            .pop()
+        else {
+            break;
+        };
         match export_one(pool, stripe, &ev, now).await? {
-            BillingEventStatus::Processed => pass.sent += 1,
-            BillingEventStatus::Pending => pass.retrying += 1,
-            BillingEventStatus::Failed => pass.failed += 1,
+            Some(BillingEventStatus::Processed) => pass.sent += 1,
+            Some(BillingEventStatus::Pending) => pass.retrying += 1,
+            Some(BillingEventStatus::Failed) => pass.failed += 1,
+            None => {}
         }
     }
     Ok(pass)
@@ -76,7 +85,7 @@ async fn export_one(
     stripe: &Stripe,
     ev: &BillingEvent,
     now: DateTime<Utc>,
-) -> Result<BillingEventStatus, DbError> {
+) -> Result<Option<BillingEventStatus>, DbError> {
     let (Some(hour), Some(identifier)) = (ev.period_start, ev.idempotency_key.as_deref()) else {
         return fail(pool, ev, "the export has no hour or identifier", false).await;
     };
@@ -130,12 +139,13 @@ async fn settle_attempt(
     ev: &BillingEvent,
     result: Result<(), StripeError>,
     customer: Option<&str>,
-) -> Result<BillingEventStatus, DbError> {
+) -> Result<Option<BillingEventStatus>, DbError> {
     match result {
         Ok(()) => {
-            events::record_attempt(
+            let done = events::record_attempt(
                 pool,
                 ev.id,
+                ev.next_attempt_at,
                 &ExportAttempt {
                     status: BillingEventStatus::Processed,
                     error: None,
@@ -146,7 +156,7 @@ async fn settle_attempt(
             )
             .await?;
             tracing::debug!(identifier = ?ev.idempotency_key, value = ev.amount_microdollars, "meter event sent");
-            Ok(BillingEventStatus::Processed)
+            Ok(done.map(|_| BillingEventStatus::Processed))
         }
         Err(StripeError::Transient { message, retry_after }) => {
             let jitter = rand::thread_rng().gen_range(0.8..1.2);
@@ -155,9 +165,10 @@ async fn settle_attempt(
                 .unwrap_or_else(|| export_retry_delay(u32::try_from(ev.attempts + 1).unwrap_or(u32::MAX), jitter));
             let next = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
             tracing::warn!(identifier = ?ev.idempotency_key, error = %message, retry_in = ?delay, "meter event not sent; retrying");
-            events::record_attempt(
+            let done = events::record_attempt(
                 pool,
                 ev.id,
+                ev.next_attempt_at,
                 &ExportAttempt {
                     status: BillingEventStatus::Pending,
                     error: Some(&message),
@@ -167,7 +178,7 @@ async fn settle_attempt(
                 },
             )
             .await?;
-            Ok(BillingEventStatus::Pending)
+            Ok(done.map(|_| BillingEventStatus::Pending))
         }
         Err(e @ StripeError::Rejected { .. }) => fail(pool, ev, &e.to_string(), true).await,
     }
@@ -175,11 +186,17 @@ async fn settle_attempt(
 
 /// Marks an export failed for good and tells the operator (once per
 /// failure of this export).
-async fn fail(pool: &PgPool, ev: &BillingEvent, error: &str, attempted: bool) -> Result<BillingEventStatus, DbError> {
+async fn fail(
+    pool: &PgPool,
+    ev: &BillingEvent,
+    error: &str,
+    attempted: bool,
+) -> Result<Option<BillingEventStatus>, DbError> {
     let mut tx = crosslogic_db::begin(pool).await?;
-    let row = events::record_attempt(
+    let Some(row) = events::record_attempt(
         &mut *tx,
         ev.id,
+        ev.next_attempt_at,
         &ExportAttempt {
             status: BillingEventStatus::Failed,
             error: Some(error),
@@ -188,7 +205,12 @@ async fn fail(pool: &PgPool, ev: &BillingEvent, error: &str, attempted: bool) ->
             attempted,
         },
     )
-    .await?;
+    .await?
+    else {
+        // The lease ran out and another sender has the event now.
+        crosslogic_db::commit(tx).await?;
+        return Ok(None);
+    };
     let event = Event::ExportFailed(ExportFailed {
         tenant: ev.tenant_id,
         billing_event_id: ev.id,
@@ -206,5 +228,5 @@ async fn fail(pool: &PgPool, ev: &BillingEvent, error: &str, attempted: bool) ->
     .await?;
     crosslogic_db::commit(tx).await?;
     tracing::error!(identifier = ?ev.idempotency_key, error, "meter event failed for good; billing.export_failed published");
-    Ok(BillingEventStatus::Failed)
+    Ok(Some(BillingEventStatus::Failed))
 }

@@ -131,7 +131,7 @@ impl Wake {
     }
 }
 
-/// Starts the ledger (rollups, settlement, budgets, dunning, retention),
+/// Starts the ledger (rollups, settlement, budgets, dunning), retention,
 /// export and webhook loops on `tasks`; each stops at `shutdown`.
 pub fn start(
     pool: PgPool,
@@ -145,6 +145,7 @@ pub fn start(
         None => None,
     };
     tasks.spawn(run_ledger(pool.clone(), cfg.clone(), shutdown.clone()));
+    tasks.spawn(run_retention(pool.clone(), cfg.clone(), shutdown.clone()));
     if let Some(stripe) = stripe {
         tasks.spawn(export::run(pool.clone(), cfg.clone(), stripe, shutdown.clone()));
     }
@@ -152,7 +153,7 @@ pub fn start(
     Ok(())
 }
 
-/// Rollups, settlement, budgets, dunning and retention, every interval.
+/// Rollups, settlement, budgets and dunning, every interval.
 async fn run_ledger(pool: PgPool, cfg: BillingConfig, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(cfg.settings.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -174,7 +175,20 @@ async fn run_ledger(pool: PgPool, cfg: BillingConfig, shutdown: CancellationToke
         if let Err(e) = webhooks::suspend_past_grace(&pool, &cfg.settings, now).await {
             tracing::warn!(error = %e, "dunning pass failed; retrying");
         }
-        if let Err(e) = retention::purge_once(&pool, &cfg, now).await {
+    }
+}
+
+/// Retention, every minute: its own loop, so a long purge never holds up
+/// settlement or a budget's stop.
+async fn run_retention(pool: PgPool, cfg: BillingConfig, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60).max(cfg.settings.interval));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = retention::purge_once(&pool, &cfg, chrono::Utc::now()).await {
             tracing::warn!(error = %e, "usage retention pass failed; retrying");
         }
     }

@@ -29,7 +29,8 @@ pub async fn purge_once(pool: &PgPool, cfg: &BillingConfig, now: DateTime<Utc>) 
     let retention = chrono::Duration::from_std(cfg.settings.usage_retention).unwrap_or(chrono::Duration::MAX);
     for hour in settlement::purgeable_hours(pool, now - retention, 24).await? {
         let mut tx = crosslogic_db::begin(pool).await?;
-        settlement::begin_purge(&mut tx, hour).await?;
+        // None: the hour changed since it was listed; a later pass retries.
+        let _mark = settlement::begin_purge(&mut tx, hour).await?;
         crosslogic_db::commit(tx).await?;
     }
     for (hour, max_id) in settlement::unfinished_purges(pool).await? {

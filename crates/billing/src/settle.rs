@@ -40,10 +40,15 @@ pub async fn settle_due(pool: &PgPool, settings: &BillingSettings, now: DateTime
     let mut pass = SettlePass::default();
     loop {
         let mut tx = crosslogic_db::begin(pool).await?;
-        let Some(hour) = settlement::claim_hour(&mut tx, due_before).await? else {
+        let Some((hour, not_billed)) = settlement::claim_hour(&mut tx, due_before).await? else {
             return Ok(pass);
         };
-        let (billed, corrections) = settle_hour(&mut tx, hour, settings.stripe.is_some()).await?;
+        // An hour from before billing existed is only reported, never billed.
+        let (billed, corrections) = if not_billed {
+            (0, 0)
+        } else {
+            settle_hour(&mut tx, hour, settings.stripe.is_some()).await?
+        };
         settlement::finish_hour(&mut tx, hour).await?;
         crosslogic_db::commit(tx).await?;
         pass.hours += 1;

@@ -12,6 +12,8 @@
 //! * `invoice.paid` → `payment.succeeded`; a tenant suspended for
 //!   non-payment with nothing left unpaid is reactivated (never one the
 //!   operator suspended).
+//! * `invoice.voided`, `invoice.marked_uncollectible`: nothing is owed on
+//!   the invoice any more (a tenant suspended for it alone is reactivated).
 //! * `customer.subscription.deleted` → `billing.subscription_deleted`.
 //! * Anything else is stored and acknowledged.
 //!
@@ -137,7 +139,11 @@ async fn act(
     let kind = w.event_type.as_str();
     if !matches!(
         kind,
-        "invoice.payment_failed" | "invoice.paid" | "customer.subscription.deleted"
+        "invoice.payment_failed"
+            | "invoice.paid"
+            | "invoice.voided"
+            | "invoice.marked_uncollectible"
+            | "customer.subscription.deleted"
     ) {
         return Ok(Ok(()));
     }
@@ -163,6 +169,9 @@ async fn act(
     };
     let at = event_time(w);
     let actor = Actor::system("stripe");
+    // Arrears and the tenant's status are decided under the tenant's lock,
+    // so dunning (which takes it too) never acts on a stale view.
+    tenants::get_for_update(&mut *tx, tenant.id).await?;
     match kind {
         "invoice.payment_failed" => {
             let invoice = object.id.clone().unwrap_or_else(|| format!("unknown:{}", w.event_id));
@@ -185,24 +194,26 @@ async fn act(
             )
             .await?;
         }
-        "invoice.paid" => {
+        "invoice.paid" | "invoice.voided" | "invoice.marked_uncollectible" => {
             let invoice = object.id.clone().unwrap_or_else(|| format!("unknown:{}", w.event_id));
-            repo::invoice_paid(
-                tx,
-                &InvoiceEvent {
-                    invoice_id: &invoice,
-                    tenant_id: tenant.id,
-                    at,
-                    amount_due: object.amount_due,
-                    currency: object.currency.as_deref(),
-                },
-            )
-            .await?;
-            changes::publish(
-                tx,
-                &Event::PaymentSucceeded(payment(&tenant.id, &customer, &object, w, None)),
-            )
-            .await?;
+            let e = InvoiceEvent {
+                invoice_id: &invoice,
+                tenant_id: tenant.id,
+                at,
+                amount_due: object.amount_due,
+                currency: object.currency.as_deref(),
+            };
+            if kind == "invoice.paid" {
+                repo::invoice_paid(tx, &e).await?;
+                changes::publish(
+                    tx,
+                    &Event::PaymentSucceeded(payment(&tenant.id, &customer, &object, w, None)),
+                )
+                .await?;
+            } else {
+                // Voided or written off: nothing is owed on it any more.
+                repo::invoice_voided(tx, &e).await?;
+            }
             let (unpaid, _) = repo::arrears(&mut *tx, tenant.id).await?;
             if unpaid == 0 {
                 crosslogic_tenancy::reactivate_after_payment(tx, &actor, tenant.id).await?;
@@ -260,8 +271,16 @@ pub async fn suspend_past_grace(
 ) -> Result<usize, DbError> {
     let grace = chrono::Duration::from_std(settings.grace_period).unwrap_or(chrono::Duration::MAX);
     let mut n = 0;
-    for tenant_id in repo::past_grace(pool, now - grace).await? {
+    let cutoff = now - grace;
+    for tenant_id in repo::past_grace(pool, cutoff).await? {
         let mut tx = crosslogic_db::begin(pool).await?;
+        // Again under the tenant's lock: a payment may have landed since.
+        tenants::get_for_update(&mut *tx, tenant_id).await?;
+        let (_, since) = repo::arrears(&mut *tx, tenant_id).await?;
+        if since.is_none_or(|s| s >= cutoff) {
+            crosslogic_db::commit(tx).await?;
+            continue;
+        }
         let done = crosslogic_tenancy::suspend_for_non_payment(&mut tx, &Actor::system("billing"), tenant_id).await?;
         crosslogic_db::commit(tx).await?;
         if done.is_some() {

@@ -122,6 +122,27 @@ fn a_tenant_hour_is_billed_its_exact_cost_rounded_once_everywhere() {
 }
 
 #[tokio::test]
+async fn a_record_whose_environment_and_key_were_deleted_meanwhile_is_kept_and_does_not_fail_its_batch() {
+    let ctx = Ctx::new().await;
+    let pool = ctx.pool();
+    let tenant = fixtures::tenant(pool, "gone@x.test").await;
+    let mut orphan = ctx.record(tenant.id, past_hour(1), 0, 0, 10, 10);
+    orphan.environment_id = Some(uuid::Uuid::new_v4());
+    orphan.api_key_id = Some(uuid::Uuid::new_v4());
+    orphan.node_id = Some(uuid::Uuid::new_v4());
+    let fine = ctx.record(tenant.id, past_hour(1), 0, 0, 10, 10);
+    assert_eq!(usage::insert_batch(pool, &[orphan.clone(), fine]).await.unwrap(), 2);
+    let (env, key): (Option<uuid::Uuid>, Option<uuid::Uuid>) =
+        sqlx::query_as("SELECT environment_id, api_key_id FROM usage_records WHERE request_id = $1")
+            .bind(&orphan.request_id)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!((env, key), (None, None), "written as the deletion would have left it");
+    ctx.db.drop_db().await;
+}
+
+#[tokio::test]
 async fn small_requests_are_not_rounded_away() {
     let ctx = Ctx::new().await;
     let pool = ctx.pool();
@@ -306,6 +327,14 @@ async fn raw_rows_past_retention_go_once_settled_and_late_rows_still_count() {
     let all: Vec<_> = old_rows.iter().chain(late.iter()).cloned().collect();
     assert_eq!(after[0].cost, ctx.expected(&all));
     assert_eq!(count(old, old + Duration::hours(1)).await, 0, "and not kept raw");
+    // The same late row replayed again (a spool replayed twice) is not
+    // counted twice.
+    usage::insert_batch(pool, &late).await.unwrap();
+    settle_all(&ctx, &s).await;
+    let replayed = report::usage(pool, scope, old, old + Duration::hours(1), UsageGroup::Hour, false)
+        .await
+        .unwrap();
+    assert_eq!(replayed[0].requests, 51, "a replayed folded row counts once");
     let th = settlement::tenant_hours(pool, old).await.unwrap();
     assert_eq!(
         (th[0].revision, th[0].billed_microdollars),

@@ -36,6 +36,18 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// The server refused the data itself (a constraint, or a value of
+    /// SQLSTATE class 22 or 23): sending the same rows again cannot work.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            DbError::Conflict { .. } | DbError::ForeignKey { .. } | DbError::Invalid { .. } => true,
+            DbError::Other(sqlx::Error::Database(d)) => {
+                d.code().is_some_and(|c| c.starts_with("22") || c.starts_with("23"))
+            }
+            _ => false,
+        }
+    }
+
     /// Whether retrying later may succeed (connection lost, pool exhausted).
     pub fn is_transient(&self) -> bool {
         matches!(

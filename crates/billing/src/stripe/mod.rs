@@ -118,17 +118,25 @@ impl Stripe {
     }
 
     /// Creates the Stripe customer of a tenant. The idempotency key is the
-    /// tenant's, so a retry (after a timeout, a crash before the id was
-    /// stored) returns the same customer instead of a second one.
+    /// tenant's and the fields sent, so a retry (after a timeout, a crash
+    /// before the id was stored) returns the same customer instead of a
+    /// second one — and a retry after the tenant's name or email changed
+    /// is a new request rather than one Stripe refuses as reused.
     pub async fn create_customer(&self, tenant_id: Uuid, name: &str, email: &str) -> Result<String, StripeError> {
+        use sha2::Digest;
         let tenant = tenant_id.to_string();
+        let fields = hex::encode(&sha2::Sha256::digest(format!("{name}\n{email}").as_bytes())[..8]);
         let form = [
             ("name", name),
             ("email", email),
             ("metadata[crosslogic_tenant_id]", tenant.as_str()),
         ];
         let resp = self
-            .post("/v1/customers", &form, Some(&format!("crosslogic-customer-{tenant}")))
+            .post(
+                "/v1/customers",
+                &form,
+                Some(&format!("crosslogic-customer-{tenant}-{fields}")),
+            )
             .await?;
         let created: Created = resp.json().await.map_err(|e| StripeError::Transient {
             message: format!("unreadable customer response: {}", e.without_url()),

@@ -47,7 +47,7 @@ pub fn verify(payload: &[u8], header: Option<&str>, secrets: &[SecretString], no
     let (Some(t), false) = (timestamp, signatures.is_empty()) else {
         return Err(SignatureError::Malformed);
     };
-    if (now - t).abs() > TOLERANCE_SECS {
+    if now.abs_diff(t) > TOLERANCE_SECS.unsigned_abs() {
         return Err(SignatureError::Stale);
     }
     for secret in secrets {

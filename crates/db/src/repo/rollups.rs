@@ -130,14 +130,21 @@ async fn recompute(tx: &mut PgConnection, hour: DateTime<Utc>) -> DbResult<u64> 
 
 /// An hour whose raw rows were purged only holds rows that arrived since
 /// (ids above the purge's high-water mark): add them to the rollup and
-/// delete them. Sums stay exact; latency percentiles keep the values the
-/// hour had (weighted averages for the mean).
+/// delete them, remembering their request ids (`usage_folded`) so a
+/// replayed copy of one is deleted without being added again. Sums stay
+/// exact; latency percentiles keep the values the hour had (weighted
+/// averages for the mean).
 async fn fold_late(tx: &mut PgConnection, hour: DateTime<Utc>, max_id: i64) -> DbResult<u64> {
     const SQL: &str = concat!(
-        "WITH late AS (
+        "WITH gone AS (
              DELETE FROM usage_records
               WHERE \"timestamp\" >= $1 AND \"timestamp\" < $1 + interval '1 hour' AND id > $2
-              RETURNING *) ",
+              RETURNING *),
+              fresh AS (
+             INSERT INTO usage_folded (request_id) SELECT request_id FROM gone
+             ON CONFLICT (request_id) DO NOTHING RETURNING request_id),
+              late AS (
+             SELECT gone.* FROM gone JOIN fresh USING (request_id)) ",
         rollup_insert!("late"),
         " ON CONFLICT (hour, tenant_id,
              COALESCE(environment_id, '00000000-0000-0000-0000-000000000000'::uuid),

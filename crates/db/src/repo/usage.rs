@@ -66,13 +66,26 @@ pub async fn insert_batch(db: impl PgExecutor<'_>, records: &[UsageRecord]) -> D
         .collect();
     let status: Vec<&str> = records.iter().map(|r| r.status.as_str()).collect();
     let exact: Vec<rust_decimal::Decimal> = records.iter().map(|r| crate::money::to_numeric(r.exact())).collect();
+    // References that vanished since the request was served (an
+    // environment or key deleted meanwhile, a node gone) are written as
+    // NULL, as their deletion would have done, so one such record never
+    // fails the whole batch.
     let done = sqlx::query(
         "INSERT INTO usage_records (request_id, timestamp, tenant_id, environment_id, api_key_id, region_id, model_id,
                                     model_name, node_id, prompt_tokens, completion_tokens, total_tokens, cached_tokens,
                                     latency_ms, cost_microdollars, status, metadata, cost_exact_microdollars)
-         SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], $7::uuid[],
-                              $8::text[], $9::uuid[], $10::int[], $11::int[], $12::int[], $13::int[], $14::int[],
-                              $15::bigint[], $16::text[], $17::jsonb[], $18::numeric[])
+         SELECT u.request_id, u.ts, u.tenant_id, e.id, k.id, r.id, m.id, u.model_name, n.id, u.prompt, u.completion,
+                u.total, u.cached, u.latency, u.cost, u.status, u.metadata, u.exact
+           FROM unnest($1::text[], $2::timestamptz[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], $7::uuid[],
+                       $8::text[], $9::uuid[], $10::int[], $11::int[], $12::int[], $13::int[], $14::int[],
+                       $15::bigint[], $16::text[], $17::jsonb[], $18::numeric[])
+                AS u(request_id, ts, tenant_id, environment_id, api_key_id, region_id, model_id, model_name, node_id,
+                     prompt, completion, total, cached, latency, cost, status, metadata, exact)
+           LEFT JOIN environments e ON e.id = u.environment_id
+           LEFT JOIN api_keys k ON k.id = u.api_key_id
+           LEFT JOIN regions r ON r.id = u.region_id
+           LEFT JOIN models m ON m.id = u.model_id
+           LEFT JOIN nodes n ON n.id = u.node_id
          ON CONFLICT (request_id) DO NOTHING",
     )
     .bind(col!(request_id))

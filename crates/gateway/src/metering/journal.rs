@@ -81,8 +81,13 @@ impl Journal {
                 Some("open") => {
                     // Locked: a live process (another gateway on this dir).
                     let f = File::open(&path)?;
-                    if f.try_lock().is_ok() {
-                        std::fs::rename(&path, with_ext(&path, "jsonl"))?;
+                    match f.try_lock() {
+                        Ok(()) => std::fs::rename(&path, with_ext(&path, "jsonl"))?,
+                        Err(std::fs::TryLockError::WouldBlock) => {}
+                        Err(std::fs::TryLockError::Error(e)) => tracing::warn!(
+                            error = %e, file = %path.display(),
+                            "cannot tell whether a usage journal segment is in use; left as it is"
+                        ),
                     }
                 }
                 _ => {}
@@ -120,7 +125,10 @@ impl Journal {
                 std::process::id()
             ));
             let file = OpenOptions::new().create_new(true).append(true).open(&path)?;
-            file.try_lock().map_err(std::io::Error::other)?;
+            if let Err(e) = file.try_lock() {
+                let _ = std::fs::remove_file(&path);
+                return Err(std::io::Error::other(e));
+            }
             st.segments.insert(
                 id,
                 Info {
@@ -141,8 +149,17 @@ impl Journal {
         let Some(open) = st.open.as_mut() else {
             return Err(std::io::Error::other("no open journal segment"));
         };
-        open.file.write_all(&line)?;
         let id = open.id;
+        if let Err(e) = open.file.write_all(&line) {
+            // A partial line may be on disk: never append after it. The
+            // segment goes to the replay as it is (an unreadable last line
+            // is skipped there; this record is queued without the journal).
+            if let Some(info) = st.segments.get_mut(&id) {
+                info.failed = true;
+            }
+            self.close_open(&mut st);
+            return Err(e);
+        }
         if let Some(info) = st.segments.get_mut(&id) {
             info.appended += 1;
         }

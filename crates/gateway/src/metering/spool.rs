@@ -84,7 +84,18 @@ pub async fn replay_spool(pool: &PgPool, spool_dir: &Path) -> usize {
                     tracing::error!(error = %e, file = %path.display(), "cannot delete replayed spool file");
                 }
             }
-            // Still unreachable: keep the file and try again later.
+            // The database refused the file's data (a record it cannot
+            // take): set it aside so it does not block every later file.
+            Err(e) if e.is_refusal() => {
+                let aside = path.with_extension("rejected");
+                tracing::error!(error = %e, file = %path.display(), records = records.len(),
+                                "spooled usage refused by the database; set aside as .rejected for the operator");
+                if let Err(io) = std::fs::rename(&path, &aside) {
+                    tracing::error!(error = %io, file = %path.display(), "cannot set a refused spool file aside");
+                    break;
+                }
+            }
+            // Unreachable or failing: keep the file and try again later.
             Err(_) => break,
         }
     }

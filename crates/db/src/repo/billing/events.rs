@@ -127,15 +127,23 @@ pub struct ExportAttempt<'a> {
     pub attempted: bool,
 }
 
-/// Records an export attempt's outcome.
-pub async fn record_attempt(db: impl PgExecutor<'_>, id: Uuid, a: &ExportAttempt<'_>) -> DbResult<BillingEvent> {
-    sqlx::query_as(concat!(
+/// Records an export attempt's outcome — only while the claim `lease`
+/// (the `next_attempt_at` the claim set) still holds: `None` when the
+/// lease ran out and another sender took the event meanwhile (its outcome
+/// is the one that counts; a delivered event is never moved back).
+pub async fn record_attempt(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    lease: Option<DateTime<Utc>>,
+    a: &ExportAttempt<'_>,
+) -> DbResult<Option<BillingEvent>> {
+    Ok(sqlx::query_as(concat!(
         "UPDATE billing_events
             SET status = $2, last_error = $3, next_attempt_at = $4,
                 stripe_customer_id = COALESCE($5, stripe_customer_id),
                 attempts = attempts + CASE WHEN $6 THEN 1 ELSE 0 END,
                 processed_at = CASE WHEN $2 = 'processed' THEN now() ELSE processed_at END
-          WHERE id = $1 RETURNING ",
+          WHERE id = $1 AND status = 'pending' AND next_attempt_at IS NOT DISTINCT FROM $7 RETURNING ",
         columns!()
     ))
     .bind(id)
@@ -144,9 +152,9 @@ pub async fn record_attempt(db: impl PgExecutor<'_>, id: Uuid, a: &ExportAttempt
     .bind(a.next_attempt_at)
     .bind(a.stripe_customer_id)
     .bind(a.attempted)
+    .bind(lease)
     .fetch_optional(db)
-    .await
-    .or_not_found("billing event")
+    .await?)
 }
 
 /// One billing event.

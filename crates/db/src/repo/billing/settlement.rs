@@ -55,10 +55,11 @@ impl From<Row> for TenantHour {
 }
 
 /// Claims the oldest hour that needs settling and began before
-/// `before` (locked until the transaction ends; replicas skip it).
-pub async fn claim_hour(tx: &mut PgConnection, before: DateTime<Utc>) -> DbResult<Option<DateTime<Utc>>> {
-    Ok(sqlx::query_scalar(
-        "SELECT hour FROM usage_hours WHERE settle_pending AND hour <= $1
+/// `before` (locked until the transaction ends; replicas skip it), with
+/// whether it predates billing (`not_billed`: finish it without billing).
+pub async fn claim_hour(tx: &mut PgConnection, before: DateTime<Utc>) -> DbResult<Option<(DateTime<Utc>, bool)>> {
+    Ok(sqlx::query_as(
+        "SELECT hour, not_billed FROM usage_hours WHERE settle_pending AND hour <= $1
           ORDER BY hour LIMIT 1 FOR UPDATE SKIP LOCKED",
     )
     .bind(before)
@@ -217,11 +218,29 @@ pub async fn purgeable_hours(
 /// Starts purging `hour`: waits for usage inserts in flight to commit
 /// (a SHARE lock on `usage_records`, held for this short transaction), so
 /// every row of the hour that exists now has an id at or below the mark
-/// it records and every later row one above it. Returns the mark.
-pub async fn begin_purge(tx: &mut PgConnection, hour: DateTime<Utc>) -> DbResult<i64> {
+/// it records and every later row one above it. Under that lock it checks
+/// again that the hour is rolled up, settled and has nothing queued or
+/// pending export (a row may have committed since the hour was listed);
+/// `None` when it is not, and nothing changes.
+pub async fn begin_purge(tx: &mut PgConnection, hour: DateTime<Utc>) -> DbResult<Option<i64>> {
     sqlx::query("LOCK TABLE usage_records IN SHARE MODE")
         .execute(&mut *tx)
         .await?;
+    let still: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT h.hour FROM usage_hours h
+          WHERE h.hour = $1 AND h.purged_at IS NULL AND h.rolled_up_at IS NOT NULL
+            AND NOT h.settle_pending AND h.settled_at IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM usage_rollup_queue q WHERE q.hour = h.hour)
+            AND NOT EXISTS (SELECT 1 FROM billing_events e
+                             WHERE e.period_start = h.hour AND e.event_type = 'usage' AND e.status = 'pending')
+          FOR UPDATE",
+    )
+    .bind(hour)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if still.is_none() {
+        return Ok(None);
+    }
     let max_id: i64 = sqlx::query_scalar(
         "SELECT COALESCE(max(id), 0) FROM usage_records
           WHERE \"timestamp\" >= $1 AND \"timestamp\" < $1 + interval '1 hour'",
@@ -229,12 +248,12 @@ pub async fn begin_purge(tx: &mut PgConnection, hour: DateTime<Utc>) -> DbResult
     .bind(hour)
     .fetch_one(&mut *tx)
     .await?;
-    sqlx::query("UPDATE usage_hours SET purged_at = now(), purge_max_id = $2 WHERE hour = $1 AND purged_at IS NULL")
+    sqlx::query("UPDATE usage_hours SET purged_at = now(), purge_max_id = $2 WHERE hour = $1")
         .bind(hour)
         .bind(max_id)
         .execute(&mut *tx)
         .await?;
-    Ok(max_id)
+    Ok(Some(max_id))
 }
 
 /// Hours whose purge began and has not finished (a crash mid-purge), with

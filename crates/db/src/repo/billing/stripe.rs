@@ -136,11 +136,29 @@ pub async fn invoice_paid(tx: &mut PgConnection, e: &InvoiceEvent<'_>) -> DbResu
     Ok(())
 }
 
+/// Records an invoice voided or marked uncollectible: nothing is owed on it.
+pub async fn invoice_voided(tx: &mut PgConnection, e: &InvoiceEvent<'_>) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO billing_invoices (invoice_id, tenant_id, voided_at, amount_due, currency)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (invoice_id) DO UPDATE
+            SET voided_at = COALESCE(billing_invoices.voided_at, EXCLUDED.voided_at)",
+    )
+    .bind(e.invoice_id)
+    .bind(e.tenant_id)
+    .bind(e.at)
+    .bind(e.amount_due)
+    .bind(e.currency)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 /// A tenant's unpaid failed invoices: how many, and the oldest failure.
 pub async fn arrears(db: impl PgExecutor<'_>, tenant_id: Uuid) -> DbResult<(i64, Option<DateTime<Utc>>)> {
     Ok(sqlx::query_as(
         "SELECT count(*), min(failed_at) FROM billing_invoices
-          WHERE tenant_id = $1 AND paid_at IS NULL AND failed_at IS NOT NULL",
+          WHERE tenant_id = $1 AND paid_at IS NULL AND voided_at IS NULL AND failed_at IS NOT NULL",
     )
     .bind(tenant_id)
     .fetch_one(db)
@@ -152,7 +170,8 @@ pub async fn arrears(db: impl PgExecutor<'_>, tenant_id: Uuid) -> DbResult<(i64,
 pub async fn past_grace(db: impl PgExecutor<'_>, failed_before: DateTime<Utc>) -> DbResult<Vec<Uuid>> {
     Ok(sqlx::query_scalar(
         "SELECT DISTINCT i.tenant_id FROM billing_invoices i JOIN tenants t ON t.id = i.tenant_id
-          WHERE i.paid_at IS NULL AND i.failed_at IS NOT NULL AND i.failed_at < $1 AND t.status = 'active'
+          WHERE i.paid_at IS NULL AND i.voided_at IS NULL AND i.failed_at IS NOT NULL AND i.failed_at < $1
+            AND t.status = 'active'
           ORDER BY 1",
     )
     .bind(failed_before)
@@ -165,7 +184,7 @@ pub async fn past_grace(db: impl PgExecutor<'_>, failed_before: DateTime<Utc>) -
 pub async fn restart_grace(db: impl PgExecutor<'_>, tenant_id: Uuid) -> DbResult<()> {
     sqlx::query(
         "UPDATE billing_invoices SET failed_at = now()
-          WHERE tenant_id = $1 AND paid_at IS NULL AND failed_at IS NOT NULL",
+          WHERE tenant_id = $1 AND paid_at IS NULL AND voided_at IS NULL AND failed_at IS NOT NULL",
     )
     .bind(tenant_id)
     .execute(db)
