@@ -119,6 +119,11 @@ async fn an_operator_manages_the_catalog_and_deployments_from_the_command_line()
     let db = TestDb::new().await;
     let data = data_dir();
     let server = start(&db, &data);
+    // Only the deployments this test creates (not the seeded paused example).
+    sqlx::query("DELETE FROM deployments WHERE metadata->>'example' = 'true'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
     let url = server.url("");
     let admin = |args: &[&str]| admin(&url, args);
 

@@ -17,7 +17,7 @@ async fn migrate_status_rollback_and_vacuum_work_against_an_external_database() 
     assert!(ok, "{out}");
     assert!(out.contains("applied database/schemas/01_core_tables.sql"), "{out}");
     let (ok, out) = run(&env, &["db", "migrate"]);
-    assert!(ok && out.contains("schema is up to date (version 7)"), "{out}");
+    assert!(ok && out.contains("schema is up to date (version 8)"), "{out}");
 
     let (ok, out) = run(&env, &["db", "status"]);
     assert!(ok, "{out}");
@@ -28,6 +28,7 @@ async fn migrate_status_rollback_and_vacuum_work_against_an_external_database() 
         "05_provision_jobs",
         "06_notification_delivery",
         "07_billing",
+        "08_example_deployment",
         "regions",
         "database size:",
     ] {
@@ -40,13 +41,13 @@ async fn migrate_status_rollback_and_vacuum_work_against_an_external_database() 
     assert!(!ok && out.contains("--yes"), "{out}");
     let (ok, out) = run(&env, &["db", "rollback", "--to", "1", "--yes"]);
     assert!(
-        ok && out.contains("rolled back version 7") && out.contains("rolled back version 2"),
+        ok && out.contains("rolled back version 8") && out.contains("rolled back version 2"),
         "{out}"
     );
     let (ok, out) = run(&env, &["db", "status"]);
     assert!(ok && out.contains("pending"), "{out}");
     let (ok, out) = run(&env, &["db", "rollback", "--to", "9", "--yes"]);
-    assert!(!ok && out.contains("--to must be between 0 and 7"), "{out}");
+    assert!(!ok && out.contains("--to must be between 0 and 8"), "{out}");
     let (ok, out) = run(&env, &["db", "migrate"]);
     assert!(ok && out.contains("02_deployments"), "{out}");
 

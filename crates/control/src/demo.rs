@@ -47,7 +47,13 @@ pub async fn bootstrap(pool: &PgPool) -> Result<Demo, ServiceError> {
             return existing(pool, demo).await;
         }
     }
-    let deployments = crate::fleet::list_deployments(pool, None).await?;
+    // The seeded example deployment (paused, metadata.example) is not
+    // somebody's platform.
+    let deployments: Vec<_> = crate::fleet::list_deployments(pool, None)
+        .await?
+        .into_iter()
+        .filter(|d| d.metadata.get("example").and_then(serde_json::Value::as_bool) != Some(true))
+        .collect();
     if !tenants.is_empty() || !deployments.is_empty() {
         return Err(ServiceError::State(format!(
             "--demo only runs on an empty database or one it set up itself, and this one already has {} \

@@ -67,6 +67,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(5, "05_provision_jobs"),
     migration!(6, "06_notification_delivery"),
     migration!(7, "07_billing"),
+    migration!(8, "08_example_deployment"),
 ];
 
 /// Why migrating failed.

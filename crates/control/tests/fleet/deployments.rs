@@ -11,6 +11,7 @@ use crosslogic_testkit::TestDb;
 async fn every_invalid_deployment_is_refused_naming_its_field() {
     let db = TestDb::new().await;
     let admin = Admin::start(&db).await;
+    without_example_deployment(&db).await;
     admin.post("/models/gemma-7b/deprecate", json!({})).await;
     let base = json!({ "name": "llama-prod", "model_name": "llama-3-8b" });
     let cases = [
@@ -77,6 +78,7 @@ async fn every_invalid_deployment_is_refused_naming_its_field() {
 async fn deployments_go_through_their_lifecycle_and_publish_events() {
     let db = TestDb::new().await;
     let admin = Admin::start(&db).await;
+    without_example_deployment(&db).await;
     let (status, d) = admin
         .post(
             "/deployments",
@@ -247,5 +249,26 @@ async fn deployments_go_through_their_lifecycle_and_publish_events() {
             .await
             .unwrap();
     assert_eq!(audited, 5);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn the_seeded_example_deployment_is_paused_and_asks_for_nothing() {
+    let db = TestDb::new().await;
+    let admin = Admin::start(&db).await;
+    let listed = admin.list("/deployments").await;
+    let example = find(&listed, "name", "example-llama-3-8b-paused");
+    assert_eq!(example["status"], "paused");
+    assert_eq!(
+        example["min_replicas"], 0,
+        "resumed, it launches nothing until there is load"
+    );
+    assert_eq!(example["metadata"]["example"], true);
+    // The seed's verification step shows it.
+    let row: (String,) = sqlx::query_as("SELECT name FROM deployments LIMIT 1")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(row.0, "example-llama-3-8b-paused");
     db.drop_db().await;
 }

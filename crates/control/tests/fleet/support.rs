@@ -86,3 +86,12 @@ pub async fn event_types(db: &TestDb, prefix: &str) -> Vec<(String, Option<Uuid>
         .await
         .unwrap()
 }
+
+/// Removes the seeded example deployment (migration 08), for tests that
+/// count the deployments they create themselves.
+pub async fn without_example_deployment(db: &TestDb) {
+    sqlx::query("DELETE FROM deployments WHERE metadata->>'example' = 'true'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+}
