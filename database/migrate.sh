@@ -2,7 +2,7 @@
 # =============================================================================
 # migrate.sh — apply, roll back or inspect the CrossLogic schema with psql.
 #
-#   ./migrate.sh [up|down|status] [--yes]        (default: up)
+#   ./migrate.sh [up|down|status] [--yes] [--repair]   (default: up)
 #
 # up      apply every pending database/schemas/NN_*.sql in order, each in one
 #         transaction together with its schema_migrations row
@@ -35,9 +35,11 @@ warn() { echo "migrate.sh: $*" >&2; }
 
 usage() {
     cat <<'EOF'
-Usage: migrate.sh [up|down|status] [--yes]
+Usage: migrate.sh [up|down|status] [--yes] [--repair]
 
-  up       apply pending migrations from database/schemas (default)
+  up       apply pending migrations from database/schemas (default); refuses
+           when the database lacks objects its applied migrations created
+           (schema drift) unless --repair, which re-applies those files first
   down     reverse all migrations (drops every table and its data); asks you
            to type the database name unless --yes or MIGRATE_ASSUME_YES=1
   status   applied/pending migrations, table row counts, database size
@@ -50,12 +52,14 @@ EOF
 # --- arguments ---------------------------------------------------------------
 action=""
 assume_yes=0
+repair=0
 for arg in "$@"; do
     case "$arg" in
         up|down|status)
             [[ -z "$action" ]] || { warn "only one action allowed (got '$action' and '$arg')"; usage >&2; exit 2; }
             action="$arg" ;;
         -y|--yes) assume_yes=1 ;;
+        --repair) repair=1 ;;
         -h|--help|help) usage; exit 0 ;;
         *) warn "unknown argument: $arg"; usage >&2; exit 2 ;;
     esac
@@ -183,6 +187,54 @@ migrate.sh: $who may not create tables in schema public of $db (SQLSTATE 42501):
 HINT
 }
 
+# --- drift -------------------------------------------------------------------
+# Objects (kind, table, name, from version) that the applied migrations
+# create according to objects.tsv and the database lacks, one per line.
+# $1: the applied versions, comma-separated.
+drift_rows() {
+    local versions="$1" values
+    [[ -n "$versions" && -f "$SCRIPT_DIR/objects.tsv" ]] || return 0
+    values="$(awk -F'\t' -v vs=",$versions," '
+        !/^#/ && NF >= 4 && index(vs, "," $1 ",") {
+            for (i = 2; i <= 4; i++) gsub("\047", "\047\047", $i)
+            printf "%s(%s, \047%s\047, \047%s\047, \047%s\047)", (n++ ? ", " : ""), $1, $2, $3, $4
+        }' "$SCRIPT_DIR/objects.tsv")"
+    [[ -n "$values" ]] || return 0
+    pg_val "WITH expected(version, kind, tbl, name) AS (VALUES $values),
+                 t AS (SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')),
+                 present(kind, tbl, name) AS (
+                   SELECT 'table', '', t.relname::text FROM t
+                   UNION ALL SELECT 'column', t.relname::text, a.attname::text FROM t JOIN pg_attribute a
+                          ON a.attrelid = t.oid WHERE a.attnum > 0 AND NOT a.attisdropped
+                   UNION ALL SELECT 'constraint', t.relname::text, con.conname::text FROM t JOIN pg_constraint con
+                          ON con.conrelid = t.oid
+                   UNION ALL SELECT 'index', t.relname::text, i.relname::text FROM t JOIN pg_index x
+                          ON x.indrelid = t.oid JOIN pg_class i ON i.oid = x.indexrelid
+                   UNION ALL SELECT 'trigger', t.relname::text, tg.tgname::text FROM t JOIN pg_trigger tg
+                          ON tg.tgrelid = t.oid WHERE NOT tg.tgisinternal
+                   UNION ALL SELECT 'function', '', p.proname::text FROM pg_proc p JOIN pg_namespace n
+                          ON n.oid = p.pronamespace WHERE n.nspname = 'public')
+            SELECT e.kind, e.tbl, e.name, e.version FROM expected e
+             WHERE NOT EXISTS (SELECT 1 FROM present p WHERE p.kind = e.kind AND p.tbl = e.tbl AND p.name = e.name)
+             ORDER BY e.version, e.kind, e.tbl, e.name"
+}
+
+# Prints drift rows as "  kind table.name (from NN_file.sql)".
+print_drift() {
+    local kind tbl name v i
+    while IFS=$'\t' read -r kind tbl name v; do
+        [[ -n "$kind" ]] || continue
+        i="$(mig_index "$v")"
+        printf '  %s %s%s (from %s.sql)\n' "$kind" "${tbl:+$tbl.}" "$name" "${MIG_NAME[$i]:-migration $v}"
+    done <<<"$1"
+}
+
+applied_versions() {
+    has_bookkeeping || return 0
+    pg_val "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations"
+}
+
 # --- up ----------------------------------------------------------------------
 cmd_up() {
     load_migrations
@@ -208,6 +260,31 @@ cmd_up() {
         fi
         recorded[$v]=1
     done < <(recorded_rows)
+
+    # Refuse (or, with --repair, re-apply the affected files) when objects
+    # the applied migrations created are missing.
+    local drift versions
+    versions="$(applied_versions)"
+    drift="$(drift_rows "$versions")"
+    if [[ -n "$drift" ]]; then
+        echo "Schema drift: the database lacks what its applied migrations created:" >&2
+        print_drift "$drift" >&2
+        (( repair )) || die "refusing to continue; repair with: migrate.sh up --repair (or crosslogic db migrate --repair)"
+        local dv
+        for dv in $(cut -f4 <<<"$drift" | sort -un); do
+            i="$(mig_index "$dv")"
+            echo "  ${MIG_NAME[$i]}: re-applying (repair)"
+            pg -1 -c "SET client_min_messages = warning" -c "SELECT pg_advisory_xact_lock($LOCK_KEY)" -f "${MIG_FILE[$i]}" >/dev/null \
+                || die "re-applying database/schemas/${MIG_NAME[$i]}.sql failed; its transaction was rolled back"
+        done
+        drift="$(drift_rows "$versions")"
+        if [[ -n "$drift" ]]; then
+            echo "Still missing after re-applying (indexes, constraints and triggers the files cannot re-create):" >&2
+            print_drift "$drift" >&2
+            die "run crosslogic db migrate --repair (it restores them from their recorded definitions) or restore from a backup"
+        fi
+        echo "  repaired"
+    fi
 
     local applied_now=0 skipped=0
     for i in "${!MIG_VERSION[@]}"; do
@@ -333,6 +410,17 @@ cmd_status() {
         printf '  %3s  %s\n' "${MIG_VERSION[$i]}" "schemas/${MIG_NAME[$i]}.sql"
     done
     (( any )) || echo "  (none)"
+
+    echo
+    local drift
+    drift="$(drift_rows "$(applied_versions)")"
+    if [[ -z "$drift" ]]; then
+        echo "Schema drift: none"
+    else
+        echo "SCHEMA DRIFT: the database lacks what its applied migrations created:"
+        print_drift "$drift"
+        echo "  repair with: migrate.sh up --repair"
+    fi
 
     echo
     echo "Tables (exact row counts):"

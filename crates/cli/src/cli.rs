@@ -163,8 +163,16 @@ pub enum DbCommand {
     /// Apply pending migrations (database/schemas/*.sql, embedded in the binary).
     ///
     /// Safe to run from several processes at once (advisory lock). Fails,
-    /// naming the file, if an applied migration file has changed since.
-    Migrate,
+    /// naming the file, if an applied migration file has changed since, or,
+    /// naming the objects, if the database lacks what its applied
+    /// migrations created (schema drift).
+    Migrate {
+        /// Repair schema drift first: re-apply the affected (idempotent)
+        /// migration files, then restore indexes, constraints and triggers
+        /// from their recorded definitions.
+        #[arg(long)]
+        repair: bool,
+    },
     /// Show applied and pending migrations, tables with row counts, and the database size.
     Status {
         /// Print JSON instead of tables.

@@ -313,3 +313,88 @@ async fn the_seeds_step_one_on_postgresql_15_gets_the_exact_fix_and_db_create_re
         pool.execute(format!("DROP ROLE IF EXISTS {u}").as_str()).await.unwrap();
     }
 }
+
+/// The seed's "Rollback if needed" run literally on a migrated database,
+/// then its "Apply migrations" again: every tool names what is missing
+/// instead of saying "up to date", `serve` refuses, and `--repair` brings
+/// the schema back (foreign keys the CASCADE dropped included).
+#[tokio::test]
+async fn the_seeds_rollback_is_drift_every_tool_names_and_repair_fixes() {
+    let db = TestDb::new().await;
+    let env = [("DATABASE_URL", db.url.as_str())];
+    let (ok, out) = run(&env, &["db", "migrate"]);
+    assert!(ok, "{out}");
+    for stmt in [
+        "DROP TABLE IF EXISTS deployments CASCADE;",
+        "ALTER TABLE nodes DROP COLUMN IF EXISTS cluster_name CASCADE;",
+    ] {
+        let out = std::process::Command::new("psql")
+            .args([db.url.as_str(), "-X", "-v", "ON_ERROR_STOP=1", "-c", stmt])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{stmt}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    let (ok, out) = run(&env, &["db", "migrate"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("table deployments (from database/schemas/02_deployments.sql)")
+            && out.contains("column nodes.cluster_name")
+            && out.contains("--repair"),
+        "{out}"
+    );
+    let (ok, out) = run(&env, &["db", "status"]);
+    assert!(
+        ok && out.contains("SCHEMA DRIFT") && out.contains("table deployments"),
+        "{out}"
+    );
+    let data = common::data_dir();
+    let (ok, out) = run(
+        &[
+            ("DATABASE_URL", db.url.as_str()),
+            ("CROSSLOGIC_DATA_DIR", data.path().to_str().unwrap()),
+        ],
+        &["serve", "--listen", "127.0.0.1:0"],
+    );
+    assert!(!ok && out.contains("schema drift"), "serve refuses: {out}");
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../database/migrate.sh");
+    let sh = |args: &[&str]| {
+        let o = std::process::Command::new("bash")
+            .arg(script)
+            .args(args)
+            .env("DATABASE_URL", db.url.as_str())
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        )
+    };
+    let (ok, out) = sh(&["status"]);
+    assert!(
+        ok && out.contains("SCHEMA DRIFT") && out.contains("table deployments"),
+        "{out}"
+    );
+    let (ok, out) = sh(&["up"]);
+    assert!(!ok && out.contains("--repair"), "{out}");
+    // migrate.sh re-applies the files; what they cannot re-create (the
+    // foreign key the CASCADE dropped) it names.
+    let (ok, out) = sh(&["up", "--repair"]);
+    assert!(!ok && out.contains("deployment_nodes_deployment_id_fkey"), "{out}");
+
+    let (ok, out) = run(&env, &["db", "migrate", "--repair"]);
+    assert!(
+        ok && out.contains("restored constraint deployment_nodes_deployment_id_fkey"),
+        "{out}"
+    );
+    let (ok, out) = run(&env, &["db", "status"]);
+    assert!(ok && out.contains("schema drift: none"), "{out}");
+    let (ok, out) = sh(&["status"]);
+    assert!(ok && out.contains("Schema drift: none"), "{out}");
+    db.drop_db().await;
+}

@@ -10,6 +10,7 @@
 
 pub mod backup;
 pub mod changes;
+pub mod drift;
 pub mod embedded;
 mod error;
 pub mod maintenance;

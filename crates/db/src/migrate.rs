@@ -109,6 +109,21 @@ pub enum MigrateError {
         /// The database.
         database: String,
     },
+    /// Objects applied migrations created are missing (dropped by hand).
+    #[error(
+        "schema drift: the database lacks what its applied migrations created: {missing}. {}",
+        if *repairable {
+            "Repair it with `crosslogic db migrate --repair` (or `database/migrate.sh up --repair`), which re-applies those idempotent files"
+        } else {
+            "Re-applying the migrations could not restore them; restore from a backup"
+        }
+    )]
+    Drift {
+        /// The missing objects, described.
+        missing: String,
+        /// Whether `--repair` is worth trying.
+        repairable: bool,
+    },
     /// A migration's SQL failed.
     #[error("applying {path} failed: {source}")]
     Apply {
@@ -156,10 +171,38 @@ async fn applied(pool: &PgPool) -> Result<Vec<Applied>, sqlx::Error> {
         .await
 }
 
+/// Fails with [`MigrateError::Drift`] when objects that applied migrations
+/// created are missing.
+pub async fn check_drift(pool: &PgPool) -> Result<(), MigrateError> {
+    let versions: Vec<i32> = applied(pool).await?.iter().map(|a| a.version).collect();
+    let missing = crate::drift::missing(pool, &versions).await?;
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(MigrateError::Drift {
+            missing: crate::drift::describe(&missing),
+            repairable: true,
+        })
+    }
+}
+
+/// Repairs drift (see [`crate::drift::repair`]), then applies pending
+/// migrations; returns what was repaired and the versions applied now.
+pub async fn migrate_repair(pool: &PgPool) -> Result<(Vec<String>, Vec<i32>), MigrateError> {
+    let rows = applied(pool).await?;
+    check_applied(&rows)?;
+    let versions: Vec<i32> = rows.iter().map(|a| a.version).collect();
+    let repaired = crate::drift::repair(pool, &versions).await?;
+    Ok((repaired, migrate(pool).await?))
+}
+
 /// Applies every pending migration; returns the versions applied now.
+/// Refuses (changing nothing) when an applied file was edited or the
+/// database drifted from what its applied migrations created.
 pub async fn migrate(pool: &PgPool) -> Result<Vec<i32>, MigrateError> {
     // Fail before changing anything if an applied file was edited.
     check_applied(&applied(pool).await?)?;
+    check_drift(pool).await?;
     let mut done = Vec::new();
     for m in MIGRATIONS {
         let mut tx = pool.begin().await?;

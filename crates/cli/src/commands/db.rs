@@ -64,8 +64,19 @@ async fn dispatch(db: &Database, cmd: DbCommand) -> anyhow::Result<ExitCode> {
     let pool = db.pool();
     match cmd {
         DbCommand::Create { .. } => unreachable!("handled before the database is opened"),
-        DbCommand::Migrate => {
-            let applied = migrate::migrate(pool).await?;
+        DbCommand::Migrate { repair } => {
+            let applied = if repair {
+                let (repaired, applied) = migrate::migrate_repair(pool).await?;
+                for line in &repaired {
+                    output::line(line);
+                }
+                if repaired.is_empty() {
+                    output::line("no schema drift to repair");
+                }
+                applied
+            } else {
+                migrate::migrate(pool).await?
+            };
             if applied.is_empty() {
                 output::line(&format!("schema is up to date (version {})", migrate::latest_version()));
             } else {
@@ -151,8 +162,14 @@ async fn status(db: &Database, as_json: bool) -> anyhow::Result<()> {
     let migrations = migrate::status(pool).await?;
     let tables = maintenance::tables(pool).await?;
     let size = maintenance::database_size(pool).await?;
+    let applied: Vec<i32> = migrations
+        .iter()
+        .filter(|m| m.applied_at.is_some())
+        .map(|m| m.version)
+        .collect();
+    let drift = crosslogic_db::drift::missing(pool, &applied).await?;
     if as_json {
-        let doc = json!({ "database": db.target().dbname, "size": size, "migrations": migrations, "tables": tables });
+        let doc = json!({ "database": db.target().dbname, "size": size, "migrations": migrations, "tables": tables, "drift": drift });
         output::line(&serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
@@ -174,6 +191,19 @@ async fn status(db: &Database, as_json: bool) -> anyhow::Result<()> {
         })
         .collect();
     output::table(&["version", "migration", "state"], &rows);
+    output::line("");
+    if drift.is_empty() {
+        output::line("schema drift: none (every object the applied migrations create is present)");
+    } else {
+        output::line(&format!(
+            "SCHEMA DRIFT: {} object(s) the applied migrations create are missing:",
+            drift.len()
+        ));
+        for o in crosslogic_db::drift::summarize(&drift) {
+            output::line(&format!("  {o}"));
+        }
+        output::line("repair with: crosslogic db migrate --repair");
+    }
     output::line("");
     let rows: Vec<Vec<String>> = tables
         .iter()

@@ -44,7 +44,11 @@ pub async fn run(mut config: Config, mut args: ServeArgs) -> anyhow::Result<Exit
     if db.is_embedded() {
         tracing::info!(data_dir = %config.data_dir.display(), "using the embedded PostgreSQL");
     }
-    if !args.skip_migrations {
+    if args.skip_migrations {
+        // Not migrating is a choice; serving a database that lost part of
+        // its schema is not.
+        crosslogic_db::migrate::check_drift(db.pool()).await?;
+    } else {
         let applied = crosslogic_db::migrate::migrate(db.pool()).await?;
         tracing::info!(applied = ?applied, "database schema is current");
     }
