@@ -120,14 +120,15 @@ ensure_skypilot_python() {
   # its own venv (it is large); when it cannot be installed the check is
   # skipped with a message, the rest of the suite still runs.
   local venv=/var/tmp/crosslogic-sky-venv
-  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import sky' 2>/dev/null; then
+  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import sky, psycopg' 2>/dev/null; then
     export CROSSLOGIC_SKYPILOT_PYTHON=$venv/bin/python; return
   fi
   if ! { [ -x "$venv/bin/python" ] || python3 -m venv "$venv" >/dev/null 2>&1; }; then
     log "warning: cannot create $venv; the SkyPilot YAML check will be skipped"; return
   fi
   log "installing SkyPilot into $venv (once; used to validate task YAML)"
-  if "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'skypilot>=0.10'; then
+  # psycopg: SkyPilot's driver for a PostgreSQL state database.
+  if "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'skypilot>=0.10' 'psycopg[binary]'; then
     export CROSSLOGIC_SKYPILOT_PYTHON=$venv/bin/python
   else
     log "warning: pip install skypilot failed; the SkyPilot YAML check will be skipped"

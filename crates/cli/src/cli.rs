@@ -298,6 +298,14 @@ pub enum SkypilotCommand {
         /// Replace a different `db:` already in the config file.
         #[arg(long)]
         force: bool,
+        /// The `sky` of the SkyPilot installation to check and verify with
+        /// [default: `sky` on PATH].
+        #[arg(long, value_name = "PATH")]
+        sky: Option<PathBuf>,
+        /// Only set up the database and the config; skip checking SkyPilot
+        /// and running `sky status`.
+        #[arg(long)]
+        no_verify: bool,
     },
 }
 

@@ -116,3 +116,95 @@ async fn storage_check_finds_a_formatted_juicefs_volume_or_says_how_to_make_one(
     let (ok, out) = run(&[], &["storage", "check"]);
     assert!(!ok && out.contains("JUICEFS_REDIS_URL is not set"), "{out}");
 }
+
+/// The seed's next step after `setup-state` is `sky status`: with a
+/// SkyPilot whose Python lacks the PostgreSQL driver it would fail, so
+/// `setup-state` says exactly what to install; with the real SkyPilot
+/// (installed by `scripts/test.sh` with psycopg) it runs `sky status`
+/// itself and lists the tables SkyPilot created.
+#[tokio::test]
+async fn skypilot_setup_state_checks_the_installation_and_runs_the_seeds_verification() {
+    let Ok(sky_python) = std::env::var("CROSSLOGIC_SKYPILOT_PYTHON") else {
+        eprintln!("skipped: no SkyPilot installation (CROSSLOGIC_SKYPILOT_PYTHON unset)");
+        return;
+    };
+    let db = TestDb::new().await;
+    let state = format!("{}_skyv", db.name);
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join(".sky/config.yaml");
+
+    // A SkyPilot whose Python cannot import psycopg.
+    let fake = home.path().join("sky");
+    std::fs::write(&fake, "#!/usr/bin/python3\nimport sys\nsys.exit(3)\n").unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let system_has_it = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", "import psycopg"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !system_has_it {
+        let (ok, out) = run(
+            &[
+                ("DATABASE_URL", db.url.as_str()),
+                ("HOME", home.path().to_str().unwrap()),
+            ],
+            &[
+                "skypilot",
+                "setup-state",
+                "--database",
+                &state,
+                "--config",
+                config.to_str().unwrap(),
+                "--sky",
+                fake.to_str().unwrap(),
+            ],
+        );
+        assert!(!ok, "{out}");
+        assert!(
+            out.contains("/usr/bin/python3 -m pip install 'psycopg[binary]'"),
+            "{out}"
+        );
+    }
+
+    // The real one, with its own HOME and API server port.
+    let sky = std::path::Path::new(&sky_python).with_file_name("sky");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let env = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("HOME", home.path().to_str().unwrap()),
+        ("SKYPILOT_API_SERVER_LOCAL_PORT", port.as_str()),
+    ];
+    let (ok, out) = run(
+        &env,
+        &[
+            "skypilot",
+            "setup-state",
+            "--database",
+            &state,
+            "--config",
+            config.to_str().unwrap(),
+            "--sky",
+            sky.to_str().unwrap(),
+        ],
+    );
+    let _ = std::process::Command::new(&sky)
+        .args(["api", "stop"])
+        .env("HOME", home.path())
+        .env("SKYPILOT_API_SERVER_LOCAL_PORT", &port)
+        .output();
+    assert!(ok, "{out}");
+    assert!(out.contains("has the psycopg driver"), "{out}");
+    assert!(
+        out.contains("SkyPilot created its tables") && out.contains("clusters") && out.contains("cluster_history"),
+        "{out}"
+    );
+    db.pool
+        .execute(format!("DROP DATABASE {state} WITH (FORCE)").as_str())
+        .await
+        .unwrap();
+    db.drop_db().await;
+}

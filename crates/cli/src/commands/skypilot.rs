@@ -18,6 +18,8 @@ pub async fn run(config: &Config, cmd: SkypilotCommand) -> anyhow::Result<ExitCo
         config: path,
         grant_to,
         force,
+        sky,
+        no_verify,
     } = cmd;
     let config_path = match path {
         Some(p) => p,
@@ -29,6 +31,8 @@ pub async fn run(config: &Config, cmd: SkypilotCommand) -> anyhow::Result<ExitCo
         config_path,
         grant_to,
         force,
+        sky,
+        no_verify,
     };
     let result = setup_state(&db, &req, &mut |line| output::line(&line)).await;
     db.close().await.context("closing the database")?;

@@ -27,6 +27,7 @@ mod cli;
 mod rest;
 pub mod state;
 mod task;
+pub mod verify;
 
 pub use task::render_task;
 

@@ -20,6 +20,11 @@ pub struct StateSetup {
     pub grant_to: Option<String>,
     /// Replace a different `db:` already in the config file.
     pub force: bool,
+    /// The SkyPilot to check and run `sky status` with; `None` = `sky` on
+    /// PATH (when there is none, say how to install it and stop there).
+    pub sky: Option<PathBuf>,
+    /// Only set up the database and config; do not check SkyPilot.
+    pub no_verify: bool,
 }
 
 /// Why the setup stopped (nothing after the failing step was changed).
@@ -28,6 +33,10 @@ pub struct StateSetup {
 pub struct SetupError(String);
 
 impl SetupError {
+    pub(crate) fn new(message: impl Into<String>) -> SetupError {
+        SetupError(message.into())
+    }
+
     fn at(what: &str, err: impl std::fmt::Display) -> SetupError {
         SetupError(format!("{what}: {err}"))
     }
@@ -117,7 +126,46 @@ pub async fn setup_state(db: &Database, req: &StateSetup, progress: &mut dyn FnM
     progress(format!(
         "or, without the file: export SKYPILOT_DB_CONNECTION_URI='{shown}' (with the real password)"
     ));
-    progress("then `sky status` creates SkyPilot's tables in it".to_owned());
+    if req.no_verify {
+        progress("then `sky status` creates SkyPilot's tables in it".to_owned());
+        return Ok(());
+    }
+    let Some(sky) = req.sky.clone().or_else(super::verify::find_sky) else {
+        progress(
+            "SkyPilot is not installed here (no `sky` on PATH): install it with \
+             `pip install skypilot 'psycopg[binary]'` (psycopg lets it use PostgreSQL), \
+             then `sky status` creates its tables"
+                .to_owned(),
+        );
+        return Ok(());
+    };
+    let python = super::verify::check_driver(&sky).await?;
+    progress(format!(
+        "SkyPilot at {} (Python {python}) has the psycopg driver",
+        sky.display()
+    ));
+    progress("running the seed's verification: `sky status` (it creates SkyPilot's tables)…".to_owned());
+    super::verify::sky_status(&sky, &url, std::time::Duration::from_secs(240)).await?;
+    let state = crosslogic_db::pool::connect(&target, &Default::default())
+        .await
+        .map_err(|e| SetupError::at(&format!("cannot connect to {shown}"), e))?;
+    let tables: Vec<String> = maintenance::tables(&state)
+        .await
+        .map_err(|e| SetupError::at("listing SkyPilot's tables", e))?
+        .into_iter()
+        .map(|t| t.table_name)
+        .collect();
+    state.close().await;
+    if !tables.iter().any(|t| t == "clusters") {
+        return Err(SetupError(format!(
+            "`sky status` ran but created no SkyPilot tables in {database}: a SkyPilot API server already running \
+             for this user keeps another state database; restart it with `sky api stop` and run this command again"
+        )));
+    }
+    progress(format!(
+        "SkyPilot created its tables in {database}: {} (the seed's `cluster_status`/`task_history` are not SkyPilot's names)",
+        tables.join(", ")
+    ));
     Ok(())
 }
 
