@@ -18,7 +18,7 @@ use std::fmt;
 
 use sqlx::{Executor, PgPool};
 
-use crate::migrate::{MigrateError, MIGRATIONS, MIGRATION_LOCK_KEY};
+use crate::migrate::{MigrateError, MIGRATIONS};
 
 /// The manifest, embedded.
 const MANIFEST: &str = include_str!("../../../database/objects.tsv");
@@ -239,11 +239,7 @@ pub async fn repair(pool: &PgPool, applied: &[i32]) -> Result<Vec<String>, Migra
         let Some(m) = MIGRATIONS.iter().find(|m| m.version == v) else {
             continue;
         };
-        let mut tx = pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(MIGRATION_LOCK_KEY)
-            .execute(&mut *tx)
-            .await?;
+        let mut tx = crate::migrate::begin_locked(pool).await?;
         (&mut *tx).execute("SET LOCAL client_min_messages = warning").await?;
         if let Err(source) = (&mut *tx).execute(m.sql).await {
             let _ = tx.rollback().await;

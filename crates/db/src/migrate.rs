@@ -171,6 +171,17 @@ async fn applied(pool: &PgPool) -> Result<Vec<Applied>, sqlx::Error> {
         .await
 }
 
+/// A transaction holding the migration lock (every file is applied or
+/// reversed in one).
+pub(crate) async fn begin_locked(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(MIGRATION_LOCK_KEY)
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 /// Fails with [`MigrateError::Drift`] when objects that applied migrations
 /// created are missing.
 pub async fn check_drift(pool: &PgPool) -> Result<(), MigrateError> {
@@ -205,11 +216,7 @@ pub async fn migrate(pool: &PgPool) -> Result<Vec<i32>, MigrateError> {
     check_drift(pool).await?;
     let mut done = Vec::new();
     for m in MIGRATIONS {
-        let mut tx = pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(MIGRATION_LOCK_KEY)
-            .execute(&mut *tx)
-            .await?;
+        let mut tx = begin_locked(pool).await?;
         // "already exists, skipping" notices are expected on every run.
         (&mut *tx).execute("SET LOCAL client_min_messages = warning").await?;
         if let Err(e) = (&mut *tx).execute(CREATE_BOOKKEEPING).await {
@@ -341,11 +348,7 @@ pub async fn rollback_to(pool: &PgPool, target: i32) -> Result<Vec<i32>, Migrate
         if !rows.iter().any(|r| r.version == m.version) {
             continue;
         }
-        let mut tx = pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(MIGRATION_LOCK_KEY)
-            .execute(&mut *tx)
-            .await?;
+        let mut tx = begin_locked(pool).await?;
         if let Err(source) = (&mut *tx).execute(m.down).await {
             let _ = tx.rollback().await;
             return Err(MigrateError::Apply {
