@@ -96,10 +96,15 @@ ensure_test_redis() {
 
 ensure_test_python() {
   # Exports CROSSLOGIC_TEST_PYTHON: a Python with the official `openai` SDK,
-  # the official `standardwebhooks` verifier, the `aiosmtpd` SMTP server and
-  # the official `stripe` library (signs and verifies Stripe webhooks in tests).
+  # the official `standardwebhooks` verifier, the `aiosmtpd` SMTP server, the
+  # official `stripe` library (signs and verifies Stripe webhooks in tests),
+  # `openapi-spec-validator` (checks /openapi.json) and Schemathesis (fuzzes
+  # the API from it; pinned so a run is reproducible from its seed).
   local venv=/var/tmp/crosslogic-venv
-  local check='import openai, standardwebhooks, aiosmtpd, stripe'
+  local packages=(openai standardwebhooks aiosmtpd stripe openapi-spec-validator 'schemathesis==4.32.5')
+  local check='import openai, standardwebhooks, aiosmtpd, stripe, openapi_spec_validator, schemathesis
+from importlib.metadata import version
+assert version("schemathesis") == "4.32.5"'
   if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "$check" 2>/dev/null; then
     export CROSSLOGIC_TEST_PYTHON=$venv/bin/python; return
   fi
@@ -108,9 +113,9 @@ ensure_test_python() {
     as_root_or_say "Python venv support" python3-venv
     python3 -m venv "$venv" || die "cannot create a Python virtual environment in $venv"
   fi
-  log "installing the openai SDK, standardwebhooks, aiosmtpd and stripe into $venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check openai standardwebhooks aiosmtpd stripe \
-    || die "pip install openai standardwebhooks aiosmtpd stripe failed"
+  log "installing ${packages[*]} into $venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${packages[@]}" \
+    || die "pip install ${packages[*]} failed"
   export CROSSLOGIC_TEST_PYTHON=$venv/bin/python
 }
 

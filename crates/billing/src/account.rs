@@ -89,7 +89,7 @@ pub async fn summary(
 }
 
 /// `interval` of a cost series.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Interval {
     #[default]
@@ -125,7 +125,7 @@ pub async fn cost_series(
 }
 
 /// Body of "grant a credit".
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantCredit {
     /// `signup_bonus`, `referral`, `promotional` or `monthly_free`.
@@ -200,7 +200,7 @@ pub async fn list_credits(pool: &PgPool, tenant_id: Uuid, now: DateTime<Utc>) ->
 }
 
 /// Body of "set the budget".
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetBudget {
     /// Dollars per UTC month, e.g. `100` or `"49.99"`.

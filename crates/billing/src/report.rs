@@ -16,7 +16,7 @@ use uuid::Uuid;
 pub use crosslogic_db::repo::rollups::{Scope, UsageGroup, UsageTotals};
 
 /// `group_by` of the usage report routes, as the query says it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GroupBy {
     /// UTC calendar day (the default).

@@ -13,10 +13,11 @@ use serde::Serialize;
 use uuid::Uuid;
 
 /// An amount of money: `{"amount": "12.50", "currency": "usd", "microdollars": 12500000}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Money {
     /// Dollars as a decimal string (at least two decimals, at most six).
     #[serde(serialize_with = "dollars")]
+    #[schema(value_type = String, example = "12.50")]
     pub amount: Micros,
     /// Always `usd`.
     pub currency: &'static str,
@@ -55,7 +56,7 @@ fn dollars<S: serde::Serializer>(m: &Micros, s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// One group of a usage report (`/v1/usage`, `/admin/v1/…/usage`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UsageRowView {
     /// The date (`2024-05-01`), hour (`2024-05-01T13:00:00Z`), model name or key id.
     pub group: String,
@@ -87,7 +88,7 @@ impl From<UsageTotals> for UsageRowView {
 }
 
 /// One point of a cost series: a period (day or hour) × model.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CostPointView {
     /// `2024-05-01` or `2024-05-01T13:00:00Z`.
     pub period: String,
@@ -114,7 +115,7 @@ impl From<UsageTotals> for CostPointView {
 }
 
 /// A cost series (for charts): `GET …/billing/costs`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CostSeriesView {
     /// Always `list`.
     pub object: &'static str,
@@ -128,7 +129,7 @@ pub struct CostSeriesView {
 }
 
 /// A credit grant and what is left of it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CreditView {
     /// Always `credit`.
     pub object: &'static str,
@@ -171,7 +172,7 @@ impl CreditView {
 }
 
 /// A tenant's budget and where the month stands.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BudgetView {
     pub amount: Money,
     /// Requests are refused (429 `insufficient_quota`) once it is spent.
@@ -186,7 +187,7 @@ pub struct BudgetView {
 }
 
 /// The billing period (the UTC month) so far.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PeriodView {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
@@ -203,7 +204,7 @@ pub struct PeriodView {
 }
 
 /// Credit balance.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CreditBalanceView {
     /// Remaining credit, unexpired.
     pub balance: Money,
@@ -212,7 +213,7 @@ pub struct CreditBalanceView {
 }
 
 /// Invoices Stripe reported as failed and not yet paid.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ArrearsView {
     pub unpaid_invoices: i64,
     /// The oldest unpaid failure.
@@ -222,7 +223,7 @@ pub struct ArrearsView {
 }
 
 /// `GET /v1/billing`, `GET /admin/v1/tenants/{id}/billing`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SummaryView {
     /// Always `billing.summary`.
     pub object: &'static str,
@@ -238,7 +239,7 @@ pub struct SummaryView {
 }
 
 /// An entry of the Stripe export log (a `usage` billing event).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ExportView {
     /// Always `billing.export`.
     pub object: &'static str,
@@ -300,7 +301,7 @@ impl From<BillingEvent> for ExportView {
 }
 
 /// Platform revenue of a day.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RevenueDayView {
     pub day: String,
     pub tenants: i64,
@@ -322,7 +323,7 @@ impl From<DailyRevenue> for RevenueDayView {
 }
 
 /// Platform revenue of a model (usage cost before credits).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RevenueModelView {
     pub model: String,
     pub requests: i64,

@@ -25,8 +25,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use crosslogic_config::BillingSettings;
 use crosslogic_core::events::{PaymentEvent, SubscriptionDeleted};
@@ -36,9 +35,11 @@ use crosslogic_db::repo::tenants;
 use crosslogic_db::{changes, DbError, PgConnection, PgPool};
 use crosslogic_http::ApiError;
 use secrecy::SecretString;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::stripe::signature;
 use crate::{BillingConfig, Wake};
@@ -52,19 +53,47 @@ pub struct WebhookState {
 }
 
 /// `POST /webhooks/stripe`.
-pub fn router(state: WebhookState) -> Router {
-    Router::new().route("/webhooks/stripe", post(receive)).with_state(state)
+pub fn router(state: WebhookState) -> OpenApiRouter {
+    OpenApiRouter::new().routes(routes!(receive)).with_state(state)
 }
 
-/// The fields of a Stripe event that storing it needs.
-#[derive(Debug, Deserialize)]
+/// The fields of a Stripe event that storing it needs (the whole event is
+/// stored).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = StripeEvent, example = json!({"id": "evt_1", "object": "event", "type": "invoice.paid", "data": {"object": {"id": "in_1", "customer": "cus_1"}}}))]
 struct Envelope {
+    /// Stripe's event id (`evt_…`); a repeated id is acknowledged, not
+    /// acted on twice.
     id: String,
     #[serde(rename = "type")]
     event_type: String,
 }
 
-async fn receive(State(st): State<WebhookState>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+/// The acknowledgement.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct Received {
+    /// Always `true`.
+    received: bool,
+    /// The event id was stored before (Stripe retried it).
+    duplicate: bool,
+}
+
+/// Stores a Stripe event signed with a configured webhook secret and
+/// answers at once; the event is acted on in the background.
+#[utoipa::path(
+    post,
+    path = "/webhooks/stripe",
+    tag = "webhooks",
+    request_body = Envelope,
+    responses(
+        (status = 200, description = "Stored (or a duplicate)", body = Received),
+        (status = 400, description = "A missing, malformed, stale or wrong signature, or a body that is not a Stripe event", body = crosslogic_http::ErrorEnvelope),
+        (status = 500, description = "The event could not be stored; Stripe retries", body = crosslogic_http::ErrorEnvelope),
+        (status = 503, description = "`STRIPE_WEBHOOK_SECRET` is not set", body = crosslogic_http::ErrorEnvelope),
+    ),
+    security(("stripe_signature" = []))
+)]
+async fn receive(State(st): State<WebhookState>, headers: HeaderMap, body: Bytes) -> Result<Json<Received>, ApiError> {
     if st.secrets.is_empty() {
         return Err(ApiError::unavailable(
             "Stripe webhooks are not configured on this platform (STRIPE_WEBHOOK_SECRET is unset).",
@@ -86,7 +115,10 @@ async fn receive(State(st): State<WebhookState>, headers: HeaderMap, body: Bytes
         st.wake.notify();
     }
     tracing::info!(event_id = %env.id, event_type = %env.event_type, duplicate = !fresh, "Stripe webhook received");
-    Ok(Json(json!({ "received": true, "duplicate": !fresh })))
+    Ok(Json(Received {
+        received: true,
+        duplicate: !fresh,
+    }))
 }
 
 /// Acts on stored webhook events until `shutdown`.

@@ -150,7 +150,7 @@ impl Hook {
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/webhooks/stripe", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        tokio::spawn(async move { axum::serve(listener, axum::Router::from(router)).await });
         Hook {
             url,
             http: reqwest::Client::new(),

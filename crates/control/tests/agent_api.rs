@@ -31,7 +31,7 @@ impl Api {
         ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        tokio::spawn(async move { axum::serve(listener, axum::Router::from(app)).await });
         Api {
             base: format!("http://{addr}/agent/v1"),
             http: reqwest::Client::new(),

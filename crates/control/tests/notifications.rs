@@ -46,7 +46,7 @@ async fn the_operator_manages_every_channel_and_redelivers() {
         .with_notify(crosslogic_notify::NotifyApi::new(&settings).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/admin/v1", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router(state)).await });
+    tokio::spawn(async move { axum::serve(listener, axum::Router::from(router(state))).await });
     let t = fixtures::tenant(&db.pool, "ops@acme.test").await;
 
     // The operator's channel, mirrored from the settings.

@@ -90,6 +90,26 @@ pub fn to_f64(units: i64, scale: u32) -> f64 {
     units as f64 / 10f64.powi(scale as i32)
 }
 
+/// In the OpenAPI document: a JSON string (exact) or a JSON number.
+impl utoipa::PartialSchema for Decimal {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(r"^[-+]?[0-9]*\.?[0-9]+$")),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::Number))
+            .description(Some(
+                "A decimal number: a JSON string (exact, e.g. \"0.05\") or a JSON number",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Decimal {}
+
 impl<'de> Deserialize<'de> for Decimal {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;

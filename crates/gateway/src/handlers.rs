@@ -23,14 +23,46 @@ use crate::Gateway;
 
 type Authed = Result<InferenceCaller, ApiError>;
 
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions",
+    tag = "inference",
+    request_body = crate::openapi::ChatCompletionRequest,
+    responses(
+        (status = 200, description = "The completion; with `\"stream\": true`, server-sent events of `chat.completion.chunk` objects ending with `data: [DONE]`",
+            content((crate::openapi::Completion = "application/json"), (crate::openapi::StreamEvent = "text/event-stream"))),
+        crosslogic_http::docs::InferenceErrors
+    ),
+    security(("tenant_key" = []))
+)]
 pub async fn chat_completions(State(gw): State<Gateway>, caller: Authed, body: Bytes) -> Response {
     measured(&gw, caller, body, Endpoint::Chat).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/completions",
+    tag = "inference",
+    request_body = crate::openapi::CompletionRequest,
+    responses(
+        (status = 200, description = "The completion; with `\"stream\": true`, server-sent events of `chat.completion.chunk` objects ending with `data: [DONE]`",
+            content((crate::openapi::Completion = "application/json"), (crate::openapi::StreamEvent = "text/event-stream"))),
+        crosslogic_http::docs::InferenceErrors
+    ),
+    security(("tenant_key" = []))
+)]
 pub async fn completions(State(gw): State<Gateway>, caller: Authed, body: Bytes) -> Response {
     measured(&gw, caller, body, Endpoint::Completions).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/embeddings",
+    tag = "inference",
+    request_body = crate::openapi::EmbeddingRequest,
+    responses((status = 200, description = "OK", body = crate::openapi::Embeddings), crosslogic_http::docs::InferenceErrors),
+    security(("tenant_key" = []))
+)]
 pub async fn embeddings(State(gw): State<Gateway>, caller: Authed, body: Bytes) -> Response {
     measured(&gw, caller, body, Endpoint::Embeddings).await
 }
@@ -100,7 +132,7 @@ async fn inference(
 }
 
 /// A model as `/v1/models` answers it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ModelObject {
     id: String,
     /// Always `model`.
@@ -119,6 +151,13 @@ fn model_object(name: &str, created: i64) -> ModelObject {
 }
 
 /// `GET /v1/models`: models this key may use that some node serves.
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    tag = "models",
+    responses((status = 200, description = "OK", body = List<ModelObject>), crosslogic_http::docs::Errors),
+    security(("tenant_key" = []))
+)]
 pub async fn list_models(State(gw): State<Gateway>, Caller(key): Caller) -> Json<List<ModelObject>> {
     let snapshot = gw.routes.snapshot();
     let mut names: Vec<&String> = snapshot
@@ -135,6 +174,14 @@ pub async fn list_models(State(gw): State<Gateway>, Caller(key): Caller) -> Json
 }
 
 /// `GET /v1/models/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/models/{id}",
+    tag = "models",
+    params(("id" = String, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = ModelObject), crosslogic_http::docs::Errors),
+    security(("tenant_key" = []))
+)]
 pub async fn get_model(
     State(gw): State<Gateway>,
     Caller(key): Caller,

@@ -42,6 +42,7 @@ pub mod auth;
 mod handlers;
 pub mod limits;
 pub mod metering;
+pub mod openapi;
 mod proxy;
 pub mod request;
 pub mod routing;
@@ -53,11 +54,11 @@ pub mod usage;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use axum::routing::{get, post};
-use axum::Router;
 use crosslogic_db::PgPool;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use auth::KeyCache;
 use metering::Metering;
@@ -131,7 +132,7 @@ pub async fn start(
     config: &GatewayConfig,
     tasks: &TaskTracker,
     shutdown: CancellationToken,
-) -> Result<Router, StartError> {
+) -> Result<OpenApiRouter, StartError> {
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2))
         .read_timeout(config.upstream_idle_timeout)
@@ -179,46 +180,36 @@ pub async fn start(
     Ok(router(gw))
 }
 
-fn router(gw: Gateway) -> Router {
+/// Every gateway route, each documented by its handler's `#[utoipa::path]`
+/// (which also gives the path and method it is served at).
+fn router(gw: Gateway) -> OpenApiRouter {
     use self_service::notifications;
-    Router::new()
-        .route("/v1/chat/completions", post(handlers::chat_completions))
-        .route("/v1/completions", post(handlers::completions))
-        .route("/v1/embeddings", post(handlers::embeddings))
-        .route("/v1/models", get(handlers::list_models))
-        .route("/v1/models/{id}", get(handlers::get_model))
-        .route("/v1/usage", get(self_service::usage))
-        .route("/v1/usage/latency", get(self_service::latency))
-        .route("/v1/billing", get(self_service::billing::summary))
-        .route("/v1/billing/costs", get(self_service::billing::costs))
-        .route("/v1/billing/credits", get(self_service::billing::credits))
-        .route("/v1/keys", get(self_service::list_keys).post(self_service::create_key))
-        .route("/v1/keys/{id}", get(self_service::get_key))
-        .route("/v1/keys/{id}/revoke", post(self_service::revoke_key))
-        .route(
-            "/v1/notifications/channels",
-            get(notifications::list_channels).post(notifications::create_channel),
-        )
-        .route(
-            "/v1/notifications/channels/{id}",
-            get(notifications::get_channel)
-                .patch(notifications::update_channel)
-                .delete(notifications::delete_channel),
-        )
-        .route(
-            "/v1/notifications/channels/{id}/test",
-            post(notifications::test_channel),
-        )
-        .route(
-            "/v1/notifications/channels/{id}/rotate-secret",
-            post(notifications::rotate_secret),
-        )
-        .route("/v1/notifications/deliveries", get(notifications::list_deliveries))
-        .route("/v1/notifications/deliveries/{id}", get(notifications::get_delivery))
-        .route(
-            "/v1/notifications/deliveries/{id}/redeliver",
-            post(notifications::redeliver),
-        )
+    OpenApiRouter::new()
+        .routes(routes!(handlers::chat_completions))
+        .routes(routes!(handlers::completions))
+        .routes(routes!(handlers::embeddings))
+        .routes(routes!(handlers::list_models))
+        .routes(routes!(handlers::get_model))
+        .routes(routes!(self_service::usage::usage))
+        .routes(routes!(self_service::usage::latency))
+        .routes(routes!(self_service::billing::summary))
+        .routes(routes!(self_service::billing::costs))
+        .routes(routes!(self_service::billing::credits))
+        .routes(routes!(self_service::keys::list_keys, self_service::keys::create_key))
+        .routes(routes!(self_service::keys::get_key))
+        .routes(routes!(self_service::keys::revoke_key))
+        .routes(routes!(notifications::list_channels, notifications::create_channel))
+        .routes(routes!(
+            notifications::get_channel,
+            notifications::update_channel,
+            notifications::delete_channel
+        ))
+        .routes(routes!(notifications::test_channel))
+        .routes(routes!(notifications::rotate_secret))
+        .routes(routes!(notifications::list_deliveries))
+        .routes(routes!(notifications::get_delivery))
+        .routes(routes!(notifications::redeliver))
+        // Not an operation: OpenAI's answer for any other path under /v1.
         .route("/v1/{*rest}", axum::routing::any(handlers::not_found))
         .with_state(gw)
 }

@@ -127,10 +127,13 @@ async fn respond(
             ));
         }
     };
-    if status.is_success() {
-        guard.served = true;
-        guard.usage = serde_json::from_slice::<WithUsage>(&bytes).ok().and_then(|w| w.usage);
+    if !status.is_success() {
+        let mut out = axum::response::IntoResponse::into_response(engine_error(status, &bytes));
+        out.headers_mut().insert("x-request-id", request_id);
+        return out;
     }
+    guard.served = true;
+    guard.usage = serde_json::from_slice::<WithUsage>(&bytes).ok().and_then(|w| w.usage);
     let mut out = Response::new(Body::from(bytes));
     *out.status_mut() = status;
     let h = out.headers_mut();
@@ -140,4 +143,43 @@ async fn respond(
     );
     h.insert("x-request-id", request_id);
     out
+}
+
+/// What a node's error says, in OpenAI's envelope: vLLM answers
+/// `{"error": {"message", "type": "BadRequestError", "code": 400}}` (older
+/// versions put the fields at the top level), which OpenAI's clients and
+/// our documented contract do not expect. A refused request stays a 400
+/// (or 404) with the engine's message; a failed engine is a 502.
+fn engine_error(status: StatusCode, body: &[u8]) -> ApiError {
+    #[derive(Deserialize)]
+    struct Fields {
+        message: Option<String>,
+        param: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Nested {
+        error: Fields,
+    }
+    let fields = serde_json::from_slice::<Nested>(body)
+        .map(|n| n.error)
+        .or_else(|_| serde_json::from_slice::<Fields>(body));
+    let (message, param) = match fields {
+        Ok(f) => (f.message, f.param),
+        Err(_) => (None, None),
+    };
+    let message = message.unwrap_or_else(|| format!("The model node refused the request ({status})."));
+    let e = match status.as_u16() {
+        404 => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            Some("not_found"),
+            message,
+        ),
+        400..=499 => ApiError::new(StatusCode::BAD_REQUEST, "invalid_request_error", None, message),
+        _ => return ApiError::upstream(format!("The model node failed while answering: {message}")),
+    };
+    match param {
+        Some(p) => e.with_param(p),
+        None => e,
+    }
 }

@@ -81,6 +81,7 @@ async fn usage_is_spooled_while_postgres_is_down_and_replayed_exactly_once() {
     let app = crosslogic_gateway::start(pool.clone(), &cfg, &tasks, shutdown.clone())
         .await
         .unwrap();
+    let app = axum::Router::from(app);
     let gw = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", gw.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(gw, app).await });

@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use crosslogic_core::limits::{Layer, LimitKind};
 use crosslogic_core::ServiceError;
-use serde_json::json;
 
 /// An error answered by any of the APIs.
 #[derive(Debug, Clone)]
@@ -195,11 +194,39 @@ impl From<ServiceError> for ApiError {
     }
 }
 
+/// The body of every error answer: `{"error": {...}}` (OpenAI's envelope).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": {"message": "Incorrect API key provided: cl_k3j9x2ab_****.", "type": "authentication_error", "param": null, "code": "invalid_api_key"}}))]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A sentence for a person: what is wrong and what is accepted.
+    pub message: String,
+    /// `invalid_request_error`, `authentication_error`, `permission_error`,
+    /// `rate_limit_error`, `insufficient_quota` or `server_error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The request field or parameter at fault.
+    pub param: Option<String>,
+    /// A stable machine-readable reason (`invalid_value`, `not_found`,
+    /// `model_not_found`, `invalid_api_key`…).
+    pub code: Option<String>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "error": { "message": self.message, "type": self.kind, "param": self.param, "code": self.code }
-        });
+        let body = ErrorEnvelope {
+            error: ErrorBody {
+                message: self.message,
+                kind: self.kind.to_owned(),
+                param: self.param.map(|p| p.into_owned()),
+                code: self.code.map(str::to_owned),
+            },
+        };
         let mut resp = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             resp.headers_mut().insert("retry-after", HeaderValue::from(secs));

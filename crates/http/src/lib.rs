@@ -16,11 +16,12 @@
 //! Invariant: no business rules and no SQL; constant-time token comparison
 //! lives in `crosslogic_core::keys`.
 
+pub mod docs;
 mod error;
 mod extract;
 mod list;
 pub mod range;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody, ErrorEnvelope};
 pub use extract::{bearer, Body, BodyOrDefault, Id, Query};
 pub use list::List;

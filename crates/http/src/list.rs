@@ -5,9 +5,10 @@ use uuid::Uuid;
 
 /// A list: `{"object": "list", "data": [...]}`, plus the cursor of the
 /// next page when the list is paged.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct List<T> {
     /// Always `list`.
+    #[schema(value_type = String, example = "list")]
     pub object: &'static str,
     pub data: Vec<T>,
     /// Whether another page follows (paged lists only).
@@ -16,6 +17,7 @@ pub struct List<T> {
     /// Pass as `after` to get the next page (paged lists only; `null` on
     /// the last page).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Uuid>)]
     pub next_after: Option<Option<Uuid>>,
 }
 

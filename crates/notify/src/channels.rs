@@ -55,7 +55,7 @@ pub struct Policy {
 }
 
 /// Body of "create channel".
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChannel {
     pub channel: NotificationChannel,
@@ -76,7 +76,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 }
 
 /// Body of "update channel": only the given fields change.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateChannel {
     #[serde(default)]
@@ -389,7 +389,8 @@ pub async fn send_test(
 }
 
 /// Query of the delivery log (`GET …/notifications/deliveries`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryQuery {
     /// The operator only: one tenant's deliveries.

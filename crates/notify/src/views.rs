@@ -19,7 +19,7 @@ pub fn mask(channel: NotificationChannel, destination: &str) -> String {
 }
 
 /// A notification channel.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ChannelView {
     /// Always `notification_channel`.
     pub object: &'static str,
@@ -66,7 +66,7 @@ impl From<ChannelConfig> for ChannelView {
 }
 
 /// A channel just created, or whose secret was just rotated.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ChannelWithSecret {
     #[serde(flatten)]
     pub channel: ChannelView,
@@ -76,7 +76,7 @@ pub struct ChannelWithSecret {
 }
 
 /// One delivery of an event to a channel.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeliveryView {
     /// Always `notification_delivery`.
     pub object: &'static str,
@@ -127,7 +127,7 @@ impl From<Delivery> for DeliveryView {
 }
 
 /// One attempt of a delivery.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AttemptView {
     pub attempt: i32,
     pub started_at: DateTime<Utc>,
@@ -153,7 +153,7 @@ impl From<AttemptRow> for AttemptView {
 }
 
 /// A delivery with its attempts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeliveryDetail {
     #[serde(flatten)]
     pub delivery: DeliveryView,

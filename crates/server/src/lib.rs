@@ -12,6 +12,7 @@
 //!    queue into PostgreSQL (or the spool) before it returns;
 //! 3. the database pool closes, then the embedded PostgreSQL (if any) stops.
 
+pub mod openapi;
 mod ops;
 
 use std::net::SocketAddr;
@@ -19,7 +20,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use crosslogic_control::admin::AdminState;
 use crosslogic_db::Database;
 use crosslogic_gateway::GatewayConfig;
@@ -27,6 +27,7 @@ use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use utoipa_axum::router::OpenApiRouter;
 
 /// State shared by the ops handlers.
 #[derive(Clone)]
@@ -176,13 +177,15 @@ impl App {
                 background.clone(),
             ));
         }
-        let app = Router::new()
-            .merge(ops::routes())
-            .with_state(state)
+        let (routes, doc) = OpenApiRouter::with_openapi(openapi::base())
+            .merge(ops::routes().with_state(state))
             .merge(crosslogic_control::admin::router(admin))
             .merge(crosslogic_control::agent::router(agent))
             .merge(webhooks)
             .merge(gateway)
+            .split_for_parts();
+        let app = routes
+            .merge(openapi::routes(doc))
             .into_make_service_with_connect_info::<SocketAddr>();
 
         let stop_accepting = shutdown.clone();

@@ -5,17 +5,34 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{json, Value};
+use axum::Json;
+use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+}
+
+/// What the probes answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Probe {
+    /// `ok` (liveness), `ready`, `draining` or `unavailable`.
+    status: &'static str,
+    /// `ok`, `unreachable` or `timeout` (readiness only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database: Option<&'static str>,
+}
+
+impl Probe {
+    fn json(status: &'static str, database: Option<&'static str>) -> Json<Probe> {
+        Json(Probe { status, database })
+    }
 }
 
 /// The process-wide Prometheus recorder, installed on first use.
@@ -47,33 +64,55 @@ pub(crate) fn install_metrics() {
 }
 
 /// Prometheus text exposition of every `crosslogic_*` metric.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String))
+)]
 async fn metrics() -> impl axum::response::IntoResponse {
     let body = prometheus().map(|h| h.render()).unwrap_or_default();
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
 /// Liveness: the process is up and serving HTTP.
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "ops",
+    responses((status = 200, description = "Serving", body = Probe, example = json!({"status": "ok"})))
+)]
+async fn healthz() -> Json<Probe> {
+    Probe::json("ok", None)
 }
 
 /// Readiness: not shutting down, and the database answers within 2 s.
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "ops",
+    responses(
+        (status = 200, description = "Ready", body = Probe, example = json!({"status": "ready", "database": "ok"})),
+        (status = 503, description = "Draining for shutdown, or the database does not answer", body = Probe,
+            example = json!({"status": "unavailable", "database": "timeout"})),
+    )
+)]
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Probe>) {
     if state.draining.load(Ordering::SeqCst) {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "draining" })));
+        return (StatusCode::SERVICE_UNAVAILABLE, Probe::json("draining", None));
     }
     match tokio::time::timeout(Duration::from_secs(2), crosslogic_db::repo::ping(&state.pool)).await {
-        Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready", "database": "ok" }))),
+        Ok(Ok(())) => (StatusCode::OK, Probe::json("ready", Some("ok"))),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: database check failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "database": "unreachable" })),
+                Probe::json("unavailable", Some("unreachable")),
             )
         }
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "database": "timeout" })),
+            Probe::json("unavailable", Some("timeout")),
         ),
     }
 }

@@ -13,7 +13,7 @@ use crate::validate;
 
 /// Body of "create environment"; omitted limits take the platform defaults
 /// (1,000,000 tokens/day, 10,000 tokens/min, 10 concurrent requests).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEnvironment {
     pub name: String,
@@ -27,7 +27,7 @@ pub struct CreateEnvironment {
 }
 
 /// Body of "update environment".
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateEnvironment {
     pub name: Option<String>,

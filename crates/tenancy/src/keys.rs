@@ -16,7 +16,7 @@ use crate::validate;
 
 /// Body of "create key"; omitted limits take the defaults (60 requests/min,
 /// 5 concurrent, tokens/min from the environment).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     pub environment_id: Uuid,
@@ -39,7 +39,7 @@ pub struct CreateKey {
 }
 
 /// Body of "update key".
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKey {
     pub name: Option<String>,

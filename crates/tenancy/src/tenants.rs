@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::validate;
 
 /// Body of "create tenant".
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     pub name: String,
@@ -29,7 +29,7 @@ pub struct CreateTenant {
 }
 
 /// Body of "update tenant": only the given fields change.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenant {
     pub name: Option<String>,

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::CreatedKey;
 
 /// A tenant.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TenantView {
     /// Always `tenant`.
     pub object: &'static str,
@@ -62,7 +62,7 @@ impl From<Tenant> for TenantView {
 }
 
 /// An environment of a tenant.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EnvironmentView {
     /// Always `environment`.
     pub object: &'static str,
@@ -105,7 +105,7 @@ impl From<Environment> for EnvironmentView {
 }
 
 /// An API key: never its secret or hash; `key_prefix` identifies it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ApiKeyView {
     /// Always `api_key`.
     pub object: &'static str,
@@ -155,7 +155,7 @@ impl From<ApiKey> for ApiKeyView {
 }
 
 /// A key just created: its fields and, this once, its secret.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CreatedKeyView {
     #[serde(flatten)]
     pub key: ApiKeyView,

@@ -30,6 +30,7 @@ impl TestGateway {
         let app = crosslogic_gateway::start(pool.clone(), &cfg, &tasks, shutdown.clone())
             .await
             .expect("gateway start");
+        let app = axum::Router::from(app);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, app).await });

@@ -25,20 +25,40 @@ type Result<T> = std::result::Result<T, ApiError>;
 /// Reports over rollups may span up to this many days.
 const MAX_REPORT_DAYS: i64 = 400;
 
+#[utoipa::path(
+    get,
+    operation_id = "get_tenant_billing",
+    path = "/admin/v1/tenants/{id}/billing",
+    tag = "admin: billing",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = SummaryView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn summary(State(s): State<AdminState>, Id(id): Id) -> Result<Json<SummaryView>> {
     Ok(Json(
         account::summary(&s.pool, id, s.billing.grace_period, Utc::now()).await?,
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CostsQuery {
     from: Option<String>,
     to: Option<String>,
+    #[param(inline)]
     interval: Option<Interval>,
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "get_tenant_billing_costs",
+    path = "/admin/v1/tenants/{id}/billing/costs",
+    tag = "admin: billing",
+    params(("id" = Uuid, Path, description = "The id."), CostsQuery),
+    responses((status = 200, description = "OK", body = CostSeriesView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn costs(
     State(s): State<AdminState>,
     Id(id): Id,
@@ -61,7 +81,8 @@ pub(super) async fn costs(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct UsageQuery {
     from: Option<String>,
@@ -71,7 +92,7 @@ pub(super) struct UsageQuery {
 }
 
 /// A usage report.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct UsageReport {
     /// Always `list`.
     object: &'static str,
@@ -122,6 +143,15 @@ async fn usage_report(s: &AdminState, tenant: Option<Uuid>, q: UsageQuery) -> Re
     }))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "get_tenant_usage",
+    path = "/admin/v1/tenants/{id}/usage",
+    tag = "admin: usage",
+    params(("id" = Uuid, Path, description = "The id."), UsageQuery),
+    responses((status = 200, description = "OK", body = UsageReport), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn tenant_usage(
     State(s): State<AdminState>,
     Id(id): Id,
@@ -131,6 +161,15 @@ pub(super) async fn tenant_usage(
     usage_report(&s, Some(id), q).await
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "get_platform_usage",
+    path = "/admin/v1/usage",
+    tag = "admin: usage",
+    params(UsageQuery),
+    responses((status = 200, description = "OK", body = UsageReport), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn platform_usage(
     State(s): State<AdminState>,
     Query(q): Query<UsageQuery>,
@@ -138,10 +177,29 @@ pub(super) async fn platform_usage(
     usage_report(&s, None, q).await
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "list_tenant_credits",
+    path = "/admin/v1/tenants/{id}/credits",
+    tag = "admin: billing",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = List<CreditView>), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn list_credits(State(s): State<AdminState>, Id(id): Id) -> Result<Json<List<CreditView>>> {
     Ok(Json(List::of(account::list_credits(&s.pool, id, Utc::now()).await?)))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "grant_tenant_credit",
+    path = "/admin/v1/tenants/{id}/credits",
+    tag = "admin: billing",
+    params(("id" = Uuid, Path, description = "The id.")),
+    request_body = GrantCredit,
+    responses((status = 201, description = "Created", body = CreditView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn grant_credit(
     State(s): State<AdminState>,
     AdminActor(actor): AdminActor,
@@ -152,6 +210,16 @@ pub(super) async fn grant_credit(
     Ok((StatusCode::CREATED, Json(c)))
 }
 
+#[utoipa::path(
+    put,
+    operation_id = "set_tenant_budget",
+    path = "/admin/v1/tenants/{id}/budget",
+    tag = "admin: billing",
+    params(("id" = Uuid, Path, description = "The id.")),
+    request_body = SetBudget,
+    responses((status = 200, description = "OK", body = SummaryView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn set_budget(
     State(s): State<AdminState>,
     AdminActor(actor): AdminActor,
@@ -163,6 +231,15 @@ pub(super) async fn set_budget(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "clear_tenant_budget",
+    path = "/admin/v1/tenants/{id}/budget",
+    tag = "admin: billing",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = SummaryView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn clear_budget(
     State(s): State<AdminState>,
     AdminActor(actor): AdminActor,
@@ -171,7 +248,8 @@ pub(super) async fn clear_budget(
     Ok(Json(account::set_budget(&s.pool, &actor, id, None, Utc::now()).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ExportsQuery {
     tenant_id: Option<Uuid>,
@@ -183,6 +261,14 @@ pub(super) struct ExportsQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/billing/exports",
+    tag = "admin: billing",
+    params(ExportsQuery),
+    responses((status = 200, description = "OK", body = List<ExportView>), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn list_exports(
     State(s): State<AdminState>,
     Query(q): Query<ExportsQuery>,
@@ -206,16 +292,32 @@ pub(super) async fn list_exports(
     Ok(Json(List::page(data, next)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/billing/exports/{id}",
+    tag = "admin: billing",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = ExportView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn get_export(State(s): State<AdminState>, Id(id): Id) -> Result<Json<ExportView>> {
     Ok(Json(account::export(&s.pool, id).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/billing/exports/{id}/retry",
+    tag = "admin: billing",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = ExportView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn retry_export(State(s): State<AdminState>, Id(id): Id) -> Result<Json<ExportView>> {
     Ok(Json(account::retry_export(&s.pool, id).await?))
 }
 
 /// `group_by` of the revenue report.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub(super) enum RevenueBy {
     #[default]
@@ -223,41 +325,61 @@ pub(super) enum RevenueBy {
     Model,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RevenueQuery {
     from: Option<String>,
     to: Option<String>,
+    #[param(inline)]
     group_by: Option<RevenueBy>,
 }
 
-/// Revenue by day (settled: billed, credited, payable) or by model (usage cost).
-#[derive(Debug, Serialize)]
+/// A day's revenue (settled: billed, credited, payable) or a model's (usage cost).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
-pub(super) enum RevenueRows {
-    Day(Vec<RevenueDayView>),
-    Model(Vec<RevenueModelView>),
+pub(super) enum RevenueRow {
+    Day(RevenueDayView),
+    Model(RevenueModelView),
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct RevenueReport {
     object: &'static str,
     from: String,
     to: String,
     group_by: &'static str,
-    data: RevenueRows,
+    /// By day or by model, as `group_by` says.
+    data: Vec<RevenueRow>,
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "get_revenue",
+    path = "/admin/v1/billing/revenue",
+    tag = "admin: billing",
+    params(RevenueQuery),
+    responses((status = 200, description = "OK", body = RevenueReport), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn revenue(State(s): State<AdminState>, Query(q): Query<RevenueQuery>) -> Result<Json<RevenueReport>> {
     let r = range::parse_within(q.from.as_deref(), q.to.as_deref(), Utc::now(), 30, MAX_REPORT_DAYS)?;
     let (group_by, data) = match q.group_by.unwrap_or_default() {
         RevenueBy::Day => (
             "day",
-            RevenueRows::Day(account::revenue_by_day(&s.pool, r.from, r.to).await?),
+            account::revenue_by_day(&s.pool, r.from, r.to)
+                .await?
+                .into_iter()
+                .map(RevenueRow::Day)
+                .collect(),
         ),
         RevenueBy::Model => (
             "model",
-            RevenueRows::Model(account::revenue_by_model(&s.pool, r.from, r.to).await?),
+            account::revenue_by_model(&s.pool, r.from, r.to)
+                .await?
+                .into_iter()
+                .map(RevenueRow::Model)
+                .collect(),
         ),
     };
     Ok(Json(RevenueReport {
@@ -270,7 +392,7 @@ pub(super) async fn revenue(State(s): State<AdminState>, Query(q): Query<Revenue
 }
 
 /// A received Stripe webhook.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(super) struct WebhookView {
     object: &'static str,
     event_id: String,
@@ -282,12 +404,21 @@ pub(super) struct WebhookView {
     received_at: chrono::DateTime<Utc>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct WebhooksQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/billing/webhooks",
+    tag = "admin: billing",
+    params(WebhooksQuery),
+    responses((status = 200, description = "OK", body = List<WebhookView>), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn list_webhooks(
     State(s): State<AdminState>,
     Query(q): Query<WebhooksQuery>,

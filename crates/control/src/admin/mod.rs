@@ -21,13 +21,13 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post, put};
-use axum::Router;
 use crosslogic_core::keys::TokenDigest;
 use crosslogic_core::Actor;
 use crosslogic_db::PgPool;
 use crosslogic_http::{bearer, ApiError};
 use secrecy::{ExposeSecret, SecretString};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// What admin handlers share.
 #[derive(Clone)]
@@ -75,101 +75,79 @@ impl AdminState {
     }
 }
 
-/// Every admin route.
-pub fn router(state: AdminState) -> Router {
-    let routes = Router::new()
-        .route("/tenants", post(tenancy::create_tenant).get(tenancy::list_tenants))
-        .route(
-            "/tenants/{id}",
-            get(tenancy::get_tenant)
-                .patch(tenancy::update_tenant)
-                .delete(tenancy::delete_tenant),
-        )
-        .route("/tenants/{id}/suspend", post(tenancy::suspend_tenant))
-        .route("/tenants/{id}/activate", post(tenancy::activate_tenant))
-        .route(
-            "/tenants/{id}/environments",
-            post(tenancy::create_environment).get(tenancy::list_environments),
-        )
-        .route("/tenants/{id}/keys", post(tenancy::create_key).get(tenancy::list_keys))
-        .route(
-            "/environments/{id}",
-            get(tenancy::get_environment)
-                .patch(tenancy::update_environment)
-                .delete(tenancy::delete_environment),
-        )
-        .route("/environments/{id}/suspend", post(tenancy::suspend_environment))
-        .route("/environments/{id}/activate", post(tenancy::activate_environment))
-        .route("/keys/{id}", get(tenancy::get_key).patch(tenancy::update_key))
-        .route("/keys/{id}/revoke", post(tenancy::revoke_key))
-        .route("/keys/{id}/suspend", post(tenancy::suspend_key))
-        .route("/keys/{id}/activate", post(tenancy::activate_key))
-        .route("/regions", get(fleet::list_regions))
-        .route("/regions/{code}", get(fleet::get_region).put(fleet::put_region))
-        .route("/models", get(fleet::list_models))
-        .route("/models/{name}", get(fleet::get_model).put(fleet::put_model))
-        .route("/models/{name}/deprecate", post(fleet::deprecate_model))
-        .route("/gpus", get(fleet::list_gpus))
-        .route("/gpus/{name}/{provider}", put(fleet::put_gpu))
-        .route(
-            "/deployments",
-            post(fleet::create_deployment).get(fleet::list_deployments),
-        )
-        .route(
-            "/deployments/{id}",
-            get(fleet::get_deployment)
-                .patch(fleet::update_deployment)
-                .delete(fleet::delete_deployment),
-        )
-        .route("/deployments/{id}/pause", post(fleet::pause_deployment))
-        .route("/deployments/{id}/resume", post(fleet::resume_deployment))
-        .route("/nodes", get(nodes::list_nodes))
-        .route("/nodes/{id}", get(nodes::get_node))
-        .route("/nodes/{id}/drain", post(nodes::drain_node))
-        .route("/nodes/{id}/terminate", post(nodes::terminate_node))
-        .route("/nodes/{id}/logs", get(nodes::node_logs))
-        .route(
-            "/tenants/{id}/notifications/channels",
-            get(notifications::list_tenant_channels).post(notifications::create_channel),
-        )
-        .route("/notifications/channels", get(notifications::list_operator_channels))
-        .route(
-            "/notifications/channels/{id}",
-            get(notifications::get_channel)
-                .patch(notifications::update_channel)
-                .delete(notifications::delete_channel),
-        )
-        .route("/notifications/channels/{id}/test", post(notifications::test_channel))
-        .route(
-            "/notifications/channels/{id}/rotate-secret",
-            post(notifications::rotate_secret),
-        )
-        .route("/notifications/deliveries", get(notifications::list_deliveries))
-        .route("/notifications/deliveries/{id}", get(notifications::get_delivery))
-        .route(
-            "/notifications/deliveries/{id}/redeliver",
-            post(notifications::redeliver),
-        )
-        .route("/tenants/{id}/billing", get(billing::summary))
-        .route("/tenants/{id}/billing/costs", get(billing::costs))
-        .route("/tenants/{id}/usage", get(billing::tenant_usage))
-        .route(
-            "/tenants/{id}/credits",
-            get(billing::list_credits).post(billing::grant_credit),
-        )
-        .route(
-            "/tenants/{id}/budget",
-            put(billing::set_budget).delete(billing::clear_budget),
-        )
-        .route("/usage", get(billing::platform_usage))
-        .route("/billing/exports", get(billing::list_exports))
-        .route("/billing/exports/{id}", get(billing::get_export))
-        .route("/billing/exports/{id}/retry", post(billing::retry_export))
-        .route("/billing/revenue", get(billing::revenue))
-        .route("/billing/webhooks", get(billing::list_webhooks))
+/// Every admin route, each documented by its handler's `#[utoipa::path]`
+/// (which also gives the path and method it is served at).
+pub fn router(state: AdminState) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(tenancy::create_tenant, tenancy::list_tenants))
+        .routes(routes!(
+            tenancy::get_tenant,
+            tenancy::update_tenant,
+            tenancy::delete_tenant
+        ))
+        .routes(routes!(tenancy::suspend_tenant))
+        .routes(routes!(tenancy::activate_tenant))
+        .routes(routes!(tenancy::create_environment, tenancy::list_environments))
+        .routes(routes!(tenancy::create_key, tenancy::list_keys))
+        .routes(routes!(
+            tenancy::get_environment,
+            tenancy::update_environment,
+            tenancy::delete_environment
+        ))
+        .routes(routes!(tenancy::suspend_environment))
+        .routes(routes!(tenancy::activate_environment))
+        .routes(routes!(tenancy::get_key, tenancy::update_key))
+        .routes(routes!(tenancy::revoke_key))
+        .routes(routes!(tenancy::suspend_key))
+        .routes(routes!(tenancy::activate_key))
+        .routes(routes!(fleet::list_regions))
+        .routes(routes!(fleet::get_region, fleet::put_region))
+        .routes(routes!(fleet::list_models))
+        .routes(routes!(fleet::get_model, fleet::put_model))
+        .routes(routes!(fleet::deprecate_model))
+        .routes(routes!(fleet::list_gpus))
+        .routes(routes!(fleet::put_gpu))
+        .routes(routes!(fleet::create_deployment, fleet::list_deployments))
+        .routes(routes!(
+            fleet::get_deployment,
+            fleet::update_deployment,
+            fleet::delete_deployment
+        ))
+        .routes(routes!(fleet::pause_deployment))
+        .routes(routes!(fleet::resume_deployment))
+        .routes(routes!(nodes::list_nodes))
+        .routes(routes!(nodes::get_node))
+        .routes(routes!(nodes::drain_node))
+        .routes(routes!(nodes::terminate_node))
+        .routes(routes!(nodes::node_logs))
+        .routes(routes!(
+            notifications::list_tenant_channels,
+            notifications::create_channel
+        ))
+        .routes(routes!(notifications::list_operator_channels))
+        .routes(routes!(
+            notifications::get_channel,
+            notifications::update_channel,
+            notifications::delete_channel
+        ))
+        .routes(routes!(notifications::rotate_secret))
+        .routes(routes!(notifications::redeliver))
+        .routes(routes!(notifications::test_channel))
+        .routes(routes!(notifications::list_deliveries))
+        .routes(routes!(notifications::get_delivery))
+        .routes(routes!(billing::summary))
+        .routes(routes!(billing::costs))
+        .routes(routes!(billing::tenant_usage))
+        .routes(routes!(billing::platform_usage))
+        .routes(routes!(billing::list_credits, billing::grant_credit))
+        .routes(routes!(billing::set_budget, billing::clear_budget))
+        .routes(routes!(billing::list_exports))
+        .routes(routes!(billing::get_export))
+        .routes(routes!(billing::retry_export))
+        .routes(routes!(billing::revenue))
+        .routes(routes!(billing::list_webhooks))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin))
-        .with_state(state);
-    Router::new().nest("/admin/v1", routes)
+        .with_state(state)
 }
 
 /// Rejects requests without the operator token.

@@ -17,7 +17,8 @@ use super::views::{NodeDetailView, NodeLogsView, NodeView, TerminationView};
 use super::{AdminActor, AdminState};
 use crate::fleet::{self as ops, NodeLogs};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ListNodes {
     status: Option<NodeStatus>,
@@ -29,6 +30,14 @@ pub(super) struct ListNodes {
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/nodes",
+    tag = "admin: nodes",
+    params(ListNodes),
+    responses((status = 200, description = "OK", body = List<NodeView>), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn list_nodes(
     State(s): State<AdminState>,
     Query(q): Query<ListNodes>,
@@ -44,10 +53,26 @@ pub(super) async fn list_nodes(
     Ok(Json(List::of(ops::list_nodes(&s.pool, filter, q.limit).await?)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/nodes/{id}",
+    tag = "admin: nodes",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = NodeDetailView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn get_node(State(s): State<AdminState>, Id(id): Id) -> Result<Json<NodeDetailView>, ApiError> {
     Ok(Json(ops::get_node(&s.pool, id).await?.into()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/nodes/{id}/drain",
+    tag = "admin: nodes",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = NodeView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn drain_node(
     State(s): State<AdminState>,
     AdminActor(actor): AdminActor,
@@ -61,6 +86,14 @@ const FOLLOW_POLL: Duration = Duration::from_millis(500);
 /// A follower is closed after this long even if a job still runs.
 const FOLLOW_MAX: Duration = Duration::from_secs(3600);
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/nodes/{id}/terminate",
+    tag = "admin: nodes",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = TerminationView), (status = 202, description = "Accepted", body = TerminationView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn terminate_node(
     State(s): State<AdminState>,
     AdminActor(actor): AdminActor,
@@ -75,7 +108,8 @@ pub(super) async fn terminate_node(
     Ok((status, Json(t.into())))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct LogsQuery {
     /// Cursor: only lines after it.
@@ -85,6 +119,14 @@ pub(super) struct LogsQuery {
     follow: Option<bool>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/nodes/{id}/logs",
+    tag = "admin: nodes",
+    params(("id" = Uuid, Path, description = "The id."), LogsQuery),
+    responses((status = 200, description = "The log page (JSON), or with `follow=true` the lines as they come (plain text)", content((NodeLogsView = "application/json"), (String = "text/plain"))), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn node_logs(
     State(s): State<AdminState>,
     Id(id): Id,

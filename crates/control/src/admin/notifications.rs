@@ -26,11 +26,26 @@ fn api(s: &AdminState) -> Result<&NotifyApi> {
 }
 
 /// `GET /admin/v1/notifications/channels`: the operator's channels.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/notifications/channels",
+    tag = "admin: notifications",
+    responses((status = 200, description = "OK", body = List<ChannelView>), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn list_operator_channels(State(s): State<AdminState>) -> Result<Json<List<ChannelView>>> {
     Ok(Json(List::of(ops::list_channels(&s.pool, None).await?)))
 }
 
 /// `GET /admin/v1/tenants/{id}/notifications/channels`.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{id}/notifications/channels",
+    tag = "admin: notifications",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = List<ChannelView>), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn list_tenant_channels(
     State(s): State<AdminState>,
     Id(tenant_id): Id,
@@ -40,6 +55,15 @@ pub(super) async fn list_tenant_channels(
 }
 
 /// `POST /admin/v1/tenants/{id}/notifications/channels`.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{id}/notifications/channels",
+    tag = "admin: notifications",
+    params(("id" = Uuid, Path, description = "The id.")),
+    request_body = CreateChannel,
+    responses((status = 201, description = "Created", body = ChannelWithSecret), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn create_channel(
     State(s): State<AdminState>,
     AdminActor(actor): AdminActor,
@@ -57,10 +81,27 @@ pub(super) async fn create_channel(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/notifications/channels/{id}",
+    tag = "admin: notifications",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = ChannelView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn get_channel(State(s): State<AdminState>, Id(id): Id) -> Result<Json<ChannelView>> {
     Ok(Json(ops::get_channel(&s.pool, Scope::Operator, id).await?.into()))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/notifications/channels/{id}",
+    tag = "admin: notifications",
+    params(("id" = Uuid, Path, description = "The id.")),
+    request_body = UpdateChannel,
+    responses((status = 200, description = "OK", body = ChannelView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn update_channel(
     State(s): State<AdminState>,
     AdminActor(actor): AdminActor,
@@ -72,6 +113,14 @@ pub(super) async fn update_channel(
     Ok(Json(c.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/notifications/channels/{id}",
+    tag = "admin: notifications",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 204, description = "Done; no body"), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn delete_channel(
     State(s): State<AdminState>,
     AdminActor(actor): AdminActor,
@@ -81,6 +130,14 @@ pub(super) async fn delete_channel(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/notifications/channels/{id}/rotate-secret",
+    tag = "admin: notifications",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = ChannelWithSecret), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn rotate_secret(
     State(s): State<AdminState>,
     AdminActor(actor): AdminActor,
@@ -95,6 +152,14 @@ pub(super) async fn rotate_secret(
 
 /// `POST /admin/v1/notifications/channels/{id}/test`: sends now; the
 /// delivery (with its one attempt) says how it went.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/notifications/channels/{id}/test",
+    tag = "admin: notifications",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = DeliveryDetail), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn test_channel(State(s): State<AdminState>, Id(id): Id) -> Result<Json<DeliveryDetail>> {
     let transport = &api(&s)?.transport;
     let (d, attempts) = ops::send_test(&s.pool, transport, Scope::Operator, id).await?;
@@ -104,6 +169,14 @@ pub(super) async fn test_channel(State(s): State<AdminState>, Id(id): Id) -> Res
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/notifications/deliveries",
+    tag = "admin: notifications",
+    params(DeliveryQuery),
+    responses((status = 200, description = "OK", body = List<DeliveryView>), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn list_deliveries(
     State(s): State<AdminState>,
     Query(q): Query<DeliveryQuery>,
@@ -113,6 +186,14 @@ pub(super) async fn list_deliveries(
     )))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/notifications/deliveries/{id}",
+    tag = "admin: notifications",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = DeliveryDetail), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn get_delivery(State(s): State<AdminState>, Id(id): Id) -> Result<Json<DeliveryDetail>> {
     let (d, attempts) = ops::get_delivery(&s.pool, Scope::Operator, id).await?;
     Ok(Json(DeliveryDetail {
@@ -121,6 +202,14 @@ pub(super) async fn get_delivery(State(s): State<AdminState>, Id(id): Id) -> Res
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/notifications/deliveries/{id}/redeliver",
+    tag = "admin: notifications",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 202, description = "Accepted", body = DeliveryView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn redeliver(State(s): State<AdminState>, Id(id): Id) -> Result<(StatusCode, Json<DeliveryView>)> {
     let d = ops::redeliver(&s.pool, Scope::Operator, id).await?;
     Ok((StatusCode::ACCEPTED, Json(d.into())))

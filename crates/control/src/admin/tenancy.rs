@@ -15,6 +15,14 @@ use super::{AdminActor, AdminState};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants",
+    tag = "admin: tenants",
+    request_body = ops::CreateTenant,
+    responses((status = 201, description = "Created", body = TenantView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn create_tenant(
     State(s): State<AdminState>,
     AdminActor(actor): AdminActor,
@@ -24,7 +32,8 @@ pub(super) async fn create_tenant(
     Ok((StatusCode::CREATED, Json(t.into())))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ListTenants {
     status: Option<TenantStatus>,
@@ -32,6 +41,14 @@ pub(super) struct ListTenants {
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants",
+    tag = "admin: tenants",
+    params(ListTenants),
+    responses((status = 200, description = "OK", body = List<TenantView>), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn list_tenants(
     State(s): State<AdminState>,
     Query(q): Query<ListTenants>,
@@ -40,10 +57,27 @@ pub(super) async fn list_tenants(
     Ok(Json(List::page(data, next)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{id}",
+    tag = "admin: tenants",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = TenantView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn get_tenant(State(s): State<AdminState>, Id(id): Id) -> Result<Json<TenantView>> {
     Ok(Json(ops::get_tenant(&s.pool, id).await?.into()))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/tenants/{id}",
+    tag = "admin: tenants",
+    params(("id" = Uuid, Path, description = "The id.")),
+    request_body = ops::UpdateTenant,
+    responses((status = 200, description = "OK", body = TenantView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn update_tenant(
     State(s): State<AdminState>,
     AdminActor(actor): AdminActor,
@@ -59,10 +93,26 @@ async fn tenant_status(s: AdminState, actor: AdminActor, id: Uuid, status: Tenan
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{id}/suspend",
+    tag = "admin: tenants",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = TenantView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn suspend_tenant(State(s): State<AdminState>, a: AdminActor, Id(id): Id) -> Result<Json<TenantView>> {
     tenant_status(s, a, id, TenantStatus::Suspended).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{id}/activate",
+    tag = "admin: tenants",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = TenantView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn activate_tenant(
     State(s): State<AdminState>,
     a: AdminActor,
@@ -71,10 +121,27 @@ pub(super) async fn activate_tenant(
     tenant_status(s, a, id, TenantStatus::Active).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/tenants/{id}",
+    tag = "admin: tenants",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = TenantView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn delete_tenant(State(s): State<AdminState>, a: AdminActor, Id(id): Id) -> Result<Json<TenantView>> {
     tenant_status(s, a, id, TenantStatus::Deleted).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{id}/environments",
+    tag = "admin: environments",
+    params(("id" = Uuid, Path, description = "The id.")),
+    request_body = ops::CreateEnvironment,
+    responses((status = 201, description = "Created", body = EnvironmentView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn create_environment(
     State(s): State<AdminState>,
     AdminActor(actor): AdminActor,
@@ -85,6 +152,14 @@ pub(super) async fn create_environment(
     Ok((StatusCode::CREATED, Json(e.into())))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{id}/environments",
+    tag = "admin: environments",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = List<EnvironmentView>), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn list_environments(
     State(s): State<AdminState>,
     Id(tenant_id): Id,
@@ -92,10 +167,27 @@ pub(super) async fn list_environments(
     Ok(Json(List::of(ops::list_environments(&s.pool, tenant_id).await?)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/environments/{id}",
+    tag = "admin: environments",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = EnvironmentView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn get_environment(State(s): State<AdminState>, Id(id): Id) -> Result<Json<EnvironmentView>> {
     Ok(Json(ops::get_environment(&s.pool, id).await?.into()))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/environments/{id}",
+    tag = "admin: environments",
+    params(("id" = Uuid, Path, description = "The id.")),
+    request_body = ops::UpdateEnvironment,
+    responses((status = 200, description = "OK", body = EnvironmentView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn update_environment(
     State(s): State<AdminState>,
     AdminActor(actor): AdminActor,
@@ -116,6 +208,14 @@ async fn environment_status(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/environments/{id}/suspend",
+    tag = "admin: environments",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = EnvironmentView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn suspend_environment(
     State(s): State<AdminState>,
     a: AdminActor,
@@ -124,6 +224,14 @@ pub(super) async fn suspend_environment(
     environment_status(s, a, id, EnvironmentStatus::Suspended).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/environments/{id}/activate",
+    tag = "admin: environments",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = EnvironmentView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn activate_environment(
     State(s): State<AdminState>,
     a: AdminActor,
@@ -132,6 +240,14 @@ pub(super) async fn activate_environment(
     environment_status(s, a, id, EnvironmentStatus::Active).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/environments/{id}",
+    tag = "admin: environments",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 204, description = "Done; no body"), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn delete_environment(
     State(s): State<AdminState>,
     AdminActor(actor): AdminActor,
@@ -141,6 +257,15 @@ pub(super) async fn delete_environment(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{id}/keys",
+    tag = "admin: keys",
+    params(("id" = Uuid, Path, description = "The id.")),
+    request_body = ops::CreateKey,
+    responses((status = 201, description = "Created", body = CreatedKeyView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn create_key(
     State(s): State<AdminState>,
     AdminActor(actor): AdminActor,
@@ -151,12 +276,21 @@ pub(super) async fn create_key(
     Ok((StatusCode::CREATED, Json(created.into())))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ListKeys {
     environment_id: Option<Uuid>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{id}/keys",
+    tag = "admin: keys",
+    params(("id" = Uuid, Path, description = "The id."), ListKeys),
+    responses((status = 200, description = "OK", body = List<ApiKeyView>), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn list_keys(
     State(s): State<AdminState>,
     Id(tenant_id): Id,
@@ -167,10 +301,27 @@ pub(super) async fn list_keys(
     )))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/keys/{id}",
+    tag = "admin: keys",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = ApiKeyView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn get_key(State(s): State<AdminState>, Id(id): Id) -> Result<Json<ApiKeyView>> {
     Ok(Json(ops::get_key(&s.pool, id).await?.into()))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/keys/{id}",
+    tag = "admin: keys",
+    params(("id" = Uuid, Path, description = "The id.")),
+    request_body = ops::UpdateKey,
+    responses((status = 200, description = "OK", body = ApiKeyView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn update_key(
     State(s): State<AdminState>,
     AdminActor(actor): AdminActor,
@@ -184,14 +335,38 @@ async fn key_status(s: AdminState, actor: AdminActor, id: Uuid, status: ApiKeySt
     Ok(Json(ops::set_key_status(&s.pool, &actor.0, id, status).await?.into()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/keys/{id}/revoke",
+    tag = "admin: keys",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = ApiKeyView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn revoke_key(State(s): State<AdminState>, a: AdminActor, Id(id): Id) -> Result<Json<ApiKeyView>> {
     key_status(s, a, id, ApiKeyStatus::Revoked).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/keys/{id}/suspend",
+    tag = "admin: keys",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = ApiKeyView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn suspend_key(State(s): State<AdminState>, a: AdminActor, Id(id): Id) -> Result<Json<ApiKeyView>> {
     key_status(s, a, id, ApiKeyStatus::Suspended).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/keys/{id}/activate",
+    tag = "admin: keys",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = ApiKeyView), crosslogic_http::docs::Errors),
+    security(("admin_token" = []))
+)]
 pub(super) async fn activate_key(State(s): State<AdminState>, a: AdminActor, Id(id): Id) -> Result<Json<ApiKeyView>> {
     key_status(s, a, id, ApiKeyStatus::Active).await
 }

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::fleet::{to_f64, NodeDetail, NodeLogs, Termination};
 
 /// A region.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RegionView {
     /// Always `region`.
     pub object: &'static str,
@@ -64,7 +64,7 @@ impl From<Region> for RegionView {
 
 /// A model as the API shows it: prices both as USD decimals and as integer
 /// micro-dollars per million tokens.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ModelView {
     /// Always `model`.
     pub object: &'static str,
@@ -112,7 +112,7 @@ impl From<Model> for ModelView {
 }
 
 /// One GPU type's offer at one provider.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GpuView {
     /// Always `gpu_offer`.
     pub object: &'static str,
@@ -144,7 +144,7 @@ impl From<GpuOffer> for GpuView {
 }
 
 /// A deployment: a model served by `min..=max` replicas.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeploymentView {
     /// Always `deployment`.
     pub object: &'static str,
@@ -197,7 +197,7 @@ impl From<Deployment> for DeploymentView {
 }
 
 /// A GPU node (never its agent credential).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NodeView {
     /// Always `node`.
     pub object: &'static str,
@@ -270,7 +270,7 @@ impl From<Node> for NodeView {
 }
 
 /// One health observation of a node.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HealthCheckView {
     pub id: i64,
     pub node_id: Uuid,
@@ -296,7 +296,7 @@ impl From<HealthCheck> for HealthCheckView {
 }
 
 /// A node with its most recent health checks, newest first.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NodeDetailView {
     #[serde(flatten)]
     pub node: NodeView,
@@ -313,7 +313,7 @@ impl From<NodeDetail> for NodeDetailView {
 }
 
 /// The answer to a termination: the node now, and the teardown job.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TerminationView {
     /// `draining` while its cluster is torn down, `terminated` once done.
     pub node: NodeView,
@@ -331,7 +331,7 @@ impl From<Termination> for TerminationView {
 }
 
 /// A launch or terminate job of a node.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProvisionJobView {
     pub id: Uuid,
     pub node_id: Option<Uuid>,
@@ -361,7 +361,7 @@ impl From<ProvisionJob> for ProvisionJobView {
 }
 
 /// One line of a job's output.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobLineView {
     /// Increases in write order: the cursor of a follower.
     pub id: i64,
@@ -382,7 +382,7 @@ impl From<JobLine> for JobLineView {
 }
 
 /// A page of a node's launch and terminate logs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NodeLogsView {
     /// The node's jobs, oldest first.
     pub jobs: Vec<ProvisionJobView>,

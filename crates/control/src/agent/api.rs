@@ -2,13 +2,14 @@
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use crosslogic_core::keys::TokenDigest;
 use crosslogic_db::PgPool;
 use crosslogic_http::{bearer, ApiError, Body, Id};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{Heartbeat, HeartbeatAnswer, Registered, Registration};
@@ -32,12 +33,12 @@ impl AgentState {
 }
 
 /// Every agent route.
-pub fn router(state: AgentState) -> Router {
-    Router::new()
-        .route("/agent/v1/register", post(register))
-        .route("/agent/v1/nodes/{id}/heartbeat", post(heartbeat))
-        .route("/agent/v1/nodes/{id}/preemption", post(preemption))
-        .route("/agent/v1/nodes/{id}/deregister", post(deregister))
+pub fn router(state: AgentState) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(heartbeat))
+        .routes(routes!(preemption))
+        .routes(routes!(deregister))
         .with_state(state)
 }
 
@@ -58,6 +59,14 @@ async fn authenticate(s: &AgentState, headers: &HeaderMap, id: Uuid) -> Result<(
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/agent/v1/register",
+    tag = "agent",
+    request_body = Registration,
+    responses((status = 200, description = "OK", body = Registered), crosslogic_http::docs::Errors),
+    security(("node_credential" = []))
+)]
 async fn register(
     State(s): State<AgentState>,
     headers: HeaderMap,
@@ -84,6 +93,15 @@ async fn register(
     Ok(Json(super::register(&s.pool, reg, onprem).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/agent/v1/nodes/{id}/heartbeat",
+    tag = "agent",
+    params(("id" = Uuid, Path, description = "The id.")),
+    request_body = Heartbeat,
+    responses((status = 200, description = "OK", body = HeartbeatAnswer), crosslogic_http::docs::Errors),
+    security(("node_credential" = []))
+)]
 async fn heartbeat(
     State(s): State<AgentState>,
     headers: HeaderMap,
@@ -94,7 +112,7 @@ async fn heartbeat(
     Ok(Json(super::heartbeat(&s.pool, id, hb).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub(super) struct Notice {
     provider: String,
     #[serde(default)]
@@ -102,11 +120,20 @@ pub(super) struct Notice {
 }
 
 /// What preemption and deregistration answer: the node's new status.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct StatusAnswer {
     status: &'static str,
 }
 
+#[utoipa::path(
+    post,
+    path = "/agent/v1/nodes/{id}/preemption",
+    tag = "agent",
+    params(("id" = Uuid, Path, description = "The id.")),
+    request_body = Notice,
+    responses((status = 200, description = "OK", body = StatusAnswer), crosslogic_http::docs::Errors),
+    security(("node_credential" = []))
+)]
 async fn preemption(
     State(s): State<AgentState>,
     headers: HeaderMap,
@@ -123,6 +150,14 @@ async fn preemption(
     Ok(Json(StatusAnswer { status: "draining" }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/agent/v1/nodes/{id}/deregister",
+    tag = "agent",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = StatusAnswer), crosslogic_http::docs::Errors),
+    security(("node_credential" = []))
+)]
 async fn deregister(
     State(s): State<AgentState>,
     headers: HeaderMap,

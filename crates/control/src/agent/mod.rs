@@ -26,7 +26,7 @@ use crate::fleet::lifecycle::{self, Step};
 pub const HEARTBEAT_INTERVAL_SECS: u64 = 5;
 
 /// Body of `POST /agent/v1/register`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
     /// Set by launched nodes; absent for on-prem registrations.
@@ -49,7 +49,7 @@ pub struct Registration {
 }
 
 /// Answer to a registration.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Registered {
     pub node_id: Uuid,
     /// The credential to use from now on (on-prem registrations only).
@@ -58,7 +58,7 @@ pub struct Registered {
 }
 
 /// Body of a heartbeat: the engine's load.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     pub running: u32,
@@ -69,7 +69,7 @@ pub struct Heartbeat {
 }
 
 /// Answer to a heartbeat.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HeartbeatAnswer {
     pub status: NodeStatus,
     /// Stop taking new work (the control plane terminates the node when idle).

@@ -14,7 +14,7 @@ use super::validate;
 use crosslogic_core::decimal::Decimal;
 
 /// Body of "create or replace region" (the code comes from the path).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutRegion {
     pub name: String,
@@ -99,7 +99,7 @@ pub async fn put_region(pool: &PgPool, actor: &Actor, code: &str, input: PutRegi
 }
 
 /// Body of "create or replace GPU offer" (type and provider from the path).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutGpu {
     /// Memory of one GPU of this type; shared by every provider's offer.

@@ -20,7 +20,7 @@ use super::validate;
 pub const MAX_REPLICAS: i32 = 1000;
 
 /// Body of "create deployment".
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDeployment {
     /// 1 to 63 of `a-z`, `0-9`, `-`; unique (also against deleted ones).
@@ -56,7 +56,7 @@ pub struct CreateDeployment {
 }
 
 /// Body of "update deployment": only the given fields change.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateDeployment {
     pub min_replicas: Option<i64>,

@@ -12,7 +12,7 @@ use super::validate;
 use crosslogic_core::decimal::Decimal;
 
 /// Body of "create or replace model" (the name comes from the path).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutModel {
     pub family: String,

@@ -21,7 +21,7 @@ impl Admin {
         let app = router(AdminState::new(db.pool.clone(), Some(&secret)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        tokio::spawn(async move { axum::serve(listener, axum::Router::from(app)).await });
         Admin {
             base: format!("http://{addr}/admin/v1"),
             http: reqwest::Client::new(),

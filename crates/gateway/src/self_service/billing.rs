@@ -17,11 +17,13 @@ use crate::auth::{insufficient, Caller};
 use crate::Gateway;
 
 /// Query of `GET /v1/billing/costs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CostsQuery {
     from: Option<String>,
     to: Option<String>,
+    #[param(inline)]
     interval: Option<Interval>,
 }
 
@@ -36,6 +38,14 @@ fn admin_only(caller: &crate::auth::AuthedKey) -> Result<(), ApiError> {
 }
 
 /// `GET /v1/billing`: the billing summary of the caller's tenant.
+#[utoipa::path(
+    get,
+    operation_id = "get_billing",
+    path = "/v1/billing",
+    tag = "billing",
+    responses((status = 200, description = "OK", body = SummaryView), crosslogic_http::docs::Errors),
+    security(("tenant_key" = []))
+)]
 pub(crate) async fn summary(State(gw): State<Gateway>, Caller(caller): Caller) -> Result<Json<SummaryView>, ApiError> {
     admin_only(&caller)?;
     Ok(Json(
@@ -44,6 +54,15 @@ pub(crate) async fn summary(State(gw): State<Gateway>, Caller(caller): Caller) -
 }
 
 /// `GET /v1/billing/costs`: cost per day or hour and model.
+#[utoipa::path(
+    get,
+    operation_id = "get_billing_costs",
+    path = "/v1/billing/costs",
+    tag = "billing",
+    params(CostsQuery),
+    responses((status = 200, description = "OK", body = CostSeriesView), crosslogic_http::docs::Errors),
+    security(("tenant_key" = []))
+)]
 pub(crate) async fn costs(
     State(gw): State<Gateway>,
     Caller(caller): Caller,
@@ -67,6 +86,14 @@ pub(crate) async fn costs(
 }
 
 /// `GET /v1/billing/credits`: the account's credits.
+#[utoipa::path(
+    get,
+    operation_id = "list_credits",
+    path = "/v1/billing/credits",
+    tag = "billing",
+    responses((status = 200, description = "OK", body = List<CreditView>), crosslogic_http::docs::Errors),
+    security(("tenant_key" = []))
+)]
 pub(crate) async fn credits(
     State(gw): State<Gateway>,
     Caller(caller): Caller,

@@ -18,7 +18,7 @@ use crate::auth::AdminCaller;
 use crate::Gateway;
 
 /// Body of `POST /v1/keys`; every field is optional.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewKey {
     /// One of the tenant's environments; default: the caller's.
@@ -35,13 +35,22 @@ pub(crate) struct NewKey {
 }
 
 /// Query of `GET /v1/keys`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
     environment_id: Option<Uuid>,
 }
 
 /// `GET /v1/keys`: the tenant's keys, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/keys",
+    tag = "keys",
+    params(ListQuery),
+    responses((status = 200, description = "OK", body = List<ApiKeyView>), crosslogic_http::docs::Errors),
+    security(("tenant_key" = []))
+)]
 pub(crate) async fn list_keys(
     State(gw): State<Gateway>,
     AdminCaller(caller): AdminCaller,
@@ -52,6 +61,14 @@ pub(crate) async fn list_keys(
 }
 
 /// `POST /v1/keys`: creates a key; the secret (`key_secret`) is shown once.
+#[utoipa::path(
+    post,
+    path = "/v1/keys",
+    tag = "keys",
+    request_body = NewKey,
+    responses((status = 201, description = "Created", body = CreatedKeyView), crosslogic_http::docs::Errors),
+    security(("tenant_key" = []))
+)]
 pub(crate) async fn create_key(
     State(gw): State<Gateway>,
     AdminCaller(caller): AdminCaller,
@@ -78,6 +95,14 @@ pub(crate) async fn create_key(
 }
 
 /// `GET /v1/keys/{id}`: one of the tenant's keys.
+#[utoipa::path(
+    get,
+    path = "/v1/keys/{id}",
+    tag = "keys",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = ApiKeyView), crosslogic_http::docs::Errors),
+    security(("tenant_key" = []))
+)]
 pub(crate) async fn get_key(
     State(gw): State<Gateway>,
     AdminCaller(caller): AdminCaller,
@@ -88,6 +113,14 @@ pub(crate) async fn get_key(
 
 /// `POST /v1/keys/{id}/revoke`: revokes one of the tenant's keys (the
 /// caller's own included); revoking a revoked key answers it unchanged.
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{id}/revoke",
+    tag = "keys",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = ApiKeyView), crosslogic_http::docs::Errors),
+    security(("tenant_key" = []))
+)]
 pub(crate) async fn revoke_key(
     State(gw): State<Gateway>,
     AdminCaller(caller): AdminCaller,

@@ -48,9 +48,9 @@
 //! comes from the key cache.
 
 pub(crate) mod billing;
-mod keys;
+pub(crate) mod keys;
 pub(crate) mod notifications;
-mod usage;
+pub(crate) mod usage;
 
 use crosslogic_core::{Actor, ServiceError};
 use crosslogic_db::repo::api_keys::ApiKey;
@@ -59,9 +59,6 @@ use uuid::Uuid;
 
 use crate::auth::AuthedKey;
 use crate::Gateway;
-
-pub(crate) use keys::{create_key, get_key, list_keys, revoke_key};
-pub(crate) use usage::{latency, usage};
 
 /// The audit actor of a change made with `key`.
 fn actor(key: &AuthedKey) -> Actor {

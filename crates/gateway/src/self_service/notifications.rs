@@ -17,6 +17,13 @@ use crate::Gateway;
 type Result<T> = std::result::Result<T, ApiError>;
 
 /// `GET /v1/notifications/channels`.
+#[utoipa::path(
+    get,
+    path = "/v1/notifications/channels",
+    tag = "notifications",
+    responses((status = 200, description = "OK", body = List<ChannelView>), crosslogic_http::docs::Errors),
+    security(("tenant_key" = []))
+)]
 pub(crate) async fn list_channels(
     State(gw): State<Gateway>,
     AdminCaller(caller): AdminCaller,
@@ -28,6 +35,14 @@ pub(crate) async fn list_channels(
 
 /// `POST /v1/notifications/channels`: a webhook channel's signing secret
 /// is in this answer only.
+#[utoipa::path(
+    post,
+    path = "/v1/notifications/channels",
+    tag = "notifications",
+    request_body = CreateChannel,
+    responses((status = 201, description = "Created", body = ChannelWithSecret), crosslogic_http::docs::Errors),
+    security(("tenant_key" = []))
+)]
 pub(crate) async fn create_channel(
     State(gw): State<Gateway>,
     AdminCaller(caller): AdminCaller,
@@ -50,6 +65,14 @@ pub(crate) async fn create_channel(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/notifications/channels/{id}",
+    tag = "notifications",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = ChannelView), crosslogic_http::docs::Errors),
+    security(("tenant_key" = []))
+)]
 pub(crate) async fn get_channel(
     State(gw): State<Gateway>,
     AdminCaller(caller): AdminCaller,
@@ -59,6 +82,15 @@ pub(crate) async fn get_channel(
     Ok(Json(c.into()))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/notifications/channels/{id}",
+    tag = "notifications",
+    params(("id" = Uuid, Path, description = "The id.")),
+    request_body = UpdateChannel,
+    responses((status = 200, description = "OK", body = ChannelView), crosslogic_http::docs::Errors),
+    security(("tenant_key" = []))
+)]
 pub(crate) async fn update_channel(
     State(gw): State<Gateway>,
     AdminCaller(caller): AdminCaller,
@@ -70,6 +102,14 @@ pub(crate) async fn update_channel(
     Ok(Json(c.into()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/notifications/channels/{id}",
+    tag = "notifications",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 204, description = "Done; no body"), crosslogic_http::docs::Errors),
+    security(("tenant_key" = []))
+)]
 pub(crate) async fn delete_channel(
     State(gw): State<Gateway>,
     AdminCaller(caller): AdminCaller,
@@ -79,6 +119,14 @@ pub(crate) async fn delete_channel(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/notifications/channels/{id}/rotate-secret",
+    tag = "notifications",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = ChannelWithSecret), crosslogic_http::docs::Errors),
+    security(("tenant_key" = []))
+)]
 pub(crate) async fn rotate_secret(
     State(gw): State<Gateway>,
     AdminCaller(caller): AdminCaller,
@@ -92,6 +140,14 @@ pub(crate) async fn rotate_secret(
 }
 
 /// `POST /v1/notifications/channels/{id}/test`.
+#[utoipa::path(
+    post,
+    path = "/v1/notifications/channels/{id}/test",
+    tag = "notifications",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = DeliveryDetail), crosslogic_http::docs::Errors),
+    security(("tenant_key" = []))
+)]
 pub(crate) async fn test_channel(
     State(gw): State<Gateway>,
     AdminCaller(caller): AdminCaller,
@@ -106,6 +162,14 @@ pub(crate) async fn test_channel(
 }
 
 /// `GET /v1/notifications/deliveries`.
+#[utoipa::path(
+    get,
+    path = "/v1/notifications/deliveries",
+    tag = "notifications",
+    params(DeliveryQuery),
+    responses((status = 200, description = "OK", body = List<DeliveryView>), crosslogic_http::docs::Errors),
+    security(("tenant_key" = []))
+)]
 pub(crate) async fn list_deliveries(
     State(gw): State<Gateway>,
     AdminCaller(caller): AdminCaller,
@@ -115,6 +179,14 @@ pub(crate) async fn list_deliveries(
     Ok(Json(List::of(rows)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/notifications/deliveries/{id}",
+    tag = "notifications",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 200, description = "OK", body = DeliveryDetail), crosslogic_http::docs::Errors),
+    security(("tenant_key" = []))
+)]
 pub(crate) async fn get_delivery(
     State(gw): State<Gateway>,
     AdminCaller(caller): AdminCaller,
@@ -127,6 +199,14 @@ pub(crate) async fn get_delivery(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/notifications/deliveries/{id}/redeliver",
+    tag = "notifications",
+    params(("id" = Uuid, Path, description = "The id.")),
+    responses((status = 202, description = "Accepted", body = DeliveryView), crosslogic_http::docs::Errors),
+    security(("tenant_key" = []))
+)]
 pub(crate) async fn redeliver(
     State(gw): State<Gateway>,
     AdminCaller(caller): AdminCaller,

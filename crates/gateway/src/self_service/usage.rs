@@ -19,7 +19,8 @@ use crate::auth::{insufficient, AuthedKey, Caller};
 use crate::Gateway;
 
 /// Query of `GET /v1/usage`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UsageQuery {
     from: Option<String>,
@@ -29,7 +30,8 @@ pub(crate) struct UsageQuery {
 }
 
 /// Query of `GET /v1/usage/latency`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LatencyQuery {
     from: Option<String>,
@@ -58,7 +60,7 @@ async fn key_scope(gw: &Gateway, caller: &AuthedKey, requested: Option<Uuid>) ->
 }
 
 /// The answer of `GET /v1/usage`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct UsageReport {
     /// Always `list`.
     object: &'static str,
@@ -71,6 +73,15 @@ pub(crate) struct UsageReport {
 }
 
 /// `GET /v1/usage`: requests, tokens and cost per day, hour, model or key.
+#[utoipa::path(
+    get,
+    operation_id = "get_usage",
+    path = "/v1/usage",
+    tag = "usage",
+    params(UsageQuery),
+    responses((status = 200, description = "OK", body = UsageReport), crosslogic_http::docs::Errors),
+    security(("tenant_key" = []))
+)]
 pub(crate) async fn usage(
     State(gw): State<Gateway>,
     Caller(caller): Caller,
@@ -103,7 +114,7 @@ pub(crate) async fn usage(
 }
 
 /// Latency of one model in `GET /v1/usage/latency`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct LatencyRow {
     model: String,
     requests: i64,
@@ -135,7 +146,7 @@ impl From<ModelLatency> for LatencyRow {
 }
 
 /// The answer of `GET /v1/usage/latency`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct LatencyReport {
     /// Always `list`.
     object: &'static str,
@@ -146,6 +157,15 @@ pub(crate) struct LatencyReport {
 }
 
 /// `GET /v1/usage/latency`: latency percentiles and averages per model.
+#[utoipa::path(
+    get,
+    operation_id = "get_usage_latency",
+    path = "/v1/usage/latency",
+    tag = "usage",
+    params(LatencyQuery),
+    responses((status = 200, description = "OK", body = LatencyReport), crosslogic_http::docs::Errors),
+    security(("tenant_key" = []))
+)]
 pub(crate) async fn latency(
     State(gw): State<Gateway>,
     Caller(caller): Caller,
