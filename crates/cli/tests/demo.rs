@@ -98,6 +98,17 @@ fn the_demo_banner_is_all_a_newcomer_needs_for_a_completion_and_an_embedding() {
     let text = banner.join("\n");
     assert!(text.contains("API key (shown once"), "{text}");
     assert!(text.contains("curl http://127.0.0.1:"), "{text}");
+    let reference = banner
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("API reference: "))
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no API reference in {text}"));
+    let (status, html) = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let resp = reqwest::get(reference).await.unwrap();
+        (resp.status(), resp.text().await.unwrap())
+    });
+    assert_eq!(status, 200, "{reference}");
+    assert!(html.contains("swagger-ui"), "{html}");
     // The banner's Python lines, run exactly as printed.
     let python: Vec<&str> = banner
         .iter()

@@ -151,6 +151,9 @@ pub fn banner(base: &str, token_file: &Path, demo: &Demo) -> Vec<String> {
             ));
         }
     }
+    out.push(format!(
+        "  API reference: {base}/docs (the OpenAPI document: {base}/openapi.json)"
+    ));
     out.push(String::new());
     out.push(format!("  Operator token: {token}"));
     out.push(format!(
