@@ -113,6 +113,20 @@ sha256_of() {
     fi
 }
 
+# Whether checksum $2 is migration $1's file: its sum now, or an earlier one
+# listed in superseded.tsv (the one list, shared with the crosslogic binary).
+sum_accepted() {
+    local i; i="$(mig_index "$1")"
+    [[ -n "$i" && "$2" == "${MIG_SUM[$i]}" ]] && return 0
+    [[ -f "$SCRIPT_DIR/superseded.tsv" ]] || return 1
+    local v sum why
+    while IFS=$'\t' read -r v sum why; do
+        [[ "$v" == \#* || -z "$v" ]] && continue
+        [[ "$v" == "$1" && "$sum" == "$2" ]] && return 0
+    done < "$SCRIPT_DIR/superseded.tsv"
+    return 1
+}
+
 # --- migration files ---------------------------------------------------------
 # MIG_VERSION[i], MIG_NAME[i], MIG_FILE[i], MIG_SUM[i], sorted by version.
 MIG_VERSION=(); MIG_NAME=(); MIG_FILE=(); MIG_SUM=()
@@ -255,7 +269,7 @@ cmd_up() {
         [[ -n "$v" ]] || continue
         i="$(mig_index "$v")"
         [[ -n "$i" ]] || die "the database has migration $v ($name) but there is no schemas/$name.sql here; update this checkout"
-        if [[ "$sum" != "${MIG_SUM[$i]}" ]]; then
+        if ! sum_accepted "$v" "$sum"; then
             die "checksum mismatch for database/schemas/${MIG_NAME[$i]}.sql: recorded $sum when applied, the file now hashes to ${MIG_SUM[$i]}; applied migrations must not change — put the change in a new numbered file"
         fi
         recorded[$v]=1
@@ -395,7 +409,7 @@ cmd_status() {
         any=1; recorded[$v]=1
         i="$(mig_index "$v")"
         if [[ -z "$i" ]]; then state="NO FILE IN THIS CHECKOUT"
-        elif [[ "$sum" != "${MIG_SUM[$i]}" ]]; then state="CHECKSUM MISMATCH (file edited after it was applied)"
+        elif ! sum_accepted "$v" "$sum"; then state="CHECKSUM MISMATCH (file edited after it was applied)"
         else state="ok"
         fi
         printf '  %3s  %-24s %s  %6s ms  %s\n' "$v" "$name" "$at" "$ms" "$state"

@@ -95,3 +95,18 @@ CREATE INDEX IF NOT EXISTS deployment_nodes_node_id_idx ON deployment_nodes (nod
 
 CREATE OR REPLACE TRIGGER deployment_nodes_set_updated_at
     BEFORE UPDATE ON deployment_nodes FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+
+-- -----------------------------------------------------------------------------
+-- An example deployment, so the seed guide's "Verify Installation" step
+-- (`SELECT * FROM deployments LIMIT 1;  -- Test sample data`) shows a row.
+-- It cannot cost money: paused (the reconciler leaves paused deployments
+-- alone), minimum 0 replicas; nothing launches until an operator resumes it
+-- (`crosslogic deployments resume ID`) or deletes it. A changed example is
+-- left as the operator left it; a deleted one returns only if this file is
+-- applied again (`db migrate --repair`). Databases that applied this file
+-- before it carried the row get it from 08_example_deployment.sql.
+-- -----------------------------------------------------------------------------
+INSERT INTO deployments (name, model_name, min_replicas, max_replicas, strategy, gpu_type, use_spot, status, metadata)
+VALUES ('example-llama-3-8b-paused', 'llama-3-8b', 0, 2, 'spread', 'auto', true, 'paused',
+        '{"example": true, "note": "An example deployment, paused: nothing launches until an operator resumes it (crosslogic deployments resume ID) or deletes it."}')
+ON CONFLICT (name) DO NOTHING;

@@ -41,6 +41,20 @@ impl Migration {
         hex::encode(Sha256::digest(self.sql.as_bytes()))
     }
 
+    /// Whether `recorded` (from `schema_migrations`) is this file: its
+    /// checksum now, or an earlier one listed in `database/superseded.tsv`.
+    pub fn accepts(&self, recorded: &str) -> bool {
+        recorded == self.checksum()
+            || SUPERSEDED
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| {
+                    let mut fields = l.split('\t');
+                    Some((fields.next()?.parse::<i32>().ok()?, fields.next()?))
+                })
+                .any(|(version, sum)| version == self.version && sum == recorded)
+    }
+
     /// The file's path relative to the repository root.
     pub fn path(&self) -> String {
         format!("database/schemas/{}.sql", self.name)
@@ -57,6 +71,9 @@ macro_rules! migration {
         }
     };
 }
+
+/// Earlier checksums of files, still accepted (`version<TAB>sha256<TAB>why`).
+const SUPERSEDED: &str = include_str!("../../../database/superseded.tsv");
 
 /// Every migration this binary knows, in order.
 pub static MIGRATIONS: &[Migration] = &[
@@ -232,7 +249,7 @@ pub async fn migrate(pool: &PgPool) -> Result<Vec<i32>, MigrateError> {
         // transaction is only rolled back when its connection is next used,
         // and until then it would hold the advisory lock.
         match recorded {
-            Some(r) if r == checksum => {
+            Some(r) if m.accepts(&r) => {
                 tx.commit().await?;
                 continue;
             }
@@ -296,7 +313,7 @@ fn check_applied(rows: &[Applied]) -> Result<(), MigrateError> {
                     name: row.name.clone(),
                 })
             }
-            Some(m) if m.checksum() != row.checksum => {
+            Some(m) if !m.accepts(&row.checksum) => {
                 return Err(MigrateError::ChecksumMismatch {
                     path: m.path(),
                     recorded: row.checksum.clone(),
@@ -320,7 +337,7 @@ pub async fn status(pool: &PgPool) -> Result<Vec<MigrationState>, sqlx::Error> {
                 version: m.version,
                 name: m.name.to_owned(),
                 applied_at: row.map(|r| r.applied_at),
-                checksum_ok: row.is_none_or(|r| r.checksum == m.checksum()),
+                checksum_ok: row.is_none_or(|r| m.accepts(&r.checksum)),
             }
         })
         .collect();

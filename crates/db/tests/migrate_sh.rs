@@ -143,3 +143,55 @@ async fn a_changed_file_is_refused_naming_it() {
     assert!(text(&out).contains("01_core_tables"), "{}", text(&out));
     db.drop_db().await;
 }
+
+/// The earlier 02_deployments.sql (before it carried the example row), as
+/// `database/superseded.tsv` lists it.
+fn earlier_02() -> String {
+    let list =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../database/superseded.tsv")).unwrap();
+    list.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix("2\t"))
+        .and_then(|rest| rest.split('\t').next())
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_database_that_applied_the_earlier_02_is_accepted_by_both_migrators() {
+    let db = TestDb::new().await;
+    let env = [("DATABASE_URL", db.url.as_str())];
+    assert!(run(&["up"], &env).status.success());
+    // As a database migrated before 02 carried the example row (and before 08).
+    sqlx::query("UPDATE schema_migrations SET checksum = $1 WHERE version = 2")
+        .bind(earlier_02())
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM schema_migrations WHERE version = 8")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM deployments").execute(&db.pool).await.unwrap();
+    let status = run(&["status"], &env);
+    assert!(status.status.success(), "{}", text(&status));
+    assert!(!text(&status).contains("MISMATCH"), "{}", text(&status));
+    let up = run(&["up"], &env);
+    assert!(up.status.success(), "{}", text(&up));
+    let examples: i64 = sqlx::query_scalar("SELECT count(*) FROM deployments WHERE name = 'example-llama-3-8b-paused'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(examples, 1, "08 brings the example to a database whose 02 predates it");
+    // The binary agrees: nothing to apply, nothing changed.
+    assert!(migrate::migrate(&db.pool).await.unwrap().is_empty());
+    assert!(migrate::status(&db.pool).await.unwrap().iter().all(|s| s.checksum_ok));
+    // Any other checksum is still refused.
+    sqlx::query("UPDATE schema_migrations SET checksum = 'bad' WHERE version = 2")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert!(migrate::migrate(&db.pool).await.is_err());
+    assert!(!run(&["up"], &env).status.success());
+    db.drop_db().await;
+}

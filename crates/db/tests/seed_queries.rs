@@ -101,3 +101,32 @@ async fn the_seeds_sql_works_except_the_snippets_the_readme_corrects() {
     }
     db.drop_db().await;
 }
+
+/// The seed's Quick Start step 2 by hand (`psql $DATABASE_URL -f` the first
+/// three files), then its "Verify Installation" step: the sample row shows,
+/// and it is the paused example that cannot launch anything.
+#[tokio::test]
+async fn the_seeds_psql_steps_show_the_paused_example_deployment() {
+    let db = TestDb::new().await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../database/schemas");
+    let psql = |args: &[&str]| {
+        let out = std::process::Command::new("psql")
+            .arg(&db.url)
+            .args(["-X", "-v", "ON_ERROR_STOP=1"])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "psql {args:?}: {text}");
+        text
+    };
+    for file in ["01_core_tables.sql", "02_deployments.sql", "03_notifications.sql"] {
+        psql(&["-f", root.join(file).to_str().unwrap()]);
+    }
+    let shown = psql(&["-c", "SELECT * FROM deployments LIMIT 1;"]);
+    assert!(shown.contains("example-llama-3-8b-paused"), "{shown}");
+    assert!(shown.contains("paused") && shown.contains("(1 row)"), "{shown}");
+    // The binary takes over from there without complaint.
+    migrate::migrate(&db.pool).await.unwrap();
+    db.drop_db().await;
+}
