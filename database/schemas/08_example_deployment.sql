@@ -6,10 +6,8 @@
 -- It cannot cost money: it is paused (the reconciler leaves paused
 -- deployments alone) with a minimum of 0 replicas; nothing launches until an
 -- operator resumes it (`crosslogic deployments resume ID`), or deletes it.
--- 02_deployments.sql now inserts the same row (where the seed guide's
--- `psql -f 01 02 03` path needs it); this file brings it to databases that
--- applied 02 before it did (their recorded checksum of 02 is accepted:
--- database/superseded.tsv), and changes nothing elsewhere.
+-- It lives in its own file rather than in 02_deployments.sql because applied
+-- files must not change (their checksums are recorded).
 --
 -- Idempotent: a deleted or changed example is left as the operator left it.
 -- No BEGIN/COMMIT, no psql meta-commands.

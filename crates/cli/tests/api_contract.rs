@@ -167,6 +167,37 @@ async fn the_openapi_document_is_valid_and_lists_exactly_the_routes_served() {
         );
     }
 
+    // A NUL character (which PostgreSQL cannot store) anywhere a client
+    // can put one is a 4xx naming the problem, never a 500.
+    let nul_probes = [
+        ("GET", "/admin/v1/regions/a%00b", None),
+        ("POST", "/admin/v1/models/a%00b/deprecate", None),
+        ("GET", "/admin/v1/nodes?model=a%00b", None),
+        (
+            "POST",
+            "/admin/v1/tenants",
+            Some(json!({ "name": "n\u{0}", "email": "a@b.test" })),
+        ),
+        (
+            "POST",
+            "/admin/v1/tenants",
+            Some(json!({ "name": "n", "email": "nul@b.test", "metadata": { "k": "\u{0}" } })),
+        ),
+    ];
+    for (method, path, body) in nul_probes {
+        let mut req = http
+            .request(method.parse().unwrap(), p.server.url(path))
+            .bearer_auth(TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        assert!((400..500).contains(&status), "{method} {path}: {status} {text}");
+        assert!(text.contains("NUL") || text.contains("0x00"), "{method} {path}: {text}");
+    }
+
     // Router → document: every route is registered with `routes!()` from
     // its handler's annotation, which puts it in the document; the only
     // other route is OpenAI's 404 for unknown `/v1` paths.

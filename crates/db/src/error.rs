@@ -73,6 +73,13 @@ impl From<sqlx::Error> for DbError {
                         constraint: db.message().to_owned(),
                     };
                 }
+                // Text PostgreSQL cannot store: a NUL character in text
+                // (22021) or in jsonb (22P05).
+                Some("22021" | "22P05") => {
+                    return DbError::Invalid {
+                        constraint: format!("the database's text encoding ({})", db.message()),
+                    };
+                }
                 _ => {}
             }
         }

@@ -307,3 +307,37 @@ fn checksums_are_the_sha256_that_sha256sum_prints() {
         assert_eq!(text.split_whitespace().next().unwrap(), m.checksum(), "{}", m.name);
     }
 }
+
+/// Databases record each file's checksum when they apply it, so a released
+/// file must never change: this list pins them. A new file adds its line.
+/// A change that earlier files plus later ones already cover (a seed row)
+/// keeps its old checksum accepted in `database/superseded.tsv` and updates
+/// the line here; any other change belongs in a new numbered file.
+#[test]
+fn released_migration_files_never_change() {
+    let pinned = [
+        (1, "c8980766594db24123f3720d312d5b08e1a434e7a28a1d2f346a7bf7217108cc"),
+        (2, "44a3f964f3470fb38c71fd8930331dca07b64fbc1f611ae378655f8169aeeb78"),
+        (3, "8bd2cce8507af12da4817606bfb011edb9db28763e6ca00df11be308860b0612"),
+        (4, "c64ba10e8083c6edfd2ed70aa25d551b0b26c3c9b93bfc0d4e03a630913a6628"),
+        (5, "b619f545ae47536873b897347a299f53dfc38d5fb50e0aaac660338eb8087515"),
+        (6, "f29b2d37b06d77805f497551150704295e64347009ab7b202edf3e7c016d89be"),
+        (7, "482df062ae391b0593f259f3a20b8f481c80988cfa45962aa6b7cb2661d444ae"),
+        (8, "4210c60e6748c5bd53066cc5bc99d3b47b560f7d8b3b2468d0a6706822161318"),
+    ];
+    assert_eq!(
+        MIGRATIONS.len(),
+        pinned.len(),
+        "a new migration file: pin its checksum here"
+    );
+    for (m, (version, sum)) in MIGRATIONS.iter().zip(pinned) {
+        assert_eq!(m.version, version);
+        assert_eq!(
+            m.checksum(),
+            sum,
+            "{} changed after release: databases that applied it will refuse to migrate; \
+             put the change in a new numbered file",
+            m.path()
+        );
+    }
+}

@@ -81,6 +81,19 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for BodyOrDef
 
 /// Parses a JSON document into `T`, with errors that name their field.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // PostgreSQL cannot store NUL in text or jsonb: refuse it here, naming
+    // the field, rather than fail at the database. Only a body that spells
+    // the escape at all is looked at twice.
+    if bytes.windows(6).any(|w| w == br"\u0000") {
+        if let Some(path) = serde_json::from_slice::<serde_json::Value>(bytes)
+            .ok()
+            .as_ref()
+            .and_then(|v| nul_at(v, String::new()))
+        {
+            let path = if path.is_empty() { ".".to_owned() } else { path };
+            return Err(field_error(&path, "must not contain the NUL character (\\u0000)"));
+        }
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -94,6 +107,32 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     de.end()
         .map_err(|e| ApiError::malformed(format!("invalid JSON body: {e}")))?;
     Ok(value)
+}
+
+/// The path (as serde_path_to_error writes it) of the first string or key
+/// holding a NUL character.
+fn nul_at(value: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.contains('\0').then_some(path),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_at(v, format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let inner = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            if k.contains('\0') {
+                Some(path.clone())
+            } else {
+                nul_at(v, inner)
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// serde_json appends " at line L column C"; the field path says more.
@@ -158,6 +197,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 
 /// Parses a query string into `T`, with errors that name their parameter.
 pub(crate) fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    // As for bodies: PostgreSQL cannot compare against a NUL character.
+    if let Some((name, _)) = form_urlencoded::parse(query.as_bytes()).find(|(_, v)| v.contains('\0')) {
+        return Err(field_error(&name, "must not contain the NUL character (%00)"));
+    }
     let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
     serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
         let path = e.path().to_string();
@@ -187,6 +230,27 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
 mod tests {
     use super::*;
     use serde::Deserialize;
+
+    #[test]
+    fn a_nul_character_is_refused_naming_its_field() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Input {
+            name: String,
+            metadata: Option<serde_json::Value>,
+        }
+        let e = parse_json::<Input>(br#"{"name": "a\u0000b"}"#).unwrap_err();
+        assert_eq!(e.status.as_u16(), 422);
+        assert_eq!(e.param.as_deref(), Some("name"), "{e:?}");
+        let e = parse_json::<Input>(br#"{"name": "x", "metadata": {"k": ["ok", "\u0000"]}}"#).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("metadata"), "{e:?}");
+        assert!(e.message.contains("metadata.k[1]"), "{e:?}");
+        let e = parse_query::<Input>("name=a%00").unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("name"), "{e:?}");
+        // An escaped backslash followed by "u0000" is ordinary text.
+        let ok = parse_json::<Input>(br#"{"name": "\\u0000"}"#).unwrap();
+        assert_eq!(ok.name, "\\u0000");
+    }
 
     #[derive(Debug, Deserialize, Default)]
     #[serde(deny_unknown_fields)]

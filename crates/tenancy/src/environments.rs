@@ -16,13 +16,18 @@ use crate::validate;
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEnvironment {
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
     pub region: Option<String>,
     /// Allowed model names; empty or absent = all models.
     pub model_list: Option<Vec<String>>,
+    #[schema(minimum = 0)]
     pub quota_tokens_per_day: Option<i64>,
+    #[schema(minimum = 0, maximum = 2147483647)]
     pub quota_tokens_per_minute: Option<i64>,
+    #[schema(minimum = 0, maximum = 2147483647)]
     pub concurrency_limit: Option<i64>,
+    #[schema(minimum = 1, maximum = 2147483647)]
     pub rate_limit_requests_per_min: Option<i64>,
 }
 
@@ -30,12 +35,17 @@ pub struct CreateEnvironment {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateEnvironment {
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
     pub region: Option<String>,
     pub model_list: Option<Vec<String>>,
+    #[schema(minimum = 0)]
     pub quota_tokens_per_day: Option<i64>,
+    #[schema(minimum = 0, maximum = 2147483647)]
     pub quota_tokens_per_minute: Option<i64>,
+    #[schema(minimum = 0, maximum = 2147483647)]
     pub concurrency_limit: Option<i64>,
+    #[schema(minimum = 1, maximum = 2147483647)]
     pub rate_limit_requests_per_min: Option<i64>,
 }
 

@@ -21,20 +21,25 @@ use crate::validate;
 pub struct CreateKey {
     pub environment_id: Uuid,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: Option<String>,
     #[serde(default)]
     pub role: Option<ApiKeyRole>,
     #[serde(default)]
     pub user_id: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 2147483647)]
     pub rate_limit_requests_per_min: Option<i64>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 2147483647)]
     pub rate_limit_tokens_per_min: Option<i64>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 2147483647)]
     pub concurrency_limit: Option<i64>,
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
 }
 
@@ -42,10 +47,14 @@ pub struct CreateKey {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKey {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: Option<String>,
     pub role: Option<ApiKeyRole>,
+    #[schema(minimum = 1, maximum = 2147483647)]
     pub rate_limit_requests_per_min: Option<i64>,
+    #[schema(minimum = 1, maximum = 2147483647)]
     pub rate_limit_tokens_per_min: Option<i64>,
+    #[schema(minimum = 1, maximum = 2147483647)]
     pub concurrency_limit: Option<i64>,
     pub expires_at: Option<DateTime<Utc>>,
 }

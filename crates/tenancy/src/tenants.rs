@@ -16,7 +16,9 @@ use crate::validate;
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     #[serde(default)]
     pub billing_plan: Option<BillingPlan>,
@@ -25,6 +27,7 @@ pub struct CreateTenant {
     #[serde(default)]
     pub region_preferences: Option<Vec<String>>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
 }
 
@@ -32,15 +35,22 @@ pub struct CreateTenant {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenant {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: Option<String>,
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
     pub billing_plan: Option<BillingPlan>,
     pub stripe_customer_id: Option<String>,
+    #[schema(minimum = 0, maximum = 2147483647)]
     pub reserved_capacity_tokens_per_sec: Option<i64>,
     pub region_preferences: Option<Vec<String>>,
+    #[schema(minimum = 1, maximum = 2147483647)]
     pub rate_limit_requests_per_min: Option<i64>,
+    #[schema(minimum = 1, maximum = 2147483647)]
     pub rate_limit_tokens_per_min: Option<i64>,
+    #[schema(minimum = 1, maximum = 2147483647)]
     pub concurrency_limit: Option<i64>,
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
 }
 
