@@ -99,12 +99,14 @@ ensure_test_python() {
   # the official `standardwebhooks` verifier, the `aiosmtpd` SMTP server, the
   # official `stripe` library (signs and verifies Stripe webhooks in tests),
   # `openapi-spec-validator` (checks /openapi.json) and Schemathesis (fuzzes
-  # the API from it; pinned so a run is reproducible from its seed).
+  # the API from it; pinned so a run is reproducible from its seed) and
+  # Playwright (drives Debian's Chromium in the console's browser tests; it
+  # never downloads a browser of its own).
   local venv=/var/tmp/crosslogic-venv
-  local packages=(openai standardwebhooks aiosmtpd stripe openapi-spec-validator 'schemathesis==4.32.5')
-  local check='import openai, standardwebhooks, aiosmtpd, stripe, openapi_spec_validator, schemathesis
+  local packages=(openai standardwebhooks aiosmtpd stripe openapi-spec-validator 'schemathesis==4.32.5' 'playwright==1.65.3')
+  local check='import openai, standardwebhooks, aiosmtpd, stripe, openapi_spec_validator, schemathesis, playwright
 from importlib.metadata import version
-assert version("schemathesis") == "4.32.5"'
+assert version("schemathesis") == "4.32.5" and version("playwright") == "1.65.3"'
   if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "$check" 2>/dev/null; then
     export CROSSLOGIC_TEST_PYTHON=$venv/bin/python; return
   fi
@@ -117,6 +119,18 @@ assert version("schemathesis") == "4.32.5"'
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${packages[@]}" \
     || die "pip install ${packages[*]} failed"
   export CROSSLOGIC_TEST_PYTHON=$venv/bin/python
+}
+
+ensure_test_chromium() {
+  # Exports CROSSLOGIC_TEST_CHROMIUM: Debian's Chromium for the console's
+  # browser tests (Playwright drives it; nothing is downloaded at test time).
+  local c
+  c=$(command -v chromium || command -v chromium-browser || true)
+  if [ -z "$c" ]; then
+    as_root_or_say "Chromium (browser tests)" chromium
+    c=$(command -v chromium) || die "chromium was installed but is not on PATH"
+  fi
+  export CROSSLOGIC_TEST_CHROMIUM=$c
 }
 
 ensure_skypilot_python() {

@@ -11,6 +11,7 @@ ensure_redis_installed
 ensure_test_postgres
 ensure_test_redis
 ensure_test_python
+ensure_test_chromium
 ensure_skypilot_python
 ensure_skypilot_api_server
 trap stop_skypilot_api_server EXIT

@@ -43,6 +43,10 @@ async fn platform() -> Platform {
             ("ADMIN_API_TOKEN", TOKEN),
             ("CROSSLOGIC_DATA_DIR", data.path().to_str().unwrap()),
             ("STRIPE_WEBHOOK_SECRET", "whsec_contract_0123456789"),
+            // The simulator nodes are rows without agents: no heartbeat
+            // comes, so they must not turn unhealthy during a long run.
+            ("NODE_UNHEALTHY_AFTER", "1h"),
+            ("NODE_DEAD_AFTER", "2h"),
         ],
         &[],
     )
@@ -201,6 +205,8 @@ async fn the_openapi_document_is_valid_and_lists_exactly_the_routes_served() {
     // Router → document: every route is registered with `routes!()` from
     // its handler's annotation, which puts it in the document; the only
     // other route is OpenAI's 404 for unknown `/v1` paths.
+    // (The web console, `crates/console`, serves HTML pages, not API
+    // operations: it is outside the document by design.)
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let mut undocumented = Vec::new();
     for krate in ["server", "gateway", "control", "billing", "notify", "tenancy", "http"] {

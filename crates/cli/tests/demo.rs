@@ -109,6 +109,17 @@ fn the_demo_banner_is_all_a_newcomer_needs_for_a_completion_and_an_embedding() {
     });
     assert_eq!(status, 200, "{reference}");
     assert!(html.contains("swagger-ui"), "{html}");
+    let console = banner
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("Console: "))
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no console URL in {text}"));
+    let (status, html) = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let resp = reqwest::get(console).await.unwrap();
+        (resp.status(), resp.text().await.unwrap())
+    });
+    assert_eq!(status, 200, "{console}");
+    assert!(html.contains("Sign in to CrossLogic"), "{html}");
     // The banner's Python lines, run exactly as printed.
     let python: Vec<&str> = banner
         .iter()

@@ -96,6 +96,11 @@ pub struct Config {
     /// local journal before its last byte is sent, so a gateway killed at
     /// any instant loses no usage (`off`: in-memory batches only).
     pub usage_journal: bool,
+    /// A console session unused this long ends (`CONSOLE_IDLE_TIMEOUT`, 30m).
+    pub console_idle_timeout: Duration,
+    /// A console session ends this long after sign-in
+    /// (`CONSOLE_SESSION_LIFETIME`, 12h).
+    pub console_session_lifetime: Duration,
 }
 
 /// Platform-wide limits (`GLOBAL_*`) and the limiter's policies.
@@ -245,9 +250,14 @@ impl Config {
                 ))
             }
         };
+        let console_idle_timeout = positive(get("CONSOLE_IDLE_TIMEOUT"), "CONSOLE_IDLE_TIMEOUT", 30 * 60)?;
+        let console_session_lifetime =
+            positive(get("CONSOLE_SESSION_LIFETIME"), "CONSOLE_SESSION_LIFETIME", 12 * 3600)?;
         Ok(Config {
             billing,
             usage_journal,
+            console_idle_timeout,
+            console_session_lifetime,
             limits,
             provision,
             notify,
@@ -355,7 +365,26 @@ impl Config {
             "USAGE_JOURNAL".into(),
             if self.usage_journal { "on".into() } else { "off".into() },
         ));
+        out.push((
+            "CONSOLE_IDLE_TIMEOUT".into(),
+            humantime::format_duration(self.console_idle_timeout).to_string(),
+        ));
+        out.push((
+            "CONSOLE_SESSION_LIFETIME".into(),
+            humantime::format_duration(self.console_session_lifetime).to_string(),
+        ));
         out
+    }
+}
+
+/// A duration variable that must be longer than 0 (`default_secs` when unset).
+fn positive(value: Option<&str>, var: &str, default_secs: u64) -> Result<Duration, ConfigError> {
+    match value {
+        Some(v) => match parse::duration_var(var, v)? {
+            d if d.is_zero() => Err(ConfigError::new(var, "must be longer than 0 (e.g. 30m)")),
+            d => Ok(d),
+        },
+        None => Ok(Duration::from_secs(default_secs)),
     }
 }
 

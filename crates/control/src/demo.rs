@@ -41,7 +41,7 @@ fn input<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, Serv
 /// The demo of this database, created when the database is empty.
 pub async fn bootstrap(pool: &PgPool) -> Result<Demo, ServiceError> {
     let actor = Actor::system("demo");
-    let (tenants, _) = crosslogic_tenancy::list_tenants(pool, None, None, Some(2)).await?;
+    let (tenants, _) = crosslogic_tenancy::list_tenants(pool, None, None, None, Some(2)).await?;
     if let Some(demo) = tenants.iter().find(|t| t.email == DEMO_EMAIL) {
         if tenants.len() == 1 {
             return existing(pool, demo).await;

@@ -84,6 +84,17 @@ impl TokenDigest {
         TokenDigest(Sha256::digest(secret.as_bytes()).into())
     }
 
+    /// A short public fingerprint of the secret under `context` (the first
+    /// 16 hex digits of SHA-256(context ‖ digest)): tells whether a stored
+    /// session was made with the current secret without storing the secret
+    /// or its plain digest.
+    pub fn fingerprint(&self, context: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(context.as_bytes());
+        h.update(self.0);
+        hex::encode(&h.finalize()[..8])
+    }
+
     /// Whether `presented` is the secret, in constant time.
     pub fn matches(&self, presented: &str) -> bool {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();

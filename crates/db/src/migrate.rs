@@ -85,6 +85,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(6, "06_notification_delivery"),
     migration!(7, "07_billing"),
     migration!(8, "08_example_deployment"),
+    migration!(9, "09_console_sessions"),
 ];
 
 /// Why migrating failed.

@@ -154,7 +154,7 @@ async fn tenants_environments_and_keys_round_trip_with_typed_errors() {
     assert_eq!((patched.concurrency_limit, patched.name.as_str()), (Some(3), "Acme"));
     let deleted = tenants::set_status(p, t.id, TenantStatus::Deleted, None).await.unwrap();
     assert!(deleted.deleted_at.is_some());
-    let listed = tenants::list(p, None, None, 10).await.unwrap();
+    let listed = tenants::list(p, None, None, None, 10).await.unwrap();
     assert_eq!(
         listed.iter().map(|t| t.id).collect::<Vec<_>>(),
         vec![other.id],
@@ -175,9 +175,11 @@ async fn tenant_list_pages_with_a_keyset_cursor() {
             .await
             .unwrap();
     }
-    let first = tenants::list(&db.pool, None, None, 2).await.unwrap();
-    let second = tenants::list(&db.pool, None, Some(first[1].id), 2).await.unwrap();
-    let third = tenants::list(&db.pool, None, Some(second[1].id), 2).await.unwrap();
+    let first = tenants::list(&db.pool, None, None, None, 2).await.unwrap();
+    let second = tenants::list(&db.pool, None, None, Some(first[1].id), 2).await.unwrap();
+    let third = tenants::list(&db.pool, None, None, Some(second[1].id), 2)
+        .await
+        .unwrap();
     let mut seen: Vec<Uuid> = first.iter().chain(&second).chain(&third).map(|t| t.id).collect();
     assert_eq!(seen.len(), 5);
     seen.sort();

@@ -60,6 +60,8 @@ pub struct ServerConfig {
     /// budgets, retention); `None` = not run by this process (the webhook
     /// route then answers 503).
     pub billing: Option<crosslogic_billing::BillingConfig>,
+    /// The web console's sessions.
+    pub console: crosslogic_console::ConsoleSettings,
 }
 
 /// What the reconciler runs with.
@@ -177,6 +179,8 @@ impl App {
                 background.clone(),
             ));
         }
+        // The console's pages are HTML, not API operations: outside the document.
+        let console = crosslogic_console::router(crosslogic_console::ConsoleState::new(admin.clone(), config.console));
         let (routes, doc) = OpenApiRouter::with_openapi(openapi::base())
             .merge(ops::routes().with_state(state))
             .merge(crosslogic_control::admin::router(admin))
@@ -186,6 +190,7 @@ impl App {
             .split_for_parts();
         let app = routes
             .merge(openapi::routes(doc))
+            .merge(console)
             .into_make_service_with_connect_info::<SocketAddr>();
 
         let stop_accepting = shutdown.clone();

@@ -139,11 +139,15 @@ pub async fn get_tenant(pool: &PgPool, id: Uuid) -> Result<Tenant, ServiceError>
 pub async fn list_tenants(
     pool: &PgPool,
     status: Option<TenantStatus>,
+    search: Option<&str>,
     after: Option<Uuid>,
     limit: Option<i64>,
 ) -> Result<(Vec<Tenant>, Option<Uuid>), ServiceError> {
     let limit = crosslogic_db::repo::page_size(limit);
-    let page = tenants::list(pool, status, after, limit).await?;
+    if let Some(q) = search {
+        validate::name("q", q, 255)?;
+    }
+    let page = tenants::list(pool, status, search, after, limit).await?;
     let next = if page.len() as i64 == limit {
         page.last().map(|t| t.id)
     } else {

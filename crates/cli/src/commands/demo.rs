@@ -154,6 +154,9 @@ pub fn banner(base: &str, token_file: &Path, demo: &Demo) -> Vec<String> {
     out.push(format!(
         "  API reference: {base}/docs (the OpenAPI document: {base}/openapi.json)"
     ));
+    out.push(format!(
+        "  Console: {base}/console (sign in with the operator token below, or with the API key for the tenant's view)"
+    ));
     out.push(String::new());
     out.push(format!("  Operator token: {token}"));
     out.push(format!(

@@ -72,6 +72,11 @@ pub async fn run(mut config: Config, mut args: ServeArgs) -> anyhow::Result<Exit
         reconciler: reconciler(&config, &args, listener.local_addr()?)?,
         notify: Some(crosslogic_notify::NotifyConfig::new(config.notify.clone())),
         billing: Some(crosslogic_billing::BillingConfig::new(config.billing.clone())),
+        console: crosslogic_console::ConsoleSettings {
+            idle_timeout: config.console_idle_timeout,
+            session_lifetime: config.console_session_lifetime,
+            ..Default::default()
+        },
     };
     let addr = listener.local_addr()?;
     let app = App::new(listener, db, shutdown, server_config);

@@ -56,6 +56,11 @@ impl AdminState {
         }
     }
 
+    /// The operator token's digest (`None`: the admin API is disabled).
+    pub fn operator_token(&self) -> Option<&TokenDigest> {
+        self.token.as_ref()
+    }
+
     /// Applies the process's billing settings.
     pub fn with_billing(mut self, billing: crosslogic_billing::BillingApi) -> AdminState {
         self.billing = billing;

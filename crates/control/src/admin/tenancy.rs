@@ -37,6 +37,9 @@ pub(super) async fn create_tenant(
 #[serde(deny_unknown_fields)]
 pub(super) struct ListTenants {
     status: Option<TenantStatus>,
+    /// Case-insensitive text the name or the email contains.
+    #[param(min_length = 1, max_length = 255)]
+    q: Option<String>,
     after: Option<Uuid>,
     limit: Option<i64>,
 }
@@ -53,7 +56,7 @@ pub(super) async fn list_tenants(
     State(s): State<AdminState>,
     Query(q): Query<ListTenants>,
 ) -> Result<Json<List<TenantView>>> {
-    let (data, next) = ops::list_tenants(&s.pool, q.status, q.after, q.limit).await?;
+    let (data, next) = ops::list_tenants(&s.pool, q.status, q.q.as_deref(), q.after, q.limit).await?;
     Ok(Json(List::page(data, next)))
 }
 

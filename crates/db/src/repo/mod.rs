@@ -9,6 +9,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod billing;
 pub mod catalog;
+pub mod console;
 pub mod deployments;
 pub mod environments;
 pub mod events;

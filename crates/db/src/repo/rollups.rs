@@ -429,3 +429,40 @@ pub async fn backlog(db: impl PgExecutor<'_>) -> DbResult<(i64, Option<DateTime<
             .await?,
     )
 }
+
+/// Latency of one rolled-up hour across its groups (see [`latency_by_hour`]).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HourLatency {
+    pub hour: DateTime<Utc>,
+    /// Completed requests' p50, weighted by each group's requests.
+    pub p50_latency_ms: Option<f64>,
+    /// The highest p99 of the hour's groups (an upper bound of the hour's p99:
+    /// percentiles of separate groups cannot be merged exactly).
+    pub p99_latency_ms: Option<f64>,
+}
+
+/// Per-hour latency over the rolled-up hours in `[from, to)` for one tenant
+/// (optionally one key) or every tenant (hours not rolled up yet are absent).
+pub async fn latency_by_hour(
+    db: impl PgExecutor<'_>,
+    tenant_id: Option<Uuid>,
+    api_key_id: Option<Uuid>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> DbResult<Vec<HourLatency>> {
+    Ok(sqlx::query_as(
+        "SELECT hour,
+                (sum(p50_latency_ms * total_requests) FILTER (WHERE p50_latency_ms IS NOT NULL)
+                  / NULLIF(sum(total_requests) FILTER (WHERE p50_latency_ms IS NOT NULL), 0))::float8 AS p50_latency_ms,
+                max(p99_latency_ms)::float8 AS p99_latency_ms
+           FROM usage_hourly
+          WHERE hour >= $2 AND hour < $3 AND ($1::uuid IS NULL OR tenant_id = $1) AND ($4::uuid IS NULL OR api_key_id = $4)
+          GROUP BY hour ORDER BY hour",
+    )
+    .bind(tenant_id)
+    .bind(from)
+    .bind(to)
+    .bind(api_key_id)
+    .fetch_all(db)
+    .await?)
+}

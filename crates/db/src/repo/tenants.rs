@@ -127,10 +127,12 @@ pub async fn get_by_stripe_customer(db: impl PgExecutor<'_>, customer: &str) -> 
 }
 
 /// Newest first, `limit` rows after the tenant `after` (keyset pagination);
-/// optionally only one status. Deleted tenants only when asked for.
+/// optionally only one status and only those whose name or email contains
+/// `search` (case-insensitive). Deleted tenants only when asked for.
 pub async fn list(
     db: impl PgExecutor<'_>,
     status: Option<TenantStatus>,
+    search: Option<&str>,
     after: Option<Uuid>,
     limit: i64,
 ) -> DbResult<Vec<Tenant>> {
@@ -140,12 +142,14 @@ pub async fn list(
         " FROM tenants
           WHERE ($1::text IS NULL AND status <> 'deleted' OR status = $1)
             AND ($2::uuid IS NULL OR (created_at, id) < (SELECT created_at, id FROM tenants WHERE id = $2))
+            AND ($4::text IS NULL OR strpos(lower(name), lower($4)) > 0 OR strpos(lower(email), lower($4)) > 0)
           ORDER BY created_at DESC, id DESC
           LIMIT $3"
     ))
     .bind(status.map(|s| s.as_str()))
     .bind(after)
     .bind(limit)
+    .bind(search)
     .fetch_all(db)
     .await?)
 }

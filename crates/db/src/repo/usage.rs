@@ -223,3 +223,50 @@ pub async fn environments_over_quota(
     .fetch_all(db)
     .await?)
 }
+
+/// One bucket of a traffic series (see [`traffic`]).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TrafficBucket {
+    /// The bucket's start.
+    pub at: DateTime<Utc>,
+    pub requests: i64,
+    pub failed_requests: i64,
+    pub total_tokens: i64,
+    /// Latency of the bucket's completed requests (`None` when it had none).
+    pub p50_latency_ms: Option<f64>,
+    pub p99_latency_ms: Option<f64>,
+}
+
+/// Requests, failures, tokens and exact latency percentiles of raw usage
+/// rows in `[from, to)` per `bucket_secs`, for one tenant (optionally one
+/// key) or every tenant. Reads raw rows: meant for recent, short windows
+/// (the console's last hour); longer ranges read the hourly rollups.
+pub async fn traffic(
+    db: impl PgExecutor<'_>,
+    tenant_id: Option<Uuid>,
+    api_key_id: Option<Uuid>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    bucket_secs: i64,
+) -> DbResult<Vec<TrafficBucket>> {
+    Ok(sqlx::query_as(
+        "SELECT to_timestamp(floor(extract(epoch FROM timestamp) / $5) * $5) AS at,
+                count(*) AS requests,
+                count(*) FILTER (WHERE status = 'failed') AS failed_requests,
+                COALESCE(sum(total_tokens), 0)::bigint AS total_tokens,
+                percentile_cont(0.50) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE status = $6) AS p50_latency_ms,
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE status = $6) AS p99_latency_ms
+           FROM usage_records
+          WHERE ($1::uuid IS NULL OR tenant_id = $1) AND ($2::uuid IS NULL OR api_key_id = $2)
+            AND timestamp >= $3 AND timestamp < $4
+          GROUP BY 1 ORDER BY 1",
+    )
+    .bind(tenant_id)
+    .bind(api_key_id)
+    .bind(from)
+    .bind(to)
+    .bind(bucket_secs.max(1) as f64)
+    .bind(UsageStatus::Completed.as_str())
+    .fetch_all(db)
+    .await?)
+}
