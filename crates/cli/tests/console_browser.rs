@@ -53,6 +53,8 @@ async fn operator_and_tenant_journeys_work_in_a_real_browser() {
             ("DATABASE_URL", db.url.as_str()),
             ("ADMIN_API_TOKEN", TOKEN),
             ("CROSSLOGIC_DATA_DIR", data.path().to_str().unwrap()),
+            // The tenant's webhook receiver runs on loopback.
+            ("NOTIFY_ALLOW_PRIVATE_TARGETS", "true"),
         ],
         &["--provisioner", "local"],
     )

@@ -62,9 +62,52 @@
     setTimeout(poll, running ? 1000 : 5000);
   }
 
+  function followEvents() {
+    var feed = document.getElementById("event-feed");
+    if (!feed) return;
+    var url = feed.getAttribute("data-feed-url");
+    var after = feed.getAttribute("data-after") || "0";
+    var tones = { info: "good", warning: "warn", critical: "bad" };
+    function cell(tr, build) { var td = document.createElement("td"); build(td); tr.appendChild(td); }
+    function code(td, text) { var c = document.createElement("code"); c.textContent = text; td.appendChild(c); }
+    function row(e) {
+      var tr = document.createElement("tr");
+      tr.setAttribute("data-seq", e.seq);
+      tr.className = "new";
+      cell(tr, function (td) { td.textContent = e.created_at.substring(0, 19).replace("T", " ") + " UTC"; });
+      cell(tr, function (td) { code(td, e.type); });
+      cell(tr, function (td) {
+        var b = document.createElement("span"); b.className = "badge " + (tones[e.severity] || "neutral");
+        b.textContent = e.severity; td.appendChild(b);
+      });
+      cell(tr, function (td) {
+        if (!e.tenant_id) { td.textContent = "platform"; return; }
+        var a = document.createElement("a"); a.href = "/console/tenants/" + e.tenant_id; a.textContent = "tenant"; td.appendChild(a);
+      });
+      cell(tr, function (td) {
+        var text = JSON.stringify(e.data);
+        code(td, text.length > 160 ? text.substring(0, 160) + "…" : text);
+        td.className = "data";
+      });
+      return tr;
+    }
+    function poll() {
+      fetch(url + (url.endsWith("?") ? "" : "&") + "after=" + encodeURIComponent(after),
+            { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+        .then(function (events) {
+          events.forEach(function (e) { feed.insertBefore(row(e), feed.firstChild); after = String(e.seq); });
+          setTimeout(poll, 3000);
+        })
+        .catch(function () { setTimeout(poll, 10000); });
+    }
+    setTimeout(poll, 3000);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     drawCharts();
     confirmForms();
     followLog();
+    followEvents();
   });
 })();

@@ -105,6 +105,16 @@ pub(crate) fn int(field: &'static str, v: &Option<String>) -> Result<Option<i64>
         .transpose()
 }
 
+/// An optional field parsed with `FromStr` (enums, ids), its error naming `field`.
+pub(crate) fn parsed<T: std::str::FromStr>(field: &'static str, v: &Option<String>) -> Result<Option<T>, ServiceError>
+where
+    T::Err: std::fmt::Display,
+{
+    text(v)
+        .map(|s| s.parse::<T>().map_err(|e| ServiceError::invalid(field, e.to_string())))
+        .transpose()
+}
+
 /// A checkbox: present = on.
 pub(crate) fn checked(v: &Option<String>) -> bool {
     v.as_deref().is_some_and(|s| s == "on" || s == "true" || s == "1")

@@ -232,9 +232,16 @@ const OPERATOR_NAV: &[(&str, &str, &str)] = &[
     ("deployments", "/console/deployments", "Deployments"),
     ("nodes", "/console/nodes", "Nodes"),
     ("catalog", "/console/catalog", "Catalog"),
+    ("events", "/console/events", "Events"),
+    ("deliveries", "/console/deliveries", "Deliveries"),
+    ("billing", "/console/billing", "Billing"),
 ];
 
-const TENANT_NAV: &[(&str, &str, &str)] = &[("overview", "/console", "Usage"), ("keys", "/console/keys", "API keys")];
+const TENANT_NAV: &[(&str, &str, &str)] = &[
+    ("overview", "/console", "Usage"),
+    ("keys", "/console/keys", "API keys"),
+    ("channels", "/console/channels", "Notifications"),
+];
 
 /// A signed-in page: navigation for the session's principal, its flash
 /// message (cleared once shown), and `body`.
@@ -323,14 +330,29 @@ pub(crate) fn ago(t: DateTime<Utc>) -> String {
     }
 }
 
+/// How far `t` is from now, in words (`in 30 s` or `2 min ago`).
+pub(crate) fn ago_or_in(t: DateTime<Utc>) -> String {
+    let s = (t - Utc::now()).num_seconds();
+    match s {
+        ..=0 => ago(t),
+        1..=59 => format!("in {s} s"),
+        60..=3599 => format!("in {} min", s / 60),
+        _ => format!("in {} h", s / 3600),
+    }
+}
+
 /// A status as a coloured badge.
 pub(crate) fn badge(status: &str) -> Markup {
-    let tone = match status {
-        "active" | "healthy" | "completed" | "delivered" | "exported" | "running" => "good",
-        "launching" | "registering" | "draining" | "pending" | "paused" | "scaling" | "warn" => "warn",
-        "suspended" | "revoked" | "dead" | "unhealthy" | "failed" | "terminated" | "deleted" | "error" => "bad",
-        _ => "neutral",
-    };
+    let tone =
+        match status {
+            "active" | "healthy" | "completed" | "delivered" | "exported" | "running" | "sent" | "processed"
+            | "info" => "good",
+            "launching" | "registering" | "draining" | "pending" | "paused" | "scaling" | "warn" | "retry"
+            | "warning" => "warn",
+            "suspended" | "revoked" | "dead" | "unhealthy" | "failed" | "terminated" | "deleted" | "error"
+            | "critical" | "blocked" => "bad",
+            _ => "neutral",
+        };
     html! { span class={"badge " (tone)} { (status) } }
 }
 

@@ -28,6 +28,7 @@
 
 pub mod channels;
 pub mod deliver;
+pub mod events;
 pub mod fanout;
 pub mod guard;
 pub mod operator;

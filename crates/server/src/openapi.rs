@@ -56,6 +56,7 @@ const TAGS: &[(&str, &str)] = &[
         "Costs, credits, budgets, Stripe exports and webhooks, revenue",
     ),
     ("admin: usage", "Usage of a tenant or of the platform"),
+    ("admin: events", "The event log: every change the platform reports"),
     (
         "agent",
         "What node agents call: register, heartbeat, preemption, deregister",

@@ -8,10 +8,12 @@ Every step asserts what a person would check; screenshots are saved to OUT
 so a person can look at them. Exits non-zero on the first failure.
 """
 
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -37,6 +39,29 @@ def shot(page, name):
 
 def step(text):
     print("--", text, flush=True)
+
+
+class Hook(http.server.BaseHTTPRequestHandler):
+    """A tenant's webhook receiver: accepts every delivery."""
+    received = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        Hook.received.append((self.headers.get("webhook-signature"), body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def admin(method, path, body=None):
+    """The admin API, as another operator tool would call it."""
+    req = urllib.request.Request(BASE + "/admin/v1" + path, method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Authorization": "Bearer " + TOKEN, "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)
 
 
 def chat(key, n, content="Hello from the browser test"):
@@ -184,6 +209,43 @@ def main():
         page.goto(acme + "?range=day")
         expect(page.locator(".plot[data-chart='chart-tokens']")).to_have_attribute("data-drawn", "1")
 
+        step("the operator grants a credit; the tenant's balance shows it")
+        page.goto(acme)
+        page.locator("details.manage > summary").click()
+        page.get_by_label("Credit (USD)").fill("25")
+        page.get_by_role("button", name="Grant credit").click()
+        expect(page.get_by_role("status")).to_contain_text("$25.00")
+        expect(page.locator("#credits")).to_contain_text("promotional")
+
+        step("the event log follows live; deliveries and the Stripe log answer")
+        page.goto(BASE + "/console/events")
+        expect(page.locator("#events")).to_contain_text("tenant.created")
+        admin("POST", "/tenants", {"name": "Live Feed", "email": "live@feed-browser.test"})
+        expect(page.locator("#event-feed tr.new").first).to_contain_text("tenant.created", timeout=20_000)
+        shot(page, "12-events-live")
+        page.goto(BASE + "/console/deliveries")
+        expect(page.get_by_role("heading", name="Notification deliveries")).to_be_visible()
+        page.goto(BASE + "/console/billing")
+        expect(page.get_by_role("heading", name="Stripe export log")).to_be_visible()
+        step("the operator curates the catalog: a model's price, a new region")
+        page.goto(BASE + "/console/catalog")
+        expect(page.locator("#gpus")).to_contain_text("H100")
+        page.locator("#models").get_by_role("link", name=MODEL, exact=True).click()
+        page.get_by_label("Output price, USD per million tokens").fill("0.30")
+        page.get_by_role("button", name="Save model").click()
+        expect(page.get_by_role("status")).to_contain_text(f"Model {MODEL} saved")
+        expect(page.locator("#models tr", has_text=MODEL).first).to_contain_text("$0.30")
+        page.get_by_role("link", name="Add a region").click()
+        page.get_by_label("Code").fill("eu-browser")
+        page.get_by_label("Name", exact=True).fill("Europe (browser test)")
+        page.get_by_label("Country").fill("IE")
+        page.get_by_label("City").fill("Dublin")
+        page.get_by_label("Clouds (comma-separated)").fill("aws")
+        page.get_by_label("Cloud region names").fill("aws=eu-west-1")
+        page.get_by_role("button", name="Save region").click()
+        expect(page.locator("#regions")).to_contain_text("eu-browser")
+        shot(page, "14-catalog")
+
         step("the same overview at a phone's width")
         phone = browser.new_context(viewport={"width": 390, "height": 844}, storage_state=op.storage_state())
         pp = phone.new_page()
@@ -217,6 +279,22 @@ def main():
             raise AssertionError("a revoked key still works")
         except urllib.error.HTTPError as e:
             assert e.code == 401, e.code
+
+        step("the tenant adds a signed webhook channel and sends a test")
+        hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+        threading.Thread(target=hook.serve_forever, daemon=True).start()
+        tp.goto(BASE + "/console/channels")
+        tp.get_by_label("Kind").select_option("webhook")
+        tp.get_by_label("Destination").fill(f"http://127.0.0.1:{hook.server_port}/hook")
+        tp.get_by_role("button", name="Create channel").click()
+        assert tp.locator("#new-key-secret").inner_text().startswith("whsec_")
+        tp.get_by_role("link", name="Done").click()
+        tp.locator("tr[data-channel='webhook']").get_by_role("button", name="Send test").click()
+        expect(tp.get_by_role("status")).to_contain_text("Test delivered")
+        expect(tp.locator("#channel-deliveries")).to_contain_text("notification.test")
+        assert Hook.received and Hook.received[0][0].startswith("v1,"), Hook.received
+        shot(tp, "13-tenant-channels")
+        hook.shutdown()
 
         step("a tenant cannot open operator pages nor touch another tenant's key")
         r = tp.goto(BASE + "/console/tenants")

@@ -1,10 +1,9 @@
 //! The fleet: deployments (create, scale, pause, resume, delete), nodes
-//! (status, load, health, the launch log followed live; drain, terminate)
-//! and the catalog (models with prices, GPU offers, regions).
+//! (status, load, health, the launch log followed live; drain, terminate).
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use crosslogic_control::admin::views::{GpuView, ModelView, NodeLogsView, RegionView};
+use crosslogic_control::admin::views::NodeLogsView;
 use crosslogic_control::fleet::{self, CreateDeployment, UpdateDeployment};
 use crosslogic_core::{DeploymentStatus, NodeStatus, ServiceError};
 use crosslogic_db::repo::nodes::NodeFilter;
@@ -78,7 +77,7 @@ pub(crate) async fn deployments(State(s): State<ConsoleState>, Op(session): Op) 
             label { "Strategy" select name="strategy" { option value="spread" selected { "spread" } option value="pack" { "pack" } } }
             label { "Provider" select name="provider" {
                 option value="" selected { "any" }
-                @for p in ["local", "aws", "gcp", "azure", "lambda", "oci", "runpod", "kubernetes", "on-prem"] { option value=(p) { (p) } }
+                @for p in crosslogic_core::Provider::ALL { option value=(p.as_str()) { (p.as_str()) } }
             } }
             label { "Region (optional)" input name="region" placeholder="any"; }
             label { "GPU type" input name="gpu_type" value="auto"; }
@@ -103,15 +102,6 @@ pub(crate) struct NewDeployment {
     use_spot: Option<String>,
 }
 
-fn parsed<T: std::str::FromStr>(field: &'static str, v: &Option<String>) -> Result<Option<T>, ServiceError>
-where
-    T::Err: std::fmt::Display,
-{
-    form::text(v)
-        .map(|s| s.parse::<T>().map_err(|e| ServiceError::invalid(field, e.to_string())))
-        .transpose()
-}
-
 impl NewDeployment {
     fn input(&self) -> Result<CreateDeployment, ServiceError> {
         Ok(CreateDeployment {
@@ -119,8 +109,8 @@ impl NewDeployment {
             model_name: self.model_name.clone(),
             min_replicas: form::int("min_replicas", &self.min_replicas)?,
             max_replicas: form::int("max_replicas", &self.max_replicas)?,
-            strategy: parsed("strategy", &self.strategy)?,
-            provider: parsed("provider", &self.provider)?,
+            strategy: form::parsed("strategy", &self.strategy)?,
+            provider: form::parsed("provider", &self.provider)?,
             region: form::text(&self.region),
             gpu_type: form::text(&self.gpu_type),
             gpu_count: None,
@@ -212,7 +202,7 @@ pub(crate) struct NodesQuery {
 }
 
 pub(crate) async fn nodes(State(s): State<ConsoleState>, Op(session): Op, Query(q): Query<NodesQuery>) -> PageResult {
-    let status: Option<NodeStatus> = parsed("status", &q.status)?;
+    let status: Option<NodeStatus> = form::parsed("status", &q.status)?;
     let filter = NodeFilter {
         status,
         deployment_id: q.deployment,
@@ -224,7 +214,7 @@ pub(crate) async fn nodes(State(s): State<ConsoleState>, Op(session): Op, Query(
         form.filters method="get" action="/console/nodes" {
             label { "Status" select name="status" {
                 option value="" { "all but terminated" }
-                @for st in ["launching", "registering", "active", "unhealthy", "draining", "dead", "terminated"] {
+                @for st in NodeStatus::ALL.iter().map(|s| s.as_str()) {
                     option value=(st) selected[q.status.as_deref() == Some(st)] { (st) }
                 }
             } }
@@ -340,48 +330,4 @@ pub(crate) async fn terminate_node(
         Some(_) => "Terminating: its cluster is being torn down (follow the log below).".into(),
         None => "Terminated.".into(),
     })
-}
-
-pub(crate) async fn catalog(State(s): State<ConsoleState>, Op(session): Op) -> PageResult {
-    let pool = s.pool();
-    let models: Vec<ModelView> = fleet::list_models(pool).await?.into_iter().map(Into::into).collect();
-    let gpus: Vec<GpuView> = fleet::list_gpus(pool).await?.into_iter().map(Into::into).collect();
-    let regions: Vec<RegionView> = fleet::list_regions(pool).await?.into_iter().map(Into::into).collect();
-    let body = html! {
-        h1 { "Catalog" }
-        p.muted { "Change prices, models and regions with " code { "crosslogic models|gpus|regions" } " or the admin API (" a href="/docs" { "reference" } ")." }
-        h2 { "Models" }
-        @if models.is_empty() { (page::empty("No models in the catalog.")) } @else {
-            div.table-wrap { table #models {
-                thead { tr { th { "Name" } th { "Type" } th { "Context" } th { "VRAM" } th { "Input $/M" } th { "Output $/M" } th { "Capacity tok/s" } th { "Status" } } }
-                tbody { @for m in &models {
-                    tr { td { (m.name) } td { (m.model_type.as_str()) } td.num { (page::count(m.context_length.into())) } td.num { (m.vram_required_gb) " GB" }
-                         td.num { (page::usd(m.price_input_microdollars_per_million)) } td.num { (page::usd(m.price_output_microdollars_per_million)) }
-                         td.num { (page::count(m.tokens_per_second_capacity.into())) } td { (page::badge(m.status.as_str())) } }
-                } }
-            } }
-        }
-        h2 { "GPU prices" }
-        @if gpus.is_empty() { (page::empty("No GPU offers.")) } @else {
-            div.table-wrap { table #gpus {
-                thead { tr { th { "GPU" } th { "VRAM" } th { "Provider" } th { "On-demand $/h" } th { "Spot $/h" } th { "Available" } } }
-                tbody { @for g in &gpus {
-                    tr { td { (g.gpu_type) } td.num { (g.vram_gb) " GB" } td { (g.provider.as_str()) }
-                         td.num { (page::usd(g.on_demand_microdollars_per_hour)) } td.num { (g.spot_microdollars_per_hour.map(page::usd).unwrap_or_else(|| "–".into())) }
-                         td { (if g.available { "yes" } else { "no" }) } }
-                } }
-            } }
-        }
-        h2 { "Regions" }
-        @if regions.is_empty() { (page::empty("No regions.")) } @else {
-            div.table-wrap { table #regions {
-                thead { tr { th { "Code" } th { "Name" } th { "Clouds" } th { "Price multiplier" } th { "Status" } } }
-                tbody { @for r in &regions {
-                    tr { td { (r.code) } td { (r.name) } td { (r.cloud_providers.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")) }
-                         td.num { (format!("{:.3}", r.cost_multiplier)) } td { (page::badge(r.status.as_str())) } }
-                } }
-            } }
-        }
-    };
-    Ok(page::render(&session, "Catalog", "catalog", body))
 }

@@ -1,5 +1,7 @@
 //! The operator's pages: overview, tenants, deployments, nodes, catalog.
 
+pub(crate) mod activity;
+pub(crate) mod catalog;
 pub(crate) mod fleet;
 pub(crate) mod overview;
 pub(crate) mod tenants;
@@ -51,5 +53,22 @@ pub(crate) fn routes() -> Router<ConsoleState> {
         .route("/console/nodes/{id}/log", get(fleet::node_log))
         .route("/console/nodes/{id}/drain", post(fleet::drain_node))
         .route("/console/nodes/{id}/terminate", post(fleet::terminate_node))
-        .route("/console/catalog", get(fleet::catalog))
+        .route("/console/catalog", get(catalog::catalog))
+        .route(
+            "/console/catalog/model",
+            get(catalog::model_form).post(catalog::save_model),
+        )
+        .route("/console/catalog/gpu", get(catalog::gpu_form).post(catalog::save_gpu))
+        .route(
+            "/console/catalog/region",
+            get(catalog::region_form).post(catalog::save_region),
+        )
+        .route("/console/events", get(activity::events_page))
+        .route("/console/events/feed", get(activity::events_feed))
+        .route("/console/deliveries", get(activity::deliveries))
+        .route("/console/deliveries/{id}/redeliver", post(activity::redeliver))
+        .route("/console/billing", get(activity::exports))
+        .route("/console/billing/exports/{id}/retry", post(activity::retry_export))
+        .route("/console/tenants/{id}/credits", post(tenants::grant_credit))
+        .route("/console/tenants/{id}/budget", post(tenants::set_budget))
 }

@@ -124,6 +124,7 @@ pub(crate) async fn detail(
     let envs = tenancy::list_environments(pool, id).await?;
     let keys = tenancy::list_keys(pool, id, None).await?;
     let summary = account::summary(pool, id, s.admin.billing.grace_period, Utc::now()).await?;
+    let credits = account::list_credits(pool, id, Utc::now()).await?;
     let traffic = chart::traffic(
         pool,
         chart::Whose {
@@ -139,6 +140,11 @@ pub(crate) async fn detail(
         p.crumbs { a href="/console/tenants" { "Tenants" } " / " }
         h1 { (t.name) " " (page::badge(t.status.as_str())) }
         p.muted { (t.email) " · plan " (t.billing_plan.as_str()) " · created " (when(t.created_at)) " · id " code { (t.id) } }
+        p.muted { "Tenant limits: "
+            (t.rate_limit_requests_per_min.map(|v| format!("{v} requests/min")).unwrap_or_else(|| "requests/min unlimited".into())) ", "
+            (t.rate_limit_tokens_per_min.map(|v| format!("{v} tokens/min")).unwrap_or_else(|| "tokens/min unlimited".into())) ", "
+            (t.concurrency_limit.map(|v| format!("{v} concurrent")).unwrap_or_else(|| "concurrency unlimited".into()))
+            " (environments and keys have their own; change with " code { "crosslogic tenants update" } ")." }
         div.actions {
             @match t.status {
                 TenantStatus::Active => (page::action_button(&session, &format!("{base}/suspend"), "Suspend tenant", Some("Suspend this tenant? Its keys stop working at once."), true)),
@@ -147,6 +153,36 @@ pub(crate) async fn detail(
             }
         }
         (panels::billing(&summary))
+        details.manage {
+            summary { "Credits and budget" }
+            @if credits.is_empty() { (page::empty("No credits granted.")) } @else {
+                div.table-wrap { table #credits {
+                    thead { tr { th { "Type" } th { "Amount" } th { "Remaining" } th { "Expires" } th { "Status" } th { "Note" } } }
+                    tbody { @for c in &credits {
+                        tr { td { (c.credit_type.as_str()) } td.num { (page::usd(c.amount.microdollars)) } td.num { (page::usd(c.remaining.microdollars)) }
+                             td { (c.expires_at.map(when).unwrap_or_else(|| "never".into())) } td { (page::badge(c.status)) } td { (c.description.as_deref().unwrap_or("")) } }
+                    } }
+                } }
+            }
+            form.grid method="post" action={(base) "/credits"} {
+                (page::csrf(&session))
+                label { "Credit (USD)" input name="amount" required inputmode="decimal" placeholder="25.00"; }
+                label { "Type" select name="credit_type" {
+                    option value="promotional" selected { "promotional" } option value="referral" { "referral" }
+                    option value="signup_bonus" { "signup bonus" } option value="monthly_free" { "monthly free" }
+                } }
+                label { "Expires (optional)" input type="date" name="expires_on"; }
+                label { "Note" input name="description" maxlength="500"; }
+                button type="submit" { "Grant credit" }
+            }
+            form.grid method="post" action={(base) "/budget"} {
+                (page::csrf(&session))
+                label { "Monthly budget (USD; empty = none)" input name="amount" inputmode="decimal"
+                    value=[summary.budget.as_ref().map(|b| format!("{:.2}", b.amount.microdollars as f64 / 1e6))]; }
+                label.check { input type="checkbox" name="hard_stop" checked[summary.budget.as_ref().is_some_and(|b| b.hard_stop)]; " Stop requests at 100 %" }
+                button type="submit" { "Save budget" }
+            }
+        }
         div.section-head { h2 { "Usage" } (chart::range_picker(&base, q.range)) }
         (chart::traffic_charts(&traffic))
         h2 { "Environments" }
@@ -300,4 +336,79 @@ pub(crate) async fn revoke_key(
     }
     let r = tenancy::set_key_status(s.pool(), &session.actor(), key, ApiKeyStatus::Revoked).await;
     after(&back, r, |k| format!("Key {}… revoked.", k.key_prefix))
+}
+
+/// The grant-credit form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct NewCredit {
+    amount: String,
+    credit_type: Option<String>,
+    expires_on: Option<String>,
+    description: Option<String>,
+}
+
+pub(crate) async fn grant_credit(
+    State(s): State<ConsoleState>,
+    Path(id): Path<Uuid>,
+    CsrfForm(session, f): CsrfForm<NewCredit>,
+) -> PageResult {
+    let back = format!("/console/tenants/{id}");
+    let input = (|| -> Result<account::GrantCredit, crosslogic_core::ServiceError> {
+        let credit_type = form::text(&f.credit_type)
+            .unwrap_or_else(|| "promotional".into())
+            .parse()
+            .map_err(|e: crosslogic_core::ParseEnumError| {
+                crosslogic_core::ServiceError::invalid("credit_type", e.to_string())
+            })?;
+        let expires_at = form::text(&f.expires_on)
+            .map(|d| {
+                chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d")
+                    .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+                    .map_err(|_| crosslogic_core::ServiceError::invalid("expires_at", "a date like 2027-01-31"))
+            })
+            .transpose()?;
+        Ok(account::GrantCredit {
+            credit_type,
+            amount: crosslogic_core::decimal::Decimal::new(f.amount.clone()),
+            expires_at,
+            description: form::text(&f.description),
+        })
+    })();
+    let r = match input {
+        Ok(i) => account::grant_credit(s.pool(), &session.actor(), id, i, Utc::now()).await,
+        Err(e) => Err(e),
+    };
+    after(&back, r, |c| {
+        format!(
+            "Credit of {} granted: it pays for usage before anything is billed.",
+            page::usd(c.amount.microdollars)
+        )
+    })
+}
+
+/// The budget form.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Budget {
+    amount: Option<String>,
+    hard_stop: Option<String>,
+}
+
+pub(crate) async fn set_budget(
+    State(s): State<ConsoleState>,
+    Path(id): Path<Uuid>,
+    CsrfForm(session, f): CsrfForm<Budget>,
+) -> PageResult {
+    let input = form::text(&f.amount).map(|a| account::SetBudget {
+        amount: crosslogic_core::decimal::Decimal::new(a),
+        hard_stop: form::checked(&f.hard_stop),
+    });
+    let clearing = input.is_none();
+    let r = account::set_budget(s.pool(), &session.actor(), id, input, Utc::now()).await;
+    after(&format!("/console/tenants/{id}"), r, |_| {
+        if clearing {
+            "Budget removed.".into()
+        } else {
+            "Budget saved.".into()
+        }
+    })
 }

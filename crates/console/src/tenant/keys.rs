@@ -33,7 +33,7 @@ pub(crate) async fn list(State(s): State<ConsoleState>, Ten(session, t): Ten) ->
     Ok(page::render(&session, "API keys", "keys", body))
 }
 
-fn must_manage(session: &crate::session::Session) -> Result<crate::session::TenantWho, PageError> {
+pub(crate) fn must_manage(session: &crate::session::Session) -> Result<crate::session::TenantWho, PageError> {
     match &session.who {
         Who::Tenant(t) if t.can_manage() => Ok(t.clone()),
         Who::Tenant(t) => Err(PageError::forbidden(&format!(

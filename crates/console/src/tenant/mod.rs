@@ -3,6 +3,7 @@
 //! tenant; other roles see their own key's usage and the key list, and
 //! change nothing.
 
+pub(crate) mod channels;
 pub(crate) mod keys;
 pub(crate) mod overview;
 
@@ -39,4 +40,7 @@ pub(crate) fn routes() -> Router<ConsoleState> {
     Router::new()
         .route("/console/keys", get(keys::list).post(keys::create))
         .route("/console/keys/{id}/revoke", post(keys::revoke))
+        .route("/console/channels", get(channels::list).post(channels::create))
+        .route("/console/channels/{id}/test", post(channels::test))
+        .route("/console/channels/{id}/delete", post(channels::delete))
 }

@@ -35,6 +35,20 @@ pub(crate) async fn page(
         api_key_id: whose.key,
     };
     let by_model = report::usage(pool, scope, from, now, UsageGroup::Model, false).await?;
+    let (by_key, keys) = if t.can_manage() {
+        (
+            report::usage(pool, scope, from, now, UsageGroup::Key, false).await?,
+            crosslogic_tenancy::list_keys(pool, t.tenant_id, None).await?,
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let key_label = |id: &str| {
+        keys.iter()
+            .find(|k| k.id.to_string() == id)
+            .map(|k| format!("{}… {}", k.key_prefix, k.name))
+            .unwrap_or_else(|| id.to_owned())
+    };
     let latency =
         usage_repo::latency_by_model(pool, t.tenant_id, whose.key, None, now - TimeDelta::days(1), now).await?;
     let summary = if t.can_manage() {
@@ -62,6 +76,18 @@ pub(crate) async fn page(
                          td.num { (page::count(r.prompt_tokens)) } td.num { (page::count(r.completion_tokens)) } td.num { (page::usd(r.cost.round_micros().0)) } }
                 } }
             } }
+        }
+        @if t.can_manage() {
+            h2 { "By key, last 30 days" }
+            @if by_key.is_empty() { (page::empty("No requests in the last 30 days.")) } @else {
+                div.table-wrap { table #usage-by-key {
+                    thead { tr { th { "Key" } th { "Requests" } th { "Failed" } th { "Tokens" } th { "Cost" } } }
+                    tbody { @for r in &by_key {
+                        tr { td { code { (key_label(&r.group_key)) } } td.num { (page::count(r.requests)) } td.num { (page::count(r.failed_requests)) }
+                             td.num { (page::count(r.total_tokens)) } td.num { (page::usd(r.cost.round_micros().0)) } }
+                    } }
+                } }
+            }
         }
         h2 { "Latency by model, last 24 hours" }
         @if latency.is_empty() { (page::empty("No completed requests in the last 24 hours.")) } @else {

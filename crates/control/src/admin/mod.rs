@@ -8,6 +8,7 @@
 //! `crosslogic_tenancy::views`): rows never reach the wire.
 
 mod billing;
+mod events;
 mod fleet;
 mod nodes;
 mod notifications;
@@ -151,6 +152,7 @@ pub fn router(state: AdminState) -> OpenApiRouter {
         .routes(routes!(billing::retry_export))
         .routes(routes!(billing::revenue))
         .routes(routes!(billing::list_webhooks))
+        .routes(routes!(events::list_events))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin))
         .with_state(state)
 }

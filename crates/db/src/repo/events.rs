@@ -113,28 +113,45 @@ pub async fn mark_fanout_failed(db: impl PgExecutor<'_>, id: i64, error: &str) -
     Ok(())
 }
 
-/// Recent events, newest first, optionally for one tenant and/or type prefix
-/// (`node.` matches every node event).
-pub async fn list(
-    db: impl PgExecutor<'_>,
-    tenant_id: Option<Uuid>,
-    type_prefix: Option<&str>,
-    before_id: Option<i64>,
-    limit: i64,
-) -> DbResult<Vec<StoredEvent>> {
-    Ok(sqlx::query_as(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM events
-          WHERE ($1::uuid IS NULL OR tenant_id = $1)
-            AND ($2::text IS NULL OR starts_with(event_type, $2))
-            AND ($3::bigint IS NULL OR id < $3)
-          ORDER BY id DESC LIMIT $4"
-    ))
-    .bind(tenant_id)
-    .bind(type_prefix)
-    .bind(before_id)
-    .bind(limit)
-    .fetch_all(db)
-    .await?)
+/// Which events [`list`] returns.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub tenant_id: Option<Uuid>,
+    /// A type or a prefix (`node.` matches every node event).
+    pub type_prefix: Option<String>,
+    pub severity: Option<EventSeverity>,
+    /// Older than this event (paging back).
+    pub before_id: Option<i64>,
+    /// Newer than this event (following the feed): answered oldest first.
+    pub after_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// Events matching `q`: newest first, or — with `after_id` — the ones
+/// after it, oldest first (so a follower can append them in order).
+pub async fn list(db: impl PgExecutor<'_>, q: &EventQuery) -> DbResult<Vec<StoredEvent>> {
+    let order = if q.after_id.is_some() { "ASC" } else { "DESC" };
+    let sql = format!(
+        concat!(
+            "SELECT ",
+            columns!(),
+            " FROM events
+              WHERE ($1::uuid IS NULL OR tenant_id = $1)
+                AND ($2::text IS NULL OR starts_with(event_type, $2))
+                AND ($3::text IS NULL OR severity = $3)
+                AND ($4::bigint IS NULL OR id < $4)
+                AND ($5::bigint IS NULL OR id > $5)
+              ORDER BY id {} LIMIT $6"
+        ),
+        order
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(q.tenant_id)
+        .bind(q.type_prefix.as_deref())
+        .bind(q.severity.map(|s| s.as_str()))
+        .bind(q.before_id)
+        .bind(q.after_id)
+        .bind(q.limit)
+        .fetch_all(db)
+        .await?)
 }
