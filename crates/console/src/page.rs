@@ -93,6 +93,13 @@ pub(crate) fn explain(e: &ServiceError) -> String {
     }
 }
 
+/// A read whose error becomes a page (for `try_join!` of a page's reads).
+pub(crate) async fn load<T, E: Into<PageError>>(
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, PageError> {
+    f.await.map_err(Into::into)
+}
+
 /// A failure shown as a page.
 #[derive(Debug)]
 pub(crate) struct PageError {

@@ -17,21 +17,21 @@ use crate::ConsoleState;
 
 pub(crate) async fn page(State(s): State<ConsoleState>, session: Session, Query(q): Query<RangeQuery>) -> PageResult {
     let pool = s.pool();
-    let last = chart::last_hour(pool, chart::Whose::default()).await?;
-    let traffic = chart::traffic(pool, chart::Whose::default(), q.range).await?;
     let now = Utc::now();
     let day = now.duration_trunc(TimeDelta::days(1)).unwrap_or(now);
-    let spend_today: i64 = report::usage(pool, Scope::Platform, day, now, UsageGroup::Day, false)
-        .await?
-        .iter()
-        .map(|r| r.cost.round_micros().0)
-        .sum();
-    let nodes = fleet::list_nodes(pool, NodeFilter::default(), Some(500)).await?;
+    // Independent reads, on separate pooled connections at once.
+    let (last, traffic, today, nodes, deployments) = futures_util::try_join!(
+        page::load(chart::last_hour(pool, chart::Whose::default())),
+        page::load(chart::traffic(pool, chart::Whose::default(), q.range)),
+        page::load(report::usage(pool, Scope::Platform, day, now, UsageGroup::Day, false)),
+        page::load(fleet::list_nodes(pool, NodeFilter::default(), Some(500))),
+        page::load(fleet::list_deployments(pool, None)),
+    )?;
+    let spend_today: i64 = today.iter().map(|r| r.cost.round_micros().0).sum();
     let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
     for n in &nodes {
         *by_status.entry(n.status.as_str()).or_default() += 1;
     }
-    let deployments = fleet::list_deployments(pool, None).await?;
     let body = html! {
         h1 { "Platform overview" }
         section.cards aria-label="Last hour" {

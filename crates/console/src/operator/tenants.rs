@@ -120,20 +120,23 @@ pub(crate) async fn detail(
     Query(q): Query<RangeQuery>,
 ) -> PageResult {
     let pool = s.pool();
-    let t = tenancy::get_tenant(pool, id).await?;
-    let envs = tenancy::list_environments(pool, id).await?;
-    let keys = tenancy::list_keys(pool, id, None).await?;
-    let summary = account::summary(pool, id, s.admin.billing.grace_period, Utc::now()).await?;
-    let credits = account::list_credits(pool, id, Utc::now()).await?;
-    let traffic = chart::traffic(
-        pool,
-        chart::Whose {
-            tenant: Some(id),
-            key: None,
-        },
-        q.range,
-    )
-    .await?;
+    let now = Utc::now();
+    // Independent reads, on separate pooled connections at once.
+    let (t, envs, keys, summary, credits, traffic) = futures_util::try_join!(
+        page::load(tenancy::get_tenant(pool, id)),
+        page::load(tenancy::list_environments(pool, id)),
+        page::load(tenancy::list_keys(pool, id, None)),
+        page::load(account::summary(pool, id, s.admin.billing.grace_period, now)),
+        page::load(account::list_credits(pool, id, now)),
+        page::load(chart::traffic(
+            pool,
+            chart::Whose {
+                tenant: Some(id),
+                key: None
+            },
+            q.range
+        )),
+    )?;
     let base = format!("/console/tenants/{id}");
     let revoke = |k: &crosslogic_db::repo::api_keys::ApiKey| format!("{base}/keys/{}/revoke", k.id);
     let body = html! {

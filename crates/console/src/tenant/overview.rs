@@ -27,34 +27,51 @@ pub(crate) async fn page(
         tenant: Some(t.tenant_id),
         key: (!t.can_manage()).then_some(t.key_id),
     };
-    let traffic = chart::traffic(pool, whose, q.range).await?;
     let now = Utc::now();
     let from = now - TimeDelta::days(30);
     let scope = Scope::Tenant {
         tenant_id: t.tenant_id,
         api_key_id: whose.key,
     };
-    let by_model = report::usage(pool, scope, from, now, UsageGroup::Model, false).await?;
-    let (by_key, keys) = if t.can_manage() {
-        (
-            report::usage(pool, scope, from, now, UsageGroup::Key, false).await?,
-            crosslogic_tenancy::list_keys(pool, t.tenant_id, None).await?,
-        )
-    } else {
-        (Vec::new(), Vec::new())
-    };
+    let manage = t.can_manage();
+    // Independent reads, on separate pooled connections at once.
+    let (traffic, by_model, by_key, keys, latency, summary) = futures_util::try_join!(
+        page::load(chart::traffic(pool, whose, q.range)),
+        page::load(report::usage(pool, scope, from, now, UsageGroup::Model, false)),
+        page::load(async {
+            match manage {
+                true => report::usage(pool, scope, from, now, UsageGroup::Key, false).await,
+                false => Ok(Vec::new()),
+            }
+        }),
+        page::load(async {
+            match manage {
+                true => crosslogic_tenancy::list_keys(pool, t.tenant_id, None).await,
+                false => Ok(Vec::new()),
+            }
+        }),
+        page::load(usage_repo::latency_by_model(
+            pool,
+            t.tenant_id,
+            whose.key,
+            None,
+            now - TimeDelta::days(1),
+            now
+        )),
+        page::load(async {
+            match manage {
+                true => account::summary(pool, t.tenant_id, s.admin.billing.grace_period, now)
+                    .await
+                    .map(Some),
+                false => Ok(None),
+            }
+        }),
+    )?;
     let key_label = |id: &str| {
         keys.iter()
             .find(|k| k.id.to_string() == id)
             .map(|k| format!("{}… {}", k.key_prefix, k.name))
             .unwrap_or_else(|| id.to_owned())
-    };
-    let latency =
-        usage_repo::latency_by_model(pool, t.tenant_id, whose.key, None, now - TimeDelta::days(1), now).await?;
-    let summary = if t.can_manage() {
-        Some(account::summary(pool, t.tenant_id, s.admin.billing.grace_period, now).await?)
-    } else {
-        None
     };
     let base = crate::operator::tenants::base_url(&headers);
     let model = by_model
