@@ -102,6 +102,14 @@ pub struct ServeArgs {
     /// Address to listen on [env: LISTEN_ADDR, default: 127.0.0.1:8080].
     #[arg(long, value_name = "IP:PORT")]
     pub listen: Option<SocketAddr>,
+    /// What this process does: `all` (everything, the default); `gateway`
+    /// (the OpenAI-compatible `/v1` API with its metering and caches, and the
+    /// ops routes — run as many as traffic needs, behind any HTTP load
+    /// balancer); `control` (the admin, node-agent and webhook APIs, the
+    /// console, and every background worker: health, reconciler,
+    /// notifications, billing).
+    #[arg(long, value_name = "ROLE", default_value = "all", value_parser = ["all", "gateway", "control"])]
+    pub role: String,
     /// Do not apply pending migrations at start.
     #[arg(long)]
     pub skip_migrations: bool,

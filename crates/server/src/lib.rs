@@ -4,6 +4,10 @@
 //! background tasks and the shutdown order. It holds no business rules and no
 //! SQL; handlers call into the domain crates.
 //!
+//! A process plays a [`Role`]: `all` (the default), `gateway` (`/v1` with its
+//! metering and caches, nothing else) or `control` (the admin, agent and
+//! webhook APIs, the console, and every background worker).
+//!
 //! Shutdown runs in phases (see [`App::run`]):
 //! 1. the shutdown token fires (SIGINT/SIGTERM): `/readyz` answers 503 so load
 //!    balancers stop routing here, the listener stops accepting, and
@@ -38,9 +42,62 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
 }
 
+/// What a process serves and runs (`crosslogic serve --role`), so that
+/// gateways scale out on their own while the workers run elsewhere.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Role {
+    /// Everything in one process (the default).
+    #[default]
+    All,
+    /// The data plane: `/v1` (inference and the tenant's self-service) and
+    /// the ops routes, with its own metering and caches; no admin, agent or
+    /// webhook API, no console, no background worker.
+    Gateway,
+    /// The control plane: the admin, node-agent and webhook APIs, the
+    /// console and the ops routes, and every worker (health monitor,
+    /// reconciler, notification delivery, billing); no `/v1`.
+    Control,
+}
+
+impl Role {
+    /// Whether this process serves `/v1`.
+    pub fn serves_gateway(self) -> bool {
+        self != Role::Control
+    }
+
+    /// Whether this process serves the control plane and runs the workers.
+    pub fn serves_control(self) -> bool {
+        self != Role::Gateway
+    }
+
+    /// Its name, as `--role` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Gateway => "gateway",
+            Role::Control => "control",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "all" => Ok(Role::All),
+            "gateway" => Ok(Role::Gateway),
+            "control" => Ok(Role::Control),
+            other => Err(format!("unknown role {other:?}: expected all, gateway or control")),
+        }
+    }
+}
+
 /// What the server needs besides its listener and database.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// What this process serves and runs.
+    pub role: Role,
     /// How long in-flight requests may take to finish at shutdown.
     pub shutdown_timeout: Duration,
     /// Operator token of the admin API (`None` disables it).
@@ -121,9 +178,15 @@ impl App {
         let tasks = TaskTracker::new();
         // Background work stops in phase 2, after requests have drained.
         let background = CancellationToken::new();
-        let gateway = crosslogic_gateway::start(pool.clone(), &config.gateway, &tasks, background.clone())
-            .await
-            .map_err(|e| RunError::Start(e.to_string()))?;
+        let role = config.role;
+        let gateway = match role.serves_gateway() {
+            true => Some(
+                crosslogic_gateway::start(pool.clone(), &config.gateway, &tasks, background.clone())
+                    .await
+                    .map_err(|e| RunError::Start(e.to_string()))?,
+            ),
+            false => None,
+        };
         let state = AppState {
             pool: pool.clone(),
             draining: Arc::new(AtomicBool::new(false)),
@@ -137,7 +200,9 @@ impl App {
         if let Some(jobs) = &jobs {
             admin = admin.with_jobs(jobs.clone());
         }
-        if let Some(n) = &config.notify {
+        // A gateway-only process runs no worker: only its metering and caches.
+        let workers = role.serves_control();
+        if let Some(n) = config.notify.as_ref().filter(|_| workers) {
             let api = crosslogic_notify::NotifyApi::new(&n.settings).map_err(|e| RunError::Start(e.to_string()))?;
             admin = admin.with_notify(api);
             crosslogic_notify::start(pool.clone(), n.clone(), &tasks, background.clone())
@@ -146,7 +211,7 @@ impl App {
         }
         let billing_wake = crosslogic_billing::Wake::default();
         let mut webhook_secrets = Vec::new();
-        if let Some(b) = &config.billing {
+        if let Some(b) = config.billing.as_ref().filter(|_| workers) {
             admin = admin.with_billing(crosslogic_billing::BillingApi::new(&b.settings));
             webhook_secrets = b.settings.webhook_secrets.clone();
             crosslogic_billing::start(
@@ -164,12 +229,14 @@ impl App {
             wake: billing_wake,
         });
         let agent = crosslogic_control::agent::AgentState::new(pool.clone(), config.node_registration_token.as_ref());
-        tasks.spawn(crosslogic_control::health::run_monitor(
-            pool.clone(),
-            config.health,
-            background.clone(),
-        ));
-        if let (Some(r), Some(jobs)) = (config.reconciler.clone(), jobs) {
+        if workers {
+            tasks.spawn(crosslogic_control::health::run_monitor(
+                pool.clone(),
+                config.health,
+                background.clone(),
+            ));
+        }
+        if let (Some(r), Some(jobs), true) = (config.reconciler.clone(), jobs, workers) {
             tasks.spawn(crosslogic_control::reconcile::run_reconciler(
                 pool,
                 jobs,
@@ -181,17 +248,23 @@ impl App {
         }
         // The console's pages are HTML, not API operations: outside the document.
         let console = crosslogic_console::router(crosslogic_console::ConsoleState::new(admin.clone(), config.console));
-        let (routes, doc) = OpenApiRouter::with_openapi(openapi::base())
-            .merge(ops::routes().with_state(state))
-            .merge(crosslogic_control::admin::router(admin))
-            .merge(crosslogic_control::agent::router(agent))
-            .merge(webhooks)
-            .merge(gateway)
-            .split_for_parts();
-        let app = routes
-            .merge(openapi::routes(doc))
-            .merge(console)
-            .into_make_service_with_connect_info::<SocketAddr>();
+        // The document lists what this process serves.
+        let mut api = OpenApiRouter::with_openapi(openapi::base()).merge(ops::routes().with_state(state));
+        if role.serves_control() {
+            api = api
+                .merge(crosslogic_control::admin::router(admin))
+                .merge(crosslogic_control::agent::router(agent))
+                .merge(webhooks);
+        }
+        if let Some(gateway) = gateway {
+            api = api.merge(gateway);
+        }
+        let (routes, doc) = api.split_for_parts();
+        let mut app = routes.merge(openapi::routes(doc));
+        if role.serves_control() {
+            app = app.merge(console);
+        }
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
 
         let stop_accepting = shutdown.clone();
         let mut server = tokio::spawn(async move {

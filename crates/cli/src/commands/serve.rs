@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use crosslogic_config::Config;
 use crosslogic_gateway::GatewayConfig;
-use crosslogic_server::{App, ServerConfig};
+use crosslogic_server::{App, Role, ServerConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::ServeArgs;
@@ -14,6 +14,18 @@ use crate::cli::ServeArgs;
 pub async fn run(mut config: Config, mut args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(listen) = args.listen {
         config.listen = listen;
+    }
+    let role: Role = args.role.parse().map_err(anyhow::Error::msg)?;
+    if args.demo && role != Role::All {
+        anyhow::bail!(
+            "--demo runs the whole platform in one process: drop --role {}",
+            role.as_str()
+        );
+    }
+    if role == Role::Gateway && args.provisioner.is_some() {
+        anyhow::bail!(
+            "--provisioner launches nodes from the control plane: run it with --role control (or all), not gateway"
+        );
     }
     let mut token_file = None;
     if args.demo {
@@ -60,6 +72,7 @@ pub async fn run(mut config: Config, mut args: ServeArgs) -> anyhow::Result<Exit
         None
     };
     let server_config = ServerConfig {
+        role,
         shutdown_timeout: config.shutdown_timeout,
         admin_token: config.admin_api_token.clone(),
         gateway: gateway_config(&config),
@@ -80,7 +93,7 @@ pub async fn run(mut config: Config, mut args: ServeArgs) -> anyhow::Result<Exit
     };
     let addr = listener.local_addr()?;
     let app = App::new(listener, db, shutdown, server_config);
-    tracing::info!(addr = %addr, "crosslogic is serving");
+    tracing::info!(addr = %addr, role = role.as_str(), "crosslogic is serving");
     // The banner waits for the demo's nodes; it ends with the server.
     let banner = match (demo, &config.admin_api_token) {
         (Some(demo), Some(token)) => {
