@@ -15,27 +15,11 @@ use std::process::Command;
 
 use common::Server;
 use crosslogic_testkit::TestDb;
-use serde_json::Value;
 
 const TOKEN: &str = "console-browser-admin-token-0123456789";
 
 fn python() -> String {
     std::env::var("CROSSLOGIC_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
-}
-
-/// Kills the node processes the local provisioner recorded.
-fn kill_local_nodes(dir: &std::path::Path) {
-    for entry in std::fs::read_dir(dir.join("nodes")).into_iter().flatten().flatten() {
-        if entry.path().extension().is_some_and(|e| e == "json") {
-            let v: Value = serde_json::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap();
-            for pid in v["pids"].as_array().into_iter().flatten().filter_map(Value::as_i64) {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -79,7 +63,7 @@ async fn operator_and_tenant_journeys_work_in_a_real_browser() {
     })
     .await
     .unwrap();
-    kill_local_nodes(data.path());
+    common::kill_local_nodes(&data.path().join("nodes"));
     let stdout = String::from_utf8_lossy(&result.stdout);
     let stderr = String::from_utf8_lossy(&result.stderr);
     println!("{stdout}");

@@ -68,26 +68,6 @@ impl Drop for Demo {
     }
 }
 
-/// Kills the demo's local node processes (they outlive the control plane).
-fn kill_nodes(dir: &std::path::Path) {
-    for entry in std::fs::read_dir(dir.join("nodes")).into_iter().flatten().flatten() {
-        if entry.path().extension().is_some_and(|e| e == "json") {
-            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap();
-            for pid in v["pids"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(serde_json::Value::as_i64)
-            {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
-    }
-}
-
 #[test]
 fn the_demo_banner_is_all_a_newcomer_needs_for_a_completion_and_an_embedding() {
     let data = common::data_dir();
@@ -166,7 +146,7 @@ fn the_demo_banner_is_all_a_newcomer_needs_for_a_completion_and_an_embedding() {
     assert!(!text.contains("shown once"), "{text}");
     assert_eq!(std::fs::read_to_string(data.path().join("admin-token")).unwrap(), token);
     drop(again);
-    kill_nodes(data.path());
+    common::kill_local_nodes(&data.path().join("nodes"));
 }
 
 #[tokio::test]

@@ -15,23 +15,9 @@ use crosslogic_core::{NodeStatus, Provider};
 use crosslogic_db::repo::nodes;
 use crosslogic_testkit::receiver::Receiver;
 use crosslogic_testkit::TestDb;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const TOKEN: &str = "deploy-e2e-admin-token-0123456789";
-
-/// Kills the node processes the local provisioner recorded (they outlive the
-/// control plane by design).
-fn kill_local_nodes(dir: &std::path::Path) {
-    for entry in std::fs::read_dir(dir.join("nodes")).into_iter().flatten().flatten() {
-        if entry.path().extension().is_some_and(|e| e == "json") {
-            let v: Value = serde_json::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap();
-            for pid in v["pids"].as_array().into_iter().flatten().filter_map(Value::as_i64) {
-                let pid = nix::unistd::Pid::from_raw(pid as i32);
-                let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
-            }
-        }
-    }
-}
 
 #[tokio::test]
 async fn a_deployment_is_launched_locally_serves_requests_and_a_killed_node_is_replaced() {
@@ -78,7 +64,7 @@ async fn a_deployment_is_launched_locally_serves_requests_and_a_killed_node_is_r
                 return;
             }
             if Instant::now() > deadline {
-                kill_local_nodes(data.path());
+                common::kill_local_nodes(&data.path().join("nodes"));
                 panic!("the deployment never served a request (last status {})", resp.status());
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -100,7 +86,7 @@ async fn a_deployment_is_launched_locally_serves_requests_and_a_killed_node_is_r
     let first = node.id;
 
     // The node's processes die: it is declared dead, terminated and replaced.
-    kill_local_nodes(data.path());
+    common::kill_local_nodes(&data.path().join("nodes"));
     let all_nodes = nodes::NodeFilter {
         include_terminated: true,
         ..Default::default()
@@ -116,14 +102,14 @@ async fn a_deployment_is_launched_locally_serves_requests_and_a_killed_node_is_r
             break;
         }
         if Instant::now() > deadline {
-            kill_local_nodes(data.path());
+            common::kill_local_nodes(&data.path().join("nodes"));
             panic!("the killed node was not replaced: {all:?}");
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     serves().await;
     let live = nodes::list(&db.pool, &nodes::NodeFilter::default(), 10).await.unwrap();
-    kill_local_nodes(data.path());
+    common::kill_local_nodes(&data.path().join("nodes"));
     assert_eq!(
         live.iter().filter(|n| n.status != NodeStatus::Dead).count(),
         1,

@@ -21,24 +21,12 @@ use serde_json::{json, Value};
 
 const TOKEN: &str = "fleet-e2e-admin-token-0123456789";
 
-fn kill_local_nodes(dir: &std::path::Path) {
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if entry.path().extension().is_some_and(|e| e == "json") {
-            let v: Value = serde_json::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap();
-            for pid in v["pids"].as_array().into_iter().flatten().filter_map(Value::as_i64) {
-                let pid = nix::unistd::Pid::from_raw(pid as i32);
-                let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
-            }
-        }
-    }
-}
-
 /// Kills the recorded node processes when dropped (also on panic).
 struct Cleanup(std::path::PathBuf);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        kill_local_nodes(&self.0);
+        common::kill_local_nodes(&self.0);
     }
 }
 

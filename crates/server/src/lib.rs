@@ -267,6 +267,13 @@ impl App {
         let app = app.into_make_service_with_connect_info::<SocketAddr>();
 
         let stop_accepting = shutdown.clone();
+        // TCP_NODELAY: each streamed chunk leaves at once instead of waiting
+        // for the client's delayed ACK (Nagle), which costs up to 40 ms.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set on a connection");
+            }
+        });
         let mut server = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move { stop_accepting.cancelled().await })

@@ -240,3 +240,24 @@ pub async fn node_logs(server: &Server, token: &str, id: impl std::fmt::Display)
         .collect();
     (page, lines)
 }
+
+/// Kills the node processes the `local` provisioner recorded in
+/// `nodes_dir` (they outlive the control plane by design).
+pub fn kill_local_nodes(nodes_dir: &std::path::Path) {
+    for entry in std::fs::read_dir(nodes_dir).into_iter().flatten().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "json") {
+            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap();
+            for pid in v["pids"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(serde_json::Value::as_i64)
+            {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}

@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use axum::routing::{get, post};
 use axum::Router;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 pub use tokenize::{count_tokens, CHAT_TOKENS_PER_MESSAGE, CHAT_TOKENS_PER_REQUEST};
@@ -110,6 +110,13 @@ pub fn router(cfg: SimConfig) -> Router {
 pub async fn serve(listener: TcpListener, cfg: SimConfig, shutdown: CancellationToken) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, model = %cfg.served_model_name, "vLLM simulator listening");
+    // TCP_NODELAY, as serving engines set it: every token chunk leaves at
+    // once instead of waiting up to 40 ms for the client's delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set on a connection");
+        }
+    });
     axum::serve(listener, router(cfg))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
