@@ -262,6 +262,7 @@ def main():
         expect(tp.get_by_role("heading", name="Acme Browser")).to_be_visible()
         row = tp.locator("#usage-by-model tr", has_text=MODEL)
         expect(row.locator("td").nth(1)).to_have_text("6")
+        expect(tp.locator("#usage-by-day tbody tr").first.locator("td").nth(1)).to_have_text("6")
         assert "Beta Browser" not in tp.content()
         shot(tp, "09-tenant-usage")
 

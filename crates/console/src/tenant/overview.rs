@@ -35,9 +35,10 @@ pub(crate) async fn page(
     };
     let manage = t.can_manage();
     // Independent reads, on separate pooled connections at once.
-    let (traffic, by_model, by_key, keys, latency, summary) = futures_util::try_join!(
+    let (traffic, by_model, by_day, by_key, keys, latency, summary) = futures_util::try_join!(
         page::load(chart::traffic(pool, whose, q.range)),
         page::load(report::usage(pool, scope, from, now, UsageGroup::Model, false)),
+        page::load(report::usage(pool, scope, from, now, UsageGroup::Day, false)),
         page::load(async {
             match manage {
                 true => report::usage(pool, scope, from, now, UsageGroup::Key, false).await,
@@ -91,6 +92,16 @@ pub(crate) async fn page(
                 tbody { @for r in &by_model {
                     tr { td { (r.group_key) } td.num { (page::count(r.requests)) } td.num { (page::count(r.failed_requests)) }
                          td.num { (page::count(r.prompt_tokens)) } td.num { (page::count(r.completion_tokens)) } td.num { (page::usd(r.cost.round_micros().0)) } }
+                } }
+            } }
+        }
+        h2 { "By day, last 30 days (UTC)" }
+        @if by_day.is_empty() { (page::empty("No requests in the last 30 days.")) } @else {
+            div.table-wrap { table #usage-by-day {
+                thead { tr { th { "Day" } th { "Requests" } th { "Failed" } th { "Tokens" } th { "Cost" } } }
+                tbody { @for r in by_day.iter().rev() {
+                    tr { td { (r.group_key) } td.num { (page::count(r.requests)) } td.num { (page::count(r.failed_requests)) }
+                         td.num { (page::count(r.total_tokens)) } td.num { (page::usd(r.cost.round_micros().0)) } }
                 } }
             } }
         }
