@@ -108,12 +108,15 @@ async fn inference(
         model,
         snapshot,
         started,
+        endpoint: endpoint.label(),
         prompt_estimate: estimate.prompt,
     });
     let plan = gw.limiter.plan(&ctx.key, &ctx.request_id, estimate.total());
     let rate_headers = gw.limiter.admit(&plan).await?;
     let lease = Lease::new(gw.limiter.clone(), plan, gw.tasks.clone());
-    crate::telemetry::overhead(endpoint.label(), started.elapsed());
+    // The gateway's own time so far; the served attempt adds its work on
+    // the answer and reports the sum (`crosslogic_gateway_overhead_seconds`).
+    let admitted = started.elapsed();
     // 5. Forward, retrying other nodes; the served attempt meters itself.
     forward(
         gw,
@@ -126,6 +129,7 @@ async fn inference(
             candidates,
             lease,
             rate_headers,
+            admitted,
         },
     )
     .await

@@ -34,6 +34,8 @@ pub struct Outbound {
     pub lease: crate::limits::Lease,
     /// `x-ratelimit-*` headers for the response.
     pub rate_headers: crate::limits::RateHeaders,
+    /// The gateway's time until admission (its overhead before forwarding).
+    pub admitted: std::time::Duration,
 }
 
 /// Sends `req`, retrying another node on connect failures and 502/503.
@@ -45,6 +47,7 @@ pub async fn forward(gw: &Gateway, req: Outbound) -> Result<Response, ApiError> 
     for node in req.candidates.iter().take(MAX_ATTEMPTS) {
         // Dropped unserved (the attempt failed) it records nothing.
         let mut guard = RequestGuard::new(Arc::clone(&req.ctx), Arc::clone(node), gw.metering.clone());
+        guard.gateway_time = req.admitted;
         let sent = gw
             .http
             .post(format!("{}{}", node.endpoint, req.path))
@@ -132,8 +135,10 @@ async fn respond(
         out.headers_mut().insert("x-request-id", request_id);
         return out;
     }
+    let work = std::time::Instant::now();
     guard.served = true;
     guard.usage = serde_json::from_slice::<WithUsage>(&bytes).ok().and_then(|w| w.usage);
+    guard.gateway_time += work.elapsed();
     let mut out = Response::new(Body::from(bytes));
     *out.status_mut() = status;
     let h = out.headers_mut();

@@ -148,8 +148,12 @@ impl Stream for MeteredStream {
             match self.upstream.as_mut().poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(bytes))) => {
+                    // Only this chunk's handling is the gateway's time; the
+                    // wait for it is the node's.
+                    let work = std::time::Instant::now();
                     self.buf.extend_from_slice(&bytes);
                     let out = self.drain_events();
+                    self.guard.gateway_time += work.elapsed();
                     if self.done {
                         // `[DONE]` is in `out`: the usage is journaled before
                         // the client can see the response complete.

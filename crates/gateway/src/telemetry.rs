@@ -18,8 +18,11 @@ pub fn request(endpoint: &'static str, status: u16, total: Duration) {
     histogram!("crosslogic_gateway_request_duration_seconds", "endpoint" => endpoint).record(total.as_secs_f64());
 }
 
-/// Time the gateway itself spent before handing the request to a node
-/// (auth, validation, limits, routing): its added latency on the way in.
+/// Time the gateway itself spent on a served request, excluding the node's
+/// own time: until it was admitted (auth, validation, limits, routing),
+/// plus its work on the answer (a non-streamed body once it arrived, each
+/// chunk of a stream) — the latency it adds, as `scripts/bench.sh` reports
+/// it, for streamed and non-streamed requests alike.
 pub fn overhead(endpoint: &'static str, spent: Duration) {
     histogram!("crosslogic_gateway_overhead_seconds", "endpoint" => endpoint).record(spent.as_secs_f64());
 }

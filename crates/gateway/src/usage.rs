@@ -5,7 +5,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use crosslogic_core::{request_cost, UsageStatus};
@@ -45,6 +45,8 @@ pub struct RequestContext {
     pub snapshot: Arc<Snapshot>,
     /// When the handler started (the usage row's latency counts from here).
     pub started: Instant,
+    /// The endpoint's metric label (`chat`, `completions`, `embeddings`).
+    pub endpoint: &'static str,
     /// Prompt size estimate, used when the engine never reported usage.
     pub prompt_estimate: u32,
 }
@@ -64,6 +66,10 @@ pub struct RequestGuard {
     pub served: bool,
     /// The request's hold on its rate limits, settled with the actual tokens.
     pub lease: Option<crate::limits::Lease>,
+    /// Time the gateway itself spent on the request, excluding the node's:
+    /// until it was admitted (auth, validation, limits, routing), then its
+    /// work on the answer (a body after it arrived; each streamed chunk).
+    pub gateway_time: Duration,
     /// Whether the usage was recorded already ([`RequestGuard::finish`]).
     recorded: bool,
 }
@@ -82,6 +88,7 @@ impl RequestGuard {
             status: UsageStatus::Completed,
             served: false,
             lease: None,
+            gateway_time: Duration::ZERO,
             recorded: false,
         }
     }
@@ -144,6 +151,7 @@ impl RequestGuard {
     pub fn finish(&mut self) {
         if self.served && !self.recorded {
             self.recorded = true;
+            crate::telemetry::overhead(self.ctx.endpoint, self.gateway_time);
             let record = self.to_record();
             crate::telemetry::tokens(
                 &record.model_name,
