@@ -159,7 +159,7 @@ impl FromRequestParts<ConsoleState> for Session {
         };
         let who = match (row.api_key_id, row.tenant_id) {
             (Some(key_id), Some(tenant_id)) => {
-                let role = row.key_role.0.filter(|_| row.key_usable);
+                let role = row.key().filter(|k| k.usable(Utc::now())).map(|k| k.role);
                 let Some(role) = role else {
                     // The key was revoked, suspended or expired since sign-in.
                     let _ = sessions::delete(state.pool(), &keys::hash(&token)).await;
@@ -362,12 +362,16 @@ pub(crate) async fn login(
     Ok((jar, Redirect::to(&next)).into_response())
 }
 
-/// Whether a key may sign in: the same rule as the gateway's.
+/// Whether a key may sign in: the gateway's rule (`core::keys::refusal`).
 fn usable(k: &api_keys::KeyAuth) -> bool {
-    k.key_status == crosslogic_core::ApiKeyStatus::Active
-        && k.expires_at.is_none_or(|e| e > Utc::now())
-        && k.tenant_status == crosslogic_core::TenantStatus::Active
-        && k.environment_status == crosslogic_core::EnvironmentStatus::Active
+    keys::refusal(
+        k.key_status,
+        k.expires_at,
+        k.environment_status,
+        k.tenant_status,
+        Utc::now(),
+    )
+    .is_none()
 }
 
 /// `POST /console/logout`.

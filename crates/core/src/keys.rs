@@ -108,6 +108,46 @@ impl std::fmt::Debug for TokenDigest {
     }
 }
 
+/// Why a key may not be used right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRefusal {
+    Revoked,
+    Suspended,
+    Expired,
+    EnvironmentSuspended,
+    TenantSuspended,
+    TenantDeleted,
+}
+
+/// The one rule for whether a key is usable at `now` (the gateway's auth
+/// and the console's sign-in and sessions apply it): its own status and
+/// expiry, then its environment's and its tenant's status. `None` = usable.
+pub fn refusal(
+    key: crate::ApiKeyStatus,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    environment: crate::EnvironmentStatus,
+    tenant: crate::TenantStatus,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<KeyRefusal> {
+    use crate::{ApiKeyStatus, EnvironmentStatus, TenantStatus};
+    match key {
+        ApiKeyStatus::Active => {}
+        ApiKeyStatus::Revoked => return Some(KeyRefusal::Revoked),
+        ApiKeyStatus::Suspended => return Some(KeyRefusal::Suspended),
+    }
+    if expires_at.is_some_and(|exp| exp <= now) {
+        return Some(KeyRefusal::Expired);
+    }
+    if environment != EnvironmentStatus::Active {
+        return Some(KeyRefusal::EnvironmentSuspended);
+    }
+    match tenant {
+        TenantStatus::Active => None,
+        TenantStatus::Suspended => Some(KeyRefusal::TenantSuspended),
+        TenantStatus::Deleted => Some(KeyRefusal::TenantDeleted),
+    }
+}
+
 /// Whether `presented` hashes to `stored_hash` (the lowercase hex SHA-256
 /// kept for keys and node credentials), compared in constant time.
 pub fn verify(presented: &str, stored_hash: &str) -> bool {
@@ -118,6 +158,40 @@ pub fn verify(presented: &str, stored_hash: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_is_usable_only_while_it_its_environment_and_its_tenant_are() {
+        use crate::{ApiKeyStatus as K, EnvironmentStatus as E, TenantStatus as T};
+        let now = chrono::Utc::now();
+        let past = Some(now - chrono::Duration::seconds(1));
+        let future = Some(now + chrono::Duration::hours(1));
+        assert_eq!(refusal(K::Active, None, E::Active, T::Active, now), None);
+        assert_eq!(refusal(K::Active, future, E::Active, T::Active, now), None);
+        assert_eq!(
+            refusal(K::Revoked, None, E::Active, T::Active, now),
+            Some(KeyRefusal::Revoked)
+        );
+        assert_eq!(
+            refusal(K::Suspended, None, E::Active, T::Active, now),
+            Some(KeyRefusal::Suspended)
+        );
+        assert_eq!(
+            refusal(K::Active, past, E::Active, T::Active, now),
+            Some(KeyRefusal::Expired)
+        );
+        assert_eq!(
+            refusal(K::Active, None, E::Suspended, T::Active, now),
+            Some(KeyRefusal::EnvironmentSuspended)
+        );
+        assert_eq!(
+            refusal(K::Active, None, E::Active, T::Suspended, now),
+            Some(KeyRefusal::TenantSuspended)
+        );
+        assert_eq!(
+            refusal(K::Active, None, E::Active, T::Deleted, now),
+            Some(KeyRefusal::TenantDeleted)
+        );
+    }
 
     #[test]
     fn digests_and_hashes_match_only_their_secret() {

@@ -3,7 +3,7 @@
 //! its absolute expiry, and — for a tenant session — while its key is.
 
 use chrono::{DateTime, Utc};
-use crosslogic_core::ApiKeyRole;
+use crosslogic_core::{ApiKeyRole, ApiKeyStatus, EnvironmentStatus, ParseEnumError, TenantStatus};
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
@@ -38,26 +38,67 @@ pub struct LiveSession {
     pub tenant_id: Option<Uuid>,
     pub last_seen_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
-    /// Tenant sessions: the key's role now.
-    #[sqlx(try_from = "Option<String>")]
-    pub key_role: OptRole,
     pub key_prefix: Option<String>,
     pub key_name: Option<String>,
     pub tenant_name: Option<String>,
-    /// Tenant sessions: whether the key, its environment and its tenant are
-    /// all active and the key has not expired.
-    pub key_usable: bool,
+    // Tenant sessions: the key, its environment and its tenant as they are now.
+    #[sqlx(try_from = "Option<String>")]
+    role: Nullable<ApiKeyRole>,
+    #[sqlx(try_from = "Option<String>")]
+    key_status: Nullable<ApiKeyStatus>,
+    key_expires_at: Option<DateTime<Utc>>,
+    #[sqlx(try_from = "Option<String>")]
+    environment_status: Nullable<EnvironmentStatus>,
+    #[sqlx(try_from = "Option<String>")]
+    tenant_status: Nullable<TenantStatus>,
 }
 
-/// An optional key role read from a nullable column.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct OptRole(pub Option<ApiKeyRole>);
+impl LiveSession {
+    /// A tenant session's key as it is now (`None` for the operator's).
+    pub fn key(&self) -> Option<SessionKey> {
+        Some(SessionKey {
+            role: self.role.0?,
+            key_status: self.key_status.0?,
+            expires_at: self.key_expires_at,
+            environment_status: self.environment_status.0?,
+            tenant_status: self.tenant_status.0?,
+        })
+    }
+}
 
-impl TryFrom<Option<String>> for OptRole {
-    type Error = crosslogic_core::status::ParseEnumError;
+/// A status read from a column a LEFT JOIN may leave NULL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Nullable<T>(Option<T>);
+
+impl<T: std::str::FromStr<Err = ParseEnumError>> TryFrom<Option<String>> for Nullable<T> {
+    type Error = ParseEnumError;
 
     fn try_from(v: Option<String>) -> Result<Self, Self::Error> {
-        v.map(|s| s.parse()).transpose().map(OptRole)
+        v.map(|s| s.parse()).transpose().map(Nullable)
+    }
+}
+
+/// The state of a tenant session's key now.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionKey {
+    pub role: ApiKeyRole,
+    pub key_status: ApiKeyStatus,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub environment_status: EnvironmentStatus,
+    pub tenant_status: TenantStatus,
+}
+
+impl SessionKey {
+    /// Whether the key may be used at `now` (`crosslogic_core::keys::refusal`).
+    pub fn usable(&self, now: DateTime<Utc>) -> bool {
+        crosslogic_core::keys::refusal(
+            self.key_status,
+            self.expires_at,
+            self.environment_status,
+            self.tenant_status,
+            now,
+        )
+        .is_none()
     }
 }
 
@@ -89,9 +130,9 @@ pub async fn create(db: &crate::PgPool, new: &NewSession, idle_secs: i64) -> DbR
 pub async fn find(db: impl PgExecutor<'_>, token_hash: &str, idle_secs: i64) -> DbResult<Option<LiveSession>> {
     Ok(sqlx::query_as(
         "SELECT s.id, s.credential_hash, s.api_key_id, s.tenant_id, s.last_seen_at, s.expires_at,
-                k.role AS key_role, k.key_prefix, k.name AS key_name, t.name AS tenant_name,
-                coalesce(k.status = 'active' AND (k.expires_at IS NULL OR k.expires_at > now())
-                         AND t.status = 'active' AND e.status = 'active', false) AS key_usable
+                k.key_prefix, k.name AS key_name, t.name AS tenant_name,
+                k.role, k.status AS key_status, k.expires_at AS key_expires_at, e.status AS environment_status,
+                t.status AS tenant_status
            FROM console_sessions s
            LEFT JOIN api_keys k ON k.id = s.api_key_id
            LEFT JOIN environments e ON e.id = k.environment_id

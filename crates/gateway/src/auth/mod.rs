@@ -26,7 +26,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use crosslogic_core::{keys, ApiKeyRole, ApiKeyStatus, EnvironmentStatus, TenantStatus};
+use crosslogic_core::{keys, ApiKeyRole};
 use crosslogic_db::repo::api_keys::{self, KeyAuth};
 use crosslogic_db::{DbError, PgPool};
 use crosslogic_http::ApiError;
@@ -92,31 +92,24 @@ impl AuthedKey {
         )))
     }
 
-    /// Refuses keys that are not usable right now (status or expiry).
+    /// Refuses keys that are not usable right now (`core::keys::refusal`).
     fn check_usable(&self, now: DateTime<Utc>) -> Result<(), ApiError> {
-        match self.raw.key_status {
-            ApiKeyStatus::Active => {}
-            ApiKeyStatus::Revoked => return Err(ApiError::invalid_key("This API key has been revoked.")),
-            ApiKeyStatus::Suspended => {
-                return Err(ApiError::forbidden("key_suspended", "This API key is suspended."));
-            }
-        }
-        if self.raw.expires_at.is_some_and(|exp| exp <= now) {
-            return Err(ApiError::invalid_key("This API key has expired."));
-        }
-        if self.raw.environment_status != EnvironmentStatus::Active {
-            return Err(ApiError::forbidden(
+        use crosslogic_core::keys::KeyRefusal;
+        let r = &self.raw;
+        match crosslogic_core::keys::refusal(r.key_status, r.expires_at, r.environment_status, r.tenant_status, now) {
+            None => Ok(()),
+            Some(KeyRefusal::Revoked) => Err(ApiError::invalid_key("This API key has been revoked.")),
+            Some(KeyRefusal::Suspended) => Err(ApiError::forbidden("key_suspended", "This API key is suspended.")),
+            Some(KeyRefusal::Expired) => Err(ApiError::invalid_key("This API key has expired.")),
+            Some(KeyRefusal::EnvironmentSuspended) => Err(ApiError::forbidden(
                 "environment_suspended",
                 "This key's environment is suspended.",
-            ));
-        }
-        match self.raw.tenant_status {
-            TenantStatus::Active => Ok(()),
-            TenantStatus::Suspended => Err(ApiError::forbidden(
+            )),
+            Some(KeyRefusal::TenantSuspended) => Err(ApiError::forbidden(
                 "account_suspended",
                 "Your account is suspended; contact the operator.",
             )),
-            TenantStatus::Deleted => Err(ApiError::invalid_key("This API key belongs to a deleted account.")),
+            Some(KeyRefusal::TenantDeleted) => Err(ApiError::invalid_key("This API key belongs to a deleted account.")),
         }
     }
 }
