@@ -52,6 +52,11 @@ pub enum Command {
     /// (a per-node credential, or the operator's registration token for
     /// hand-added on-prem nodes).
     NodeAgent(NodeAgentArgs),
+    /// Capacity planning: replay load and spot-capacity traces through the
+    /// reconciler's decisions and compare capacity policies by cost and
+    /// success rate.
+    #[command(subcommand)]
+    Fleet(crate::commands::fleet::FleetCommand),
     /// Run the vLLM-compatible engine simulator (a stand-in GPU node for
     /// development and tests). Flags mirror `vllm serve` where they overlap.
     EngineSim(EngineSimArgs),

@@ -415,7 +415,10 @@ async fn an_operator_manages_the_catalog_and_deployments_from_the_command_line()
     let (header, rows) = out.table();
     assert_eq!(
         header,
-        ["id", "name", "model", "status", "current", "min", "max", "strategy", "provider", "region", "gpu", "spot"]
+        [
+            "id", "name", "model", "status", "current", "min", "max", "strategy", "provider", "region", "gpu",
+            "capacity"
+        ]
     );
     assert_eq!(rows.len(), 1, "only the created deployment: {rows:?}");
     let cells: Vec<&str> = rows[0].split_whitespace().collect();
@@ -436,9 +439,42 @@ async fn an_operator_manages_the_catalog_and_deployments_from_the_command_line()
 
     let out = admin(&["deployments", "update", &id, "--max", "5", "--spot"]);
     assert_eq!(
-        (out.field("max replicas"), out.field("min replicas"), out.field("spot")),
-        ("5".into(), "1".into(), "true".into())
+        (
+            out.field("max replicas"),
+            out.field("min replicas"),
+            out.field("capacity policy")
+        ),
+        ("5".into(), "1".into(), "spot".into())
     );
+    let out = admin(&[
+        "deployments",
+        "update",
+        &id,
+        "--capacity-policy",
+        "hedged",
+        "--on-demand-base",
+        "1",
+        "--spot-overprovision",
+        "2",
+    ]);
+    assert_eq!(
+        (
+            out.field("capacity policy"),
+            out.field("on-demand base"),
+            out.field("spot over-provision")
+        ),
+        ("hedged".into(), "1".into(), "2".into())
+    );
+    admin(&[
+        "deployments",
+        "update",
+        &id,
+        "--capacity-policy",
+        "spot",
+        "--on-demand-base",
+        "0",
+    ])
+    .assert_error("on_demand_base: only applies to capacity_policy hedged (this deployment is spot)");
     admin(&["deployments", "update", &id, "--min", "9"])
         .assert_error("min_replicas: must not exceed max_replicas (5), got 9");
     admin(&["deployments", "update", &id]).assert_error("nothing to change");

@@ -2,7 +2,8 @@
 //! processes: a spot-preemption notice drains and replaces a node; two
 //! control planes on one database never double-launch; a restarted control
 //! plane adopts the nodes still running; an operator terminates a node
-//! through the admin API and reads its launch log.
+//! through the admin API and reads its launch log; a hedged deployment keeps
+//! its spot/on-demand composition through a correlated preemption.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -366,6 +367,122 @@ async fn load_scales_a_deployment_up_and_its_end_scales_it_back_down_to_min() {
         .sum();
     assert_eq!(launched, 3, "min 1, then 2 more for the load: {scaled:?}");
     assert!(scaled.iter().any(|p| p["action"] == "drain"), "{scaled:?}");
+    assert!(server.signal_and_wait(nix::sys::signal::Signal::SIGTERM).success());
+    db.drop_db().await;
+}
+
+/// The `hedged` capacity policy end to end with the local provisioner (its
+/// spot nodes are local processes marked spot): an on-demand base, spot with
+/// one extra replica, the on-demand fallback drained once spot serves; a
+/// correlated preemption of every spot node launches their replacements on
+/// the notice, with on-demand covering until they serve.
+#[tokio::test]
+async fn a_hedged_deployment_keeps_its_composition_through_a_correlated_preemption() {
+    let db = TestDb::new().await;
+    let data = common::data_dir();
+    let _cleanup = Cleanup(data.path().join("nodes"));
+    let server = Server::start(
+        &[
+            ("DATABASE_URL", db.url.as_str()),
+            ("ADMIN_API_TOKEN", TOKEN),
+            ("CROSSLOGIC_DATA_DIR", data.path().to_str().unwrap()),
+        ],
+        &["--provisioner", "local"],
+    )
+    .unwrap();
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(server.url("/admin/v1/deployments"))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "name": "llama-hedged", "model_name": "llama-3-8b", "min_replicas": 2, "max_replicas": 2,
+                       "provider": "local", "capacity_policy": "hedged", "on_demand_base": 1, "spot_overprovision": 1 }))
+        .send()
+        .await
+        .unwrap();
+    let created: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (
+            &created["capacity_policy"],
+            &created["use_spot"],
+            &created["on_demand_base"],
+            &created["spot_overprovision"]
+        ),
+        (&json!("hedged"), &json!(true), &json!(1), &json!(1)),
+        "{created}"
+    );
+    // Target 2 = 1 on-demand base + 1 spot, plus 1 extra spot; while no spot
+    // replica serves, one more on-demand covers. Steady: 2 spot + 1 on-demand.
+    let steady = |a: &[Node]| {
+        let act = active(a);
+        act.iter().filter(|n| n.spot_instance).count() == 2
+            && act.iter().filter(|n| !n.spot_instance).count() == 1
+            && a.iter().all(|n| {
+                matches!(
+                    n.status,
+                    NodeStatus::Active | NodeStatus::Terminated | NodeStatus::Draining
+                )
+            })
+    };
+    let all = wait_nodes(&db, 120, "never reached 2 spot + 1 on-demand", steady).await;
+    let spot: Vec<_> = active(&all).iter().filter(|n| n.spot_instance).map(|n| n.id).collect();
+    let launched_before = all.len();
+
+    // One zone reclaimed: both spot replicas get their notice at once.
+    for id in &spot {
+        crosslogic_control::agent::preempted(&db.pool, *id, "spot interruption notice (test)")
+            .await
+            .unwrap();
+    }
+    // Replacements are launched on the notice: new spot nodes exist while
+    // the preempted ones are still draining or just gone, and on-demand
+    // covers the gap (a second on-demand node).
+    let all = wait_nodes(&db, 30, "no replacement on the notice", |a| {
+        a.iter().filter(|n| n.spot_instance && !spot.contains(&n.id)).count() >= 2
+            && a.iter().filter(|n| !n.spot_instance).count() >= 3
+    })
+    .await;
+    assert!(all.len() >= launched_before + 3, "{all:#?}");
+    // Back to the composition: the new spot replicas serve, the fallback
+    // on-demand replica is drained, the preempted ones are terminated.
+    let all = wait_nodes(&db, 120, "did not return to 2 spot + 1 on-demand", |a| {
+        steady(a)
+            && spot
+                .iter()
+                .all(|id| a.iter().any(|n| n.id == *id && n.status == NodeStatus::Terminated))
+    })
+    .await;
+    assert!(active(&all).iter().all(|n| !spot.contains(&n.id)));
+    let scaled: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'deployment.scaled'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert!(scaled >= 3, "launches and drains are evented: {scaled}");
+
+    // The policy's settings are validated and changed through the API.
+    let id = created["id"].as_str().unwrap();
+    let resp = http
+        .patch(server.url(&format!("/admin/v1/deployments/{id}")))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "capacity_policy": "spot", "on_demand_base": 2 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["param"], "on_demand_base", "{body}");
+    let resp = http
+        .patch(server.url(&format!("/admin/v1/deployments/{id}")))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "use_spot": false }))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (&body["capacity_policy"], &body["use_spot"]),
+        (&json!("on_demand"), &json!(false)),
+        "{body}"
+    );
     assert!(server.signal_and_wait(nix::sys::signal::Signal::SIGTERM).success());
     db.drop_db().await;
 }

@@ -101,7 +101,9 @@ async fn main() {
                         region: None,
                         gpu_type: "auto".into(),
                         gpu_count: None,
-                        use_spot: true,
+                        capacity_policy: crosslogic_core::CapacityPolicy::Spot,
+                        on_demand_base: 0,
+                        spot_overprovision: 1,
                         metadata: json!({}),
                     },
                 )

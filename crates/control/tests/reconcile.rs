@@ -127,7 +127,9 @@ async fn reconciler_launches_to_min_replaces_dead_nodes_and_drains_the_excess() 
             region: None,
             gpu_type: "auto".into(),
             gpu_count: None,
-            use_spot: false,
+            capacity_policy: crosslogic_core::CapacityPolicy::OnDemand,
+            on_demand_base: 0,
+            spot_overprovision: 1,
             metadata: json!({}),
         },
     )
@@ -290,7 +292,9 @@ async fn create_deployment(
             region: region.map(str::to_owned),
             gpu_type: "auto".into(),
             gpu_count: None,
-            use_spot: true,
+            capacity_policy: crosslogic_core::CapacityPolicy::Spot,
+            on_demand_base: 0,
+            spot_overprovision: 1,
             metadata: json!({}),
         },
     )

@@ -132,7 +132,7 @@ events! {
     ModelDeprecated => "model.deprecated", ModelEvent, Info, "fleet catalog: a model was deprecated (admin API)";
     GpuUpdated => "gpu.updated", GpuEvent, Info, "fleet catalog: a GPU type's offer at a provider was created or replaced (admin API)";
     DeploymentCreated => "deployment.created", DeploymentEvent, Info, "fleet: a deployment was created (admin API)";
-    DeploymentUpdated => "deployment.updated", DeploymentUpdated, Info, "fleet: a deployment's bounds, strategy, GPU or spot use changed (admin API)";
+    DeploymentUpdated => "deployment.updated", DeploymentUpdated, Info, "fleet: a deployment's bounds, strategy, GPU or capacity policy changed (admin API)";
     DeploymentPaused => "deployment.paused", DeploymentEvent, Info, "fleet: a deployment was paused (admin API)";
     DeploymentResumed => "deployment.resumed", DeploymentEvent, Info, "fleet: a paused deployment was resumed (admin API)";
     DeploymentDeleted => "deployment.deleted", DeploymentEvent, Warning, "fleet: a deployment was deleted (admin API); its nodes drain";
@@ -326,6 +326,8 @@ pub struct DeploymentEvent {
     pub gpu_type: String,
     pub gpu_count: Option<i32>,
     pub use_spot: bool,
+    /// `on_demand`, `spot` or `hedged`.
+    pub capacity_policy: crate::CapacityPolicy,
 }
 
 impl EventPayload for DeploymentEvent {
@@ -737,6 +739,7 @@ pub fn example(kind: EventKind) -> Event {
         gpu_type: "auto".into(),
         gpu_count: None,
         use_spot: true,
+        capacity_policy: crate::CapacityPolicy::Spot,
     };
     let node = |status: NodeStatus, detail: &str| NodeEvent {
         node_id: id(5),

@@ -10,6 +10,7 @@ pub mod decimal;
 pub mod delivery;
 pub mod error;
 pub mod events;
+pub mod hedge;
 pub mod keys;
 pub mod limits;
 pub mod money;

@@ -198,6 +198,11 @@ string_enum!(
     DeploymentStrategy, "deployment strategy" { Spread => "spread", Packed => "packed" }
 );
 string_enum!(
+    /// `deployments.capacity_policy`: how a deployment buys GPU capacity
+    /// (see `crate::hedge`).
+    CapacityPolicy, "capacity policy" { OnDemand => "on_demand", Spot => "spot", Hedged => "hedged" }
+);
+string_enum!(
     /// `deployments.status`.
     DeploymentStatus, "deployment status" { Active => "active", Paused => "paused", Deleted => "deleted" }
 );

@@ -86,6 +86,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(7, "07_billing"),
     migration!(8, "08_example_deployment"),
     migration!(9, "09_console_sessions"),
+    migration!(10, "10_capacity_policy"),
 ];
 
 /// Why migrating failed.

@@ -87,6 +87,7 @@ async fn every_core_enum_value_is_accepted_by_its_check_constraint() {
     check(p, "events", "severity", EventSeverity::ALL).await;
     check(p, "deployments", "strategy", DeploymentStrategy::ALL).await;
     check(p, "deployments", "status", DeploymentStatus::ALL).await;
+    check(p, "deployments", "capacity_policy", CapacityPolicy::ALL).await;
     check(p, "deployment_nodes", "status", DeploymentNodeStatus::ALL).await;
     check(p, "provision_jobs", "kind", ProvisionJobKind::ALL).await;
     check(p, "provision_jobs", "status", ProvisionJobStatus::ALL).await;

@@ -344,7 +344,9 @@ async fn deployments_and_nodes_enforce_their_rules() {
         region: None,
         gpu_type: "auto".into(),
         gpu_count: None,
-        use_spot: true,
+        capacity_policy: crosslogic_core::CapacityPolicy::Spot,
+        on_demand_base: 0,
+        spot_overprovision: 1,
         metadata: json!({}),
     };
     let d = deployments::create(p, &spec).await.unwrap();

@@ -5,6 +5,7 @@ mod config;
 mod db;
 mod demo;
 mod engine_sim;
+pub(crate) mod fleet;
 mod node_agent;
 mod serve;
 mod skypilot;
@@ -31,6 +32,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         init_logging(LogFormat::Text, "info");
         return engine_sim::run(args).await;
     }
+    if let Command::Fleet(cmd) = cli.command {
+        // Virtual time over trace files: no database, no configuration.
+        return fleet::run(cmd);
+    }
     if let Command::Admin(cmd) = cli.command {
         // An HTTP client of a running server: no database, no configuration.
         return admin_client::run(cmd).await;
@@ -50,7 +55,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(cmd) => config::run(&config, cmd),
         Command::Skypilot(cmd) => skypilot::run(&config, cmd).await,
         Command::Storage(cmd) => storage::run(&config, cmd).await,
-        Command::EngineSim(_) | Command::Admin(_) | Command::NodeAgent(_) => {
+        Command::EngineSim(_) | Command::Admin(_) | Command::NodeAgent(_) | Command::Fleet(_) => {
             unreachable!("handled before configuration is read")
         }
     }

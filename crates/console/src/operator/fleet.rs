@@ -36,7 +36,10 @@ pub(crate) async fn deployments(State(s): State<ConsoleState>, Op(session): Op) 
                         td { (d.name) } td { (d.model_name) }
                         td.num { span.replicas { (d.current_replicas) } " / " (d.min_replicas) "–" (d.max_replicas) }
                         td { (d.strategy.as_str()) " · " (d.provider.as_deref().unwrap_or("any cloud")) " · " (d.region.as_deref().unwrap_or("any region"))
-                             " · " (d.gpu_type) @if d.use_spot { " · spot" } }
+                             " · " (d.gpu_type) " · " (d.capacity_policy.as_str())
+                             @if d.capacity_policy == crosslogic_core::CapacityPolicy::Hedged {
+                                 " (on-demand base " (d.on_demand_base) ", +" (d.spot_overprovision) " spot)"
+                             } }
                         td { (page::badge(d.status.as_str())) }
                         td {
                             @if d.status != DeploymentStatus::Deleted {
@@ -74,14 +77,20 @@ pub(crate) async fn deployments(State(s): State<ConsoleState>, Op(session): Op) 
             } }
             label { "Min replicas" input type="number" name="min_replicas" min="0" max="1000" value="1"; }
             label { "Max replicas" input type="number" name="max_replicas" min="1" max="1000" value="2"; }
-            label { "Strategy" select name="strategy" { option value="spread" selected { "spread" } option value="pack" { "pack" } } }
+            label { "Strategy" select name="strategy" { option value="spread" selected { "spread" } option value="packed" { "packed" } } }
             label { "Provider" select name="provider" {
                 option value="" selected { "any" }
                 @for p in crosslogic_core::Provider::ALL { option value=(p.as_str()) { (p.as_str()) } }
             } }
             label { "Region (optional)" input name="region" placeholder="any"; }
             label { "GPU type" input name="gpu_type" value="auto"; }
-            label.check { input type="checkbox" name="use_spot"; " Prefer spot instances" }
+            label { "Capacity" select name="capacity_policy" {
+                option value="spot" selected { "spot first, on-demand fallback" }
+                option value="hedged" { "hedged: spread spot + over-provision + on-demand fallback" }
+                option value="on_demand" { "on-demand only" }
+            } }
+            label { "On-demand base (hedged)" input type="number" name="on_demand_base" min="0" max="1000" placeholder="0"; }
+            label { "Extra spot replicas (hedged)" input type="number" name="spot_overprovision" min="0" max="100" placeholder="1"; }
             button type="submit" { "Create deployment" }
         }
     };
@@ -99,7 +108,9 @@ pub(crate) struct NewDeployment {
     provider: Option<String>,
     region: Option<String>,
     gpu_type: Option<String>,
-    use_spot: Option<String>,
+    capacity_policy: Option<String>,
+    on_demand_base: Option<String>,
+    spot_overprovision: Option<String>,
 }
 
 impl NewDeployment {
@@ -114,7 +125,10 @@ impl NewDeployment {
             region: form::text(&self.region),
             gpu_type: form::text(&self.gpu_type),
             gpu_count: None,
-            use_spot: Some(form::checked(&self.use_spot)),
+            use_spot: None,
+            capacity_policy: form::parsed("capacity_policy", &self.capacity_policy)?,
+            on_demand_base: form::int("on_demand_base", &self.on_demand_base)?,
+            spot_overprovision: form::int("spot_overprovision", &self.spot_overprovision)?,
             metadata: None,
         })
     }

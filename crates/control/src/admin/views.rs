@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use crosslogic_core::{
-    DeploymentStatus, DeploymentStrategy, HealthCheckStatus, ModelStatus, ModelType, NodeStatus, Provider,
-    ProvisionJobKind, ProvisionJobStatus, RegionStatus,
+    CapacityPolicy, DeploymentStatus, DeploymentStrategy, HealthCheckStatus, ModelStatus, ModelType, NodeStatus,
+    Provider, ProvisionJobKind, ProvisionJobStatus, RegionStatus,
 };
 use crosslogic_db::repo::catalog::{GpuOffer, Model, Region};
 use crosslogic_db::repo::deployments::Deployment;
@@ -163,7 +163,14 @@ pub struct DeploymentView {
     /// A GPU type or `auto`.
     pub gpu_type: String,
     pub gpu_count: Option<i32>,
+    /// `capacity_policy` is not `on_demand`.
     pub use_spot: bool,
+    /// `on_demand`, `spot` or `hedged`.
+    pub capacity_policy: CapacityPolicy,
+    /// `hedged`: replicas always on-demand.
+    pub on_demand_base: i32,
+    /// `hedged`: spot replicas kept beyond the target.
+    pub spot_overprovision: i32,
     pub status: DeploymentStatus,
     pub metadata: Value,
     pub created_at: DateTime<Utc>,
@@ -187,6 +194,9 @@ impl From<Deployment> for DeploymentView {
             gpu_type: d.gpu_type,
             gpu_count: d.gpu_count,
             use_spot: d.use_spot,
+            capacity_policy: d.capacity_policy,
+            on_demand_base: d.on_demand_base,
+            spot_overprovision: d.spot_overprovision,
             status: d.status,
             metadata: d.metadata,
             created_at: d.created_at,

@@ -3,7 +3,7 @@
 //! (`crate::reconcile`) turns them into nodes.
 
 use crosslogic_core::events::{DeploymentEvent, DeploymentUpdated};
-use crosslogic_core::{Actor, DeploymentStatus, DeploymentStrategy, Event, Provider, ServiceError};
+use crosslogic_core::{Actor, CapacityPolicy, DeploymentStatus, DeploymentStrategy, Event, Provider, ServiceError};
 use crosslogic_db::changes;
 use crosslogic_db::repo::catalog;
 use crosslogic_db::repo::deployments::{self, Deployment, DeploymentPatch, NewDeployment};
@@ -48,9 +48,25 @@ pub struct CreateDeployment {
     /// GPUs per node, 1 to 8; absent = the fewest that fit the model.
     #[serde(default)]
     pub gpu_count: Option<i64>,
-    /// Absent = `true` (spot first, on-demand fallback).
+    /// Absent = `true` (spot first, on-demand fallback). The seed's switch:
+    /// `false` is `capacity_policy: on_demand`, `true` is `spot` (or
+    /// `hedged` when that is asked for).
     #[serde(default)]
     pub use_spot: Option<bool>,
+    /// How replicas buy capacity: `on_demand`, `spot` (spot first,
+    /// on-demand after failed spot launches) or `hedged` (spot spread over
+    /// regions with over-provision, an on-demand base, and on-demand
+    /// fallback while spot is short). Absent = from `use_spot`.
+    #[serde(default)]
+    pub capacity_policy: Option<CapacityPolicy>,
+    /// `hedged` only: replicas always on-demand, 0 (absent) to
+    /// `max_replicas`.
+    #[serde(default)]
+    pub on_demand_base: Option<i64>,
+    /// `hedged` only: spot replicas kept beyond the target, 0 to 100;
+    /// absent = 1.
+    #[serde(default)]
+    pub spot_overprovision: Option<i64>,
     #[serde(default)]
     pub metadata: Option<Value>,
 }
@@ -63,7 +79,77 @@ pub struct UpdateDeployment {
     pub max_replicas: Option<i64>,
     pub strategy: Option<DeploymentStrategy>,
     pub gpu_type: Option<String>,
+    /// `false` = `capacity_policy: on_demand`; `true` = `spot` (a hedged
+    /// deployment stays hedged).
     pub use_spot: Option<bool>,
+    pub capacity_policy: Option<CapacityPolicy>,
+    /// `hedged` only.
+    pub on_demand_base: Option<i64>,
+    /// `hedged` only.
+    pub spot_overprovision: Option<i64>,
+}
+
+/// Upper bound of `spot_overprovision`.
+pub const MAX_SPOT_OVERPROVISION: i32 = 100;
+
+/// The capacity settings a deployment ends up with, from what was asked
+/// (`use_spot`, `capacity_policy`, the hedged knobs) and what it had.
+struct Capacity {
+    policy: CapacityPolicy,
+    on_demand_base: Option<i32>,
+    spot_overprovision: Option<i32>,
+}
+
+fn capacity(
+    use_spot: Option<bool>,
+    policy: Option<CapacityPolicy>,
+    base: Option<i64>,
+    extra: Option<i64>,
+    current: CapacityPolicy,
+    max_replicas: i32,
+) -> Result<Capacity, ServiceError> {
+    let policy = match (policy, use_spot) {
+        (Some(p), Some(spot)) if (p != CapacityPolicy::OnDemand) != spot => {
+            return Err(ServiceError::invalid(
+                "use_spot",
+                format!("{spot} contradicts capacity_policy {p}; give one of them"),
+            ))
+        }
+        (Some(p), _) => p,
+        (None, Some(false)) => CapacityPolicy::OnDemand,
+        (None, Some(true)) if current == CapacityPolicy::OnDemand => CapacityPolicy::Spot,
+        (None, _) => current,
+    };
+    let on_demand_base = base
+        .map(|v| validate::int("on_demand_base", v, 0, MAX_REPLICAS))
+        .transpose()?;
+    let spot_overprovision = extra
+        .map(|v| validate::int("spot_overprovision", v, 0, MAX_SPOT_OVERPROVISION))
+        .transpose()?;
+    if policy != CapacityPolicy::Hedged {
+        for (field, given) in [
+            ("on_demand_base", on_demand_base.is_some()),
+            ("spot_overprovision", spot_overprovision.is_some()),
+        ] {
+            if given {
+                return Err(ServiceError::invalid(
+                    field,
+                    format!("only applies to capacity_policy hedged (this deployment is {policy})"),
+                ));
+            }
+        }
+    }
+    if let Some(b) = on_demand_base.filter(|b| *b > max_replicas) {
+        return Err(ServiceError::invalid(
+            "on_demand_base",
+            format!("must not exceed max_replicas ({max_replicas}), got {b}"),
+        ));
+    }
+    Ok(Capacity {
+        policy,
+        on_demand_base,
+        spot_overprovision,
+    })
 }
 
 fn replicas(min: Option<i64>, max: Option<i64>) -> Result<(Option<i32>, Option<i32>), ServiceError> {
@@ -107,6 +193,7 @@ pub(crate) fn event(d: &Deployment) -> DeploymentEvent {
         gpu_type: d.gpu_type.clone(),
         gpu_count: d.gpu_count,
         use_spot: d.use_spot,
+        capacity_policy: d.capacity_policy,
     }
 }
 
@@ -131,6 +218,14 @@ pub async fn create_deployment(
         .map(|c| validate::int("gpu_count", c, 1, MAX_GPUS))
         .transpose()?;
     let metadata = validate::object("metadata", input.metadata)?;
+    let cap = capacity(
+        input.use_spot,
+        input.capacity_policy,
+        input.on_demand_base,
+        input.spot_overprovision,
+        CapacityPolicy::Spot,
+        max_replicas,
+    )?;
     let region = input.region.map(|r| r.trim().to_owned());
 
     let mut tx = crosslogic_db::begin(pool).await?;
@@ -171,7 +266,9 @@ pub async fn create_deployment(
         region,
         gpu_type,
         gpu_count,
-        use_spot: input.use_spot.unwrap_or(true),
+        capacity_policy: cap.policy,
+        on_demand_base: cap.on_demand_base.unwrap_or(0),
+        spot_overprovision: cap.spot_overprovision.unwrap_or(1),
         metadata,
     };
     let d = deployments::create(&mut *tx, &new).await?;
@@ -220,6 +317,26 @@ pub async fn update_deployment(
         max.unwrap_or(current.max_replicas),
         min.is_some(),
     )?;
+    let cap = capacity(
+        input.use_spot,
+        input.capacity_policy,
+        input.on_demand_base,
+        input.spot_overprovision,
+        current.capacity_policy,
+        max.unwrap_or(current.max_replicas),
+    )?;
+    if cap.on_demand_base.is_none() && cap.policy == CapacityPolicy::Hedged {
+        let max = max.unwrap_or(current.max_replicas);
+        if current.on_demand_base > max {
+            return Err(ServiceError::invalid(
+                "max_replicas",
+                format!(
+                    "must be at least on_demand_base ({}), got {max}",
+                    current.on_demand_base
+                ),
+            ));
+        }
+    }
     let gpu_type = match &input.gpu_type {
         None => None,
         Some(g) => {
@@ -234,7 +351,9 @@ pub async fn update_deployment(
         max_replicas: max,
         strategy: input.strategy,
         gpu_type,
-        use_spot: input.use_spot,
+        capacity_policy: Some(cap.policy).filter(|p| *p != current.capacity_policy),
+        on_demand_base: cap.on_demand_base,
+        spot_overprovision: cap.spot_overprovision,
     };
     let mut changed = Map::new();
     let mut note = |k: &str, v: Option<Value>| {
@@ -246,7 +365,12 @@ pub async fn update_deployment(
     note("max_replicas", patch.max_replicas.map(Value::from));
     note("strategy", patch.strategy.map(|s| Value::from(s.as_str())));
     note("gpu_type", patch.gpu_type.clone().map(Value::from));
-    note("use_spot", patch.use_spot.map(Value::from));
+    if let Some(p) = patch.capacity_policy {
+        note("capacity_policy", Some(Value::from(p.as_str())));
+        note("use_spot", Some(Value::from(p != CapacityPolicy::OnDemand)));
+    }
+    note("on_demand_base", patch.on_demand_base.map(Value::from));
+    note("spot_overprovision", patch.spot_overprovision.map(Value::from));
     if changed.is_empty() {
         return Ok(current);
     }

@@ -39,10 +39,12 @@ use crosslogic_core::ServiceError;
 
 mod deployment;
 mod launch;
+pub mod plan;
 mod snapshot;
 mod sweep;
 
-use snapshot::Snapshot;
+pub use plan::{plan, Action, Choice, Plan};
+pub use snapshot::Snapshot;
 
 /// Which capacity the provisioner launches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +136,7 @@ impl ReconcileConfig {
     }
 
     /// Whether nodes of `provider` are this reconciler's to manage.
-    fn manages(&self, provider: Provider) -> bool {
+    pub fn manages(&self, provider: Provider) -> bool {
         match &self.fleet {
             Fleet::Local => provider == Provider::Local,
             Fleet::Cloud(providers) => providers.contains(&provider),
@@ -144,7 +146,7 @@ impl ReconcileConfig {
     /// Whether this reconciler sizes `dep`: one pinned to a provider is
     /// left to the control plane that launches on it (`provider` unset =
     /// any). Its nodes of other providers are counted but never touched.
-    fn manages_deployment(&self, dep: &crosslogic_db::repo::deployments::Deployment) -> bool {
+    pub fn manages_deployment(&self, dep: &crosslogic_db::repo::deployments::Deployment) -> bool {
         match dep.provider.as_deref().map(str::parse::<Provider>) {
             None => true,
             Some(Ok(p)) => self.manages(p),
@@ -167,6 +169,9 @@ pub struct Backoff {
 pub struct ReconcileState {
     /// Scaling timers per deployment.
     pub scaling: HashMap<Uuid, ScalingState>,
+    /// The target size of each `hedged` deployment (its replicas are
+    /// composed around it; see `crosslogic_core::hedge`).
+    pub targets: HashMap<Uuid, u32>,
     /// When each draining node was first seen draining (ms).
     pub draining_since: HashMap<Uuid, u64>,
     /// Launch backoff per deployment.
@@ -263,31 +268,18 @@ pub async fn reconcile_once(
     }
     let snap = snap;
 
-    let mut by_deployment: HashMap<Uuid, Vec<&Node>> = HashMap::new();
-    for n in &snap.nodes {
-        if let Some(d) = n.deployment_id {
-            by_deployment.entry(d).or_default().push(n);
-        }
-    }
-    let mut counts = Vec::with_capacity(snap.deployments.len());
-    for dep in &snap.deployments {
-        let mine = by_deployment.remove(&dep.id).unwrap_or_default();
-        if !cfg.manages_deployment(dep) {
-            continue;
-        }
-        let live = pass.reconcile_deployment(&snap, dep, &mine).await?;
-        if live != dep.current_replicas {
-            counts.push((dep.id, live));
-        }
-    }
-    // Nodes of paused and deleted deployments.
-    for (dep, mine) in by_deployment {
-        let deleted = !snap.paused.contains(&dep);
-        pass.wind_down(&mine, deleted).await?;
-        if deleted {
-            counts.push((dep, 0));
-        }
-    }
+    let decided = plan::plan(&snap, cfg, pass.state, now_ms);
+    pass.report.backing_off = decided.backing_off;
+    pass.report.failures.extend(decided.failures);
+    let drained = pass.apply(&snap, decided.actions).await?;
+    let counts: Vec<(Uuid, i32)> = decided
+        .live
+        .iter()
+        .filter_map(|r| {
+            let after = r.live - drained.get(&r.deployment).copied().unwrap_or(0);
+            (r.recorded != Some(after)).then_some((r.deployment, after.max(0)))
+        })
+        .collect();
     deployments::set_current_replicas_many(pool, &counts).await?;
     pass.forget(&snap);
     crosslogic_db::commit(lock).await?;
@@ -306,6 +298,7 @@ impl Pass<'_> {
             .collect();
         let now = self.now_ms;
         self.state.scaling.retain(|id, _| active.contains(id));
+        self.state.targets.retain(|id, _| active.contains(id));
         self.state.backoff.retain(|id, _| active.contains(id));
         self.state.below_min_since.retain(|id, _| active.contains(id));
         self.state.degraded_reported.retain(|id| active.contains(id));

@@ -14,8 +14,9 @@ use uuid::Uuid;
 use super::{Fleet, ReconcileConfig};
 use crosslogic_core::ServiceError;
 
-/// Everything a pass reads, loaded once.
-pub(crate) struct Snapshot {
+/// Everything a pass reads, loaded once (or, in the fleet simulator, built
+/// from the simulated fleet).
+pub struct Snapshot {
     /// Active deployments.
     pub deployments: Vec<Deployment>,
     /// Ids of paused deployments (left as they are; only dead nodes go).
@@ -31,7 +32,7 @@ pub(crate) struct Snapshot {
 impl Snapshot {
     /// Reads the fleet: active and paused deployments, every unterminated
     /// node, the models, and for clouds the regions and the GPU catalog.
-    pub(crate) async fn load(pool: &PgPool, cfg: &ReconcileConfig) -> Result<Snapshot, ServiceError> {
+    pub async fn load(pool: &PgPool, cfg: &ReconcileConfig) -> Result<Snapshot, ServiceError> {
         let deployments = deployments::list(pool, Some(DeploymentStatus::Active)).await?;
         let paused = deployments::list(pool, Some(DeploymentStatus::Paused))
             .await?

@@ -143,10 +143,10 @@ impl Pass<'_> {
             if moved.is_some() {
                 self.report.declared_dead.push(n.id);
                 if let Some(dep) = n.deployment_id {
-                    self.record_failure(dep);
+                    super::plan::record_failure(self.cfg, self.state, self.now_ms, dep);
                 }
                 if let Some(candidate) = n.metadata.get("candidate").and_then(|c| c.as_str()) {
-                    self.cool_down(candidate.to_owned());
+                    super::plan::cool_down(self.cfg, self.state, self.now_ms, candidate.to_owned());
                 }
             }
         }

@@ -37,6 +37,26 @@ async fn every_invalid_deployment_is_refused_naming_its_field() {
             "gpu_count",
         ),
         (json!({ "use_spot": "yes" }), "use_spot"),
+        (json!({ "capacity_policy": "cheap" }), "capacity_policy"),
+        (json!({ "capacity_policy": "hedged", "use_spot": false }), "use_spot"),
+        (json!({ "capacity_policy": "on_demand", "use_spot": true }), "use_spot"),
+        (
+            json!({ "capacity_policy": "spot", "on_demand_base": 1 }),
+            "on_demand_base",
+        ),
+        (json!({ "spot_overprovision": 2 }), "spot_overprovision"),
+        (
+            json!({ "capacity_policy": "hedged", "spot_overprovision": 101 }),
+            "spot_overprovision",
+        ),
+        (
+            json!({ "capacity_policy": "hedged", "on_demand_base": -1 }),
+            "on_demand_base",
+        ),
+        (
+            json!({ "capacity_policy": "hedged", "max_replicas": 3, "on_demand_base": 4 }),
+            "on_demand_base",
+        ),
         (json!({ "metadata": [1] }), "metadata"),
     ];
     for (patch, param) in cases {
@@ -240,7 +260,8 @@ async fn deployments_go_through_their_lifecycle_and_publish_events() {
             .unwrap();
     assert_eq!(
         changes,
-        json!({ "min_replicas": 3, "max_replicas": 8, "strategy": "packed", "use_spot": false, "gpu_type": "L4" })
+        json!({ "min_replicas": 3, "max_replicas": 8, "strategy": "packed", "use_spot": false,
+                "capacity_policy": "on_demand", "gpu_type": "L4" })
     );
     let audited: i64 =
         sqlx::query_scalar("SELECT count(*) FROM audit_logs WHERE resource_type = 'deployment' AND resource_id = $1")

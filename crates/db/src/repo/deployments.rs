@@ -1,7 +1,7 @@
 //! `deployments` and `deployment_nodes`.
 
 use chrono::{DateTime, Utc};
-use crosslogic_core::{DeploymentNodeStatus, DeploymentStatus, DeploymentStrategy, Provider};
+use crosslogic_core::{CapacityPolicy, DeploymentNodeStatus, DeploymentStatus, DeploymentStrategy, Provider};
 use serde_json::Value;
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -26,7 +26,14 @@ pub struct Deployment {
     /// A GPU type name or `auto`.
     pub gpu_type: String,
     pub gpu_count: Option<i32>,
+    /// `capacity_policy <> on_demand` (the seed's column, kept in step).
     pub use_spot: bool,
+    #[sqlx(try_from = "String")]
+    pub capacity_policy: CapacityPolicy,
+    /// `hedged`: replicas always on-demand.
+    pub on_demand_base: i32,
+    /// `hedged`: spot replicas kept beyond the target.
+    pub spot_overprovision: i32,
     #[sqlx(try_from = "String")]
     pub status: DeploymentStatus,
     pub metadata: Value,
@@ -38,7 +45,8 @@ pub struct Deployment {
 macro_rules! columns {
     () => {
         "id, name, model_name, min_replicas, max_replicas, current_replicas, strategy, provider, region, gpu_type, \
-         gpu_count, use_spot, status, metadata, created_at, updated_at, deleted_at"
+         gpu_count, use_spot, capacity_policy, on_demand_base, spot_overprovision, status, metadata, created_at, \
+         updated_at, deleted_at"
     };
 }
 
@@ -54,7 +62,9 @@ pub struct NewDeployment {
     pub region: Option<String>,
     pub gpu_type: String,
     pub gpu_count: Option<i32>,
-    pub use_spot: bool,
+    pub capacity_policy: CapacityPolicy,
+    pub on_demand_base: i32,
+    pub spot_overprovision: i32,
     pub metadata: Value,
 }
 
@@ -63,8 +73,8 @@ pub struct NewDeployment {
 pub async fn create(db: impl PgExecutor<'_>, d: &NewDeployment) -> DbResult<Deployment> {
     Ok(sqlx::query_as(concat!(
         "INSERT INTO deployments (name, model_name, min_replicas, max_replicas, strategy, provider, region, gpu_type,
-                                  gpu_count, use_spot, metadata)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ",
+                                  gpu_count, use_spot, capacity_policy, on_demand_base, spot_overprovision, metadata)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10 <> 'on_demand', $10, $11, $12, $13) RETURNING ",
         columns!()
     ))
     .bind(&d.name)
@@ -76,7 +86,9 @@ pub async fn create(db: impl PgExecutor<'_>, d: &NewDeployment) -> DbResult<Depl
     .bind(&d.region)
     .bind(&d.gpu_type)
     .bind(d.gpu_count)
-    .bind(d.use_spot)
+    .bind(d.capacity_policy.as_str())
+    .bind(d.on_demand_base)
+    .bind(d.spot_overprovision)
     .bind(&d.metadata)
     .fetch_one(db)
     .await?)
@@ -119,14 +131,20 @@ pub struct DeploymentPatch {
     pub max_replicas: Option<i32>,
     pub strategy: Option<DeploymentStrategy>,
     pub gpu_type: Option<String>,
-    pub use_spot: Option<bool>,
+    pub capacity_policy: Option<CapacityPolicy>,
+    pub on_demand_base: Option<i32>,
+    pub spot_overprovision: Option<i32>,
 }
 
 /// Applies a patch (the bounds CHECK still holds: min ≤ max).
 pub async fn update(db: impl PgExecutor<'_>, id: Uuid, p: &DeploymentPatch) -> DbResult<Deployment> {
     sqlx::query_as(concat!(
         "UPDATE deployments SET min_replicas = COALESCE($2, min_replicas), max_replicas = COALESCE($3, max_replicas),
-                strategy = COALESCE($4, strategy), gpu_type = COALESCE($5, gpu_type), use_spot = COALESCE($6, use_spot)
+                strategy = COALESCE($4, strategy), gpu_type = COALESCE($5, gpu_type),
+                capacity_policy = COALESCE($6, capacity_policy),
+                use_spot = COALESCE($6, capacity_policy) <> 'on_demand',
+                on_demand_base = COALESCE($7, on_demand_base),
+                spot_overprovision = COALESCE($8, spot_overprovision)
           WHERE id = $1 AND status <> 'deleted' RETURNING ",
         columns!()
     ))
@@ -135,7 +153,9 @@ pub async fn update(db: impl PgExecutor<'_>, id: Uuid, p: &DeploymentPatch) -> D
     .bind(p.max_replicas)
     .bind(p.strategy.map(|s| s.as_str()))
     .bind(&p.gpu_type)
-    .bind(p.use_spot)
+    .bind(p.capacity_policy.map(|c| c.as_str()))
+    .bind(p.on_demand_base)
+    .bind(p.spot_overprovision)
     .fetch_optional(db)
     .await
     .or_not_found("deployment")

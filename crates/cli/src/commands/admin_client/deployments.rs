@@ -1,7 +1,7 @@
 //! `crosslogic deployments …`: `/admin/v1/deployments`.
 
 use clap::{Args, Subcommand};
-use crosslogic_core::{DeploymentStatus, DeploymentStrategy, Provider};
+use crosslogic_core::{CapacityPolicy, DeploymentStatus, DeploymentStrategy, Provider};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -50,9 +50,20 @@ pub enum DeploymentsCommand {
         /// GPUs per node, 1 to 8 (default: the fewest that fit the model).
         #[arg(long, value_name = "N")]
         gpu_count: Option<u32>,
-        /// On-demand only (default: spot first, on-demand fallback).
-        #[arg(long)]
+        /// On-demand only (the same as --capacity-policy on_demand).
+        #[arg(long, conflicts_with = "capacity_policy")]
         no_spot: bool,
+        /// How replicas buy capacity: on_demand, spot (spot first, on-demand
+        /// after failed spot launches) or hedged (spot spread over regions with
+        /// over-provision, an on-demand base, on-demand fallback) [server default: spot].
+        #[arg(long, value_parser = one_of(CapacityPolicy::ALL, CapacityPolicy::as_str))]
+        capacity_policy: Option<CapacityPolicy>,
+        /// hedged: replicas always on-demand [server default: 0].
+        #[arg(long, value_name = "N")]
+        on_demand_base: Option<u32>,
+        /// hedged: spot replicas kept beyond the target [server default: 1].
+        #[arg(long, value_name = "N")]
+        spot_overprovision: Option<u32>,
         /// Free-form JSON object [default: {}].
         #[arg(long, value_name = "JSON", value_parser = json_object)]
         metadata: Option<Value>,
@@ -88,8 +99,17 @@ pub enum DeploymentsCommand {
         #[arg(long, conflicts_with = "no_spot")]
         spot: bool,
         /// On-demand instances only.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "capacity_policy")]
         no_spot: bool,
+        /// on_demand, spot or hedged.
+        #[arg(long, value_parser = one_of(CapacityPolicy::ALL, CapacityPolicy::as_str))]
+        capacity_policy: Option<CapacityPolicy>,
+        /// hedged: replicas always on-demand.
+        #[arg(long, value_name = "N")]
+        on_demand_base: Option<u32>,
+        /// hedged: spot replicas kept beyond the target.
+        #[arg(long, value_name = "N")]
+        spot_overprovision: Option<u32>,
     },
     /// Pause a deployment: the reconciler stops scaling and replacing its nodes until `resume`.
     Pause {
@@ -128,6 +148,9 @@ pub async fn run(args: DeploymentsArgs) -> anyhow::Result<()> {
             gpu_type,
             gpu_count,
             no_spot,
+            capacity_policy,
+            on_demand_base,
+            spot_overprovision,
             metadata,
         } => {
             let body = compact(json!({
@@ -141,6 +164,9 @@ pub async fn run(args: DeploymentsArgs) -> anyhow::Result<()> {
                 "gpu_type": gpu_type,
                 "gpu_count": gpu_count,
                 "use_spot": no_spot.then_some(false),
+                "capacity_policy": capacity_policy,
+                "on_demand_base": on_demand_base,
+                "spot_overprovision": spot_overprovision,
                 "metadata": metadata,
             }));
             show(json, &api.post("deployments", body).await?, detail)
@@ -158,6 +184,9 @@ pub async fn run(args: DeploymentsArgs) -> anyhow::Result<()> {
             gpu_type,
             spot,
             no_spot,
+            capacity_policy,
+            on_demand_base,
+            spot_overprovision,
         } => {
             let use_spot = match (spot, no_spot) {
                 (true, _) => Some(true),
@@ -170,8 +199,15 @@ pub async fn run(args: DeploymentsArgs) -> anyhow::Result<()> {
                 "strategy": strategy,
                 "gpu_type": gpu_type,
                 "use_spot": use_spot,
+                "capacity_policy": capacity_policy,
+                "on_demand_base": on_demand_base,
+                "spot_overprovision": spot_overprovision,
             }));
-            require_change(&body, "--min, --max, --strategy, --gpu-type, --spot, --no-spot")?;
+            require_change(
+                &body,
+                "--min, --max, --strategy, --gpu-type, --spot, --no-spot, --capacity-policy, --on-demand-base, \
+                 --spot-overprovision",
+            )?;
             show(json, &api.patch(&format!("deployments/{id}"), body).await?, detail)
         }
         DeploymentsCommand::Pause { id } => {
@@ -233,7 +269,7 @@ fn list(page: &Value) {
                 text(d, "provider", "any"),
                 text(d, "region", "any"),
                 gpu(d),
-                text(d, "use_spot", "-"),
+                text(d, "capacity_policy", "-"),
             ]
         })
         .collect();
@@ -243,7 +279,8 @@ fn list(page: &Value) {
     }
     output::table(
         &[
-            "id", "name", "model", "status", "current", "min", "max", "strategy", "provider", "region", "gpu", "spot",
+            "id", "name", "model", "status", "current", "min", "max", "strategy", "provider", "region", "gpu",
+            "capacity",
         ],
         &rows,
     );
@@ -263,7 +300,9 @@ fn detail(d: &Value) {
         ("region", text(d, "region", "any")),
         ("gpu type", text(d, "gpu_type", "auto")),
         ("gpus per node", text(d, "gpu_count", "fewest that fit")),
-        ("spot", text(d, "use_spot", "-")),
+        ("capacity policy", text(d, "capacity_policy", "-")),
+        ("on-demand base", text(d, "on_demand_base", "-")),
+        ("spot over-provision", text(d, "spot_overprovision", "-")),
         ("created", when(d, "created_at", "-")),
         ("updated", when(d, "updated_at", "-")),
         ("deleted", when(d, "deleted_at", "-")),

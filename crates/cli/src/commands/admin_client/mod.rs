@@ -104,7 +104,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
 
 /// A parser accepting exactly the wire names of a `crosslogic-core` enum,
 /// which `--help` lists.
-fn one_of<T>(all: &'static [T], name: fn(T) -> &'static str) -> impl TypedValueParser<Value = T>
+pub(crate) fn one_of<T>(all: &'static [T], name: fn(T) -> &'static str) -> impl TypedValueParser<Value = T>
 where
     T: Copy + Clone + Send + Sync + std::str::FromStr + 'static,
     T::Err: std::error::Error + Send + Sync + 'static,
