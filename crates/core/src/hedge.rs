@@ -8,8 +8,9 @@
 //! * the rest of the target, `N − base`, on **spot**, plus
 //!   `spot_overprovision` **extra** spot replicas, so that losing a few spot
 //!   replicas at once (one zone reclaimed) leaves enough serving; the
-//!   reconciler spreads spot replicas over regions (`spread`, counting spot
-//!   replicas only) so one correlated preemption cannot take most of them;
+//!   reconciler spreads spot replicas over pools (provider × region × GPU:
+//!   fewest spot replicas first, then the region-spread and price order) so
+//!   one correlated preemption cannot take most of them;
 //! * a dynamic **on-demand fallback** of `max(0, (N − base) − ready spot)`
 //!   replicas: while spot replicas are missing (preempted, not launchable,
 //!   still booting) on-demand covers the gap, and once enough spot replicas
