@@ -46,6 +46,9 @@ pub struct Sample {
     pub spot_active: u32,
     pub on_demand_active: u32,
     pub launching: u32,
+    /// Active spot replicas in the pool holding most: what one correlated
+    /// preemption can take at once.
+    pub largest_spot_pool: u32,
     pub cost_usd: f64,
     pub failed: f64,
     pub requests: f64,
@@ -582,6 +585,13 @@ impl<'a> World<'a> {
     fn sample(&mut self, minute: u64) {
         let mut s = self.minute;
         s.minute = minute;
+        let mut per_pool: HashMap<usize, u32> = HashMap::new();
+        for n in &self.nodes {
+            if n.spot && n.phase == Phase::Active {
+                *per_pool.entry(n.pool).or_default() += 1;
+            }
+        }
+        s.largest_spot_pool = per_pool.values().copied().max().unwrap_or(0);
         for n in &self.nodes {
             match n.phase {
                 Phase::Active if n.spot => s.spot_active += 1,

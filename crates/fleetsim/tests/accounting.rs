@@ -207,3 +207,16 @@ fn json_and_plots_are_written() {
         assert!(svg.contains("hours"), "{}: axis label", f.display());
     }
 }
+
+#[test]
+fn hedged_spreads_spot_replicas_over_pools() {
+    let s = fixed_size(constant(6.0, 4), SpotTrace::calm(4), 6);
+    let hedged = simulate(&s, CapacityPolicy::Hedged);
+    let end = hedged.series.last().unwrap();
+    assert_eq!(end.spot_active, 6, "{end:?}");
+    assert_eq!(end.largest_spot_pool, 1, "one replica per pool: {end:?}");
+    // `spot` spreads over regions only: the cheapest GPU of each region.
+    let spot = simulate(&s, CapacityPolicy::Spot);
+    let end = spot.series.last().unwrap();
+    assert_eq!((end.spot_active, end.largest_spot_pool), (6, 2), "{end:?}");
+}
