@@ -187,6 +187,40 @@ async fn a_request_larger_than_the_limit_can_never_fit(store: Arc<dyn LimitStore
     assert_eq!(refused(store.admit(&plan).await.unwrap()).retry_after_ms, None);
 }
 
+/// Leases settled off the request path (what a dropped `Lease` does; the
+/// Redis store batches them into one script call per round trip): every
+/// slot is released and every reservation corrected, as with `settle`.
+async fn settlements_off_the_request_path_release_and_refund_everything(store: Arc<dyn LimitStore>) {
+    let p = P { prefix: prefix() };
+    let n = 300;
+    let plan = |id: String| Plan {
+        request_id: id,
+        reserved_tokens: 100,
+        buckets: vec![p.bucket("tpm", Layer::Key, LimitKind::TokensPerMinute, 100 * n, 100)],
+        slots: vec![p.slot("conc", Layer::Key, n)],
+        daily: Some(p.daily(100 * n, 100)),
+    };
+    let mut held = Vec::new();
+    for _ in 0..n {
+        let pl = plan(rid());
+        assert!(admitted(&store.admit(&pl).await.unwrap()));
+        held.push(pl);
+    }
+    let r = refused(store.admit(&plan(rid())).await.unwrap());
+    assert_eq!(r.kind, LimitKind::TokensPerMinute);
+    let tasks = tokio_util::task::TaskTracker::new();
+    // Each used 10 of its 100 reserved tokens.
+    for pl in held {
+        Arc::clone(&store).settle_later(pl, 10, &tasks);
+    }
+    tasks.close();
+    tasks.wait().await;
+    // All slots free and 90 × n tokens back: n more requests fit again.
+    for _ in 0..(n * 9 / 10) {
+        assert!(admitted(&store.admit(&plan(rid())).await.unwrap()));
+    }
+}
+
 macro_rules! conformance {
     ($module:ident, $make:expr) => {
         mod $module {
@@ -213,6 +247,10 @@ macro_rules! conformance {
             #[tokio::test]
             async fn refusals_are_atomic() {
                 a_refusal_charges_nothing(store()).await;
+            }
+            #[tokio::test]
+            async fn batched_settlement() {
+                settlements_off_the_request_path_release_and_refund_everything(store()).await;
             }
             #[tokio::test]
             async fn oversized_requests() {

@@ -148,4 +148,10 @@ impl LimitStore for LocalStore {
     fn settle<'a>(&'a self, plan: &'a Plan, actual_tokens: u64) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(future::ready(self.settle_now(plan, actual_tokens, self.now_ms())))
     }
+
+    /// In memory settling is immediate: no task is needed.
+    fn settle_later(self: std::sync::Arc<Self>, plan: Plan, actual_tokens: u64, _: &tokio_util::task::TaskTracker) {
+        // Infallible in memory; the signature is shared with Redis.
+        let _ = self.settle_now(&plan, actual_tokens, self.now_ms());
+    }
 }

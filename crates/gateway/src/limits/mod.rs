@@ -93,11 +93,20 @@ pub enum Decision {
 pub struct StoreError(pub String);
 
 /// Where limit state lives.
-pub trait LimitStore: Send + Sync {
+pub trait LimitStore: Send + Sync + 'static {
     /// Checks and charges every limit of `plan`, atomically.
     fn admit<'a>(&'a self, plan: &'a Plan) -> BoxFuture<'a, Result<Decision, StoreError>>;
     /// Corrects token reservations to `actual_tokens` and releases slots.
     fn settle<'a>(&'a self, plan: &'a Plan, actual_tokens: u64) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// [`LimitStore::settle`] off the request path, in a task on `tasks`
+    /// (a store may batch such settlements).
+    fn settle_later(self: Arc<Self>, plan: Plan, actual_tokens: u64, tasks: &tokio_util::task::TaskTracker) {
+        tasks.spawn(async move {
+            if let Err(e) = self.settle(&plan, actual_tokens).await {
+                tracing::warn!(error = %e, request_id = %plan.request_id, "rate-limit settlement failed; slots free at lease expiry");
+            }
+        });
+    }
 }
 
 /// What happens when the store fails (`RATE_LIMIT_FAILURE_MODE`).
@@ -410,9 +419,7 @@ impl Drop for Lease {
         if tokio::runtime::Handle::try_current().is_err() {
             return; // runtime gone: leases expire on their own
         }
-        let limiter = self.limiter.clone();
         let plan = std::mem::take(&mut self.plan);
-        let actual = self.actual_tokens;
-        self.tasks.spawn(async move { limiter.settle(&plan, actual).await });
+        Arc::clone(&self.limiter.store).settle_later(plan, self.actual_tokens, &self.tasks);
     }
 }

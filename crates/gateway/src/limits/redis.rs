@@ -1,6 +1,7 @@
-//! Redis limit store: limits shared by every gateway. Admission and
-//! settlement are one Lua script call each (one round trip; atomic on the
-//! server; EVALSHA after the first call). Redis's clock is used so gateways
+//! Redis limit store: limits shared by every gateway. Admission is one Lua
+//! script call (one round trip on the request path; atomic on the server;
+//! EVALSHA after the first call); leases are settled off the request path,
+//! every lease finished since the last call in one script call. Redis's clock is used so gateways
 //! agree on time. Connection loss is reported as [`StoreError`] and handled
 //! by the limiter's failure mode.
 //!
@@ -9,6 +10,7 @@
 //! tenant, environment and key entries of a request together, so this store
 //! targets a single Redis primary (with replicas), not Redis Cluster.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crosslogic_core::limits::LimitKind;
@@ -30,6 +32,8 @@ pub struct RedisStore {
     admit: Script,
     settle: Script,
     lease_ms: u64,
+    /// Leases settled off the request path, batched per round trip.
+    queue: std::sync::Mutex<SettleQueue>,
 }
 
 impl RedisStore {
@@ -44,6 +48,7 @@ impl RedisStore {
             admit: Script::new(include_str!("admit.lua")),
             settle: Script::new(include_str!("settle.lua")),
             lease_ms: lease_ttl.as_millis() as u64,
+            queue: std::sync::Mutex::new(SettleQueue::default()),
         })
     }
 
@@ -107,31 +112,35 @@ impl RedisStore {
         parse_admit(plan, &reply)
     }
 
-    async fn settle_plan(&self, plan: &Plan, actual: u64) -> Result<(), StoreError> {
-        let tokens: Vec<_> = plan
-            .buckets
-            .iter()
-            .filter(|b| b.kind == LimitKind::TokensPerMinute)
-            .collect();
-        let refund =
-            i64::try_from(plan.reserved_tokens).unwrap_or(i64::MAX) - i64::try_from(actual).unwrap_or(i64::MAX);
+    /// Settles `items` with one script call (one round trip).
+    async fn settle_batch(&self, items: &[(&Plan, u64)]) -> Result<(), StoreError> {
         let mut inv = self.settle.prepare_invoke();
-        for b in &tokens {
-            inv.key(&b.key);
-        }
-        for s in &plan.slots {
-            inv.key(&s.key);
-        }
-        if let Some(d) = &plan.daily {
-            inv.key(&d.key);
-        }
-        inv.arg(&plan.request_id)
-            .arg(tokens.len())
-            .arg(plan.slots.len())
-            .arg(u8::from(plan.daily.is_some()))
-            .arg(refund);
-        for b in &tokens {
-            inv.arg(b.capacity);
+        inv.arg(items.len());
+        for (plan, actual) in items {
+            let tokens: Vec<_> = plan
+                .buckets
+                .iter()
+                .filter(|b| b.kind == LimitKind::TokensPerMinute)
+                .collect();
+            let refund =
+                i64::try_from(plan.reserved_tokens).unwrap_or(i64::MAX) - i64::try_from(*actual).unwrap_or(i64::MAX);
+            for b in &tokens {
+                inv.key(&b.key);
+            }
+            for s in &plan.slots {
+                inv.key(&s.key);
+            }
+            if let Some(d) = &plan.daily {
+                inv.key(&d.key);
+            }
+            inv.arg(&plan.request_id)
+                .arg(tokens.len())
+                .arg(plan.slots.len())
+                .arg(u8::from(plan.daily.is_some()))
+                .arg(refund);
+            for b in &tokens {
+                inv.arg(b.capacity);
+            }
         }
         let mut conn = self.conn().await?;
         let _: i64 = inv
@@ -140,6 +149,37 @@ impl RedisStore {
             .map_err(|e| StoreError(e.to_string()))?;
         Ok(())
     }
+
+    /// Sends the queued settlements, a batch per round trip, until none is
+    /// left; then the flusher ends (the next settlement starts another).
+    async fn flush(self: Arc<Self>) {
+        loop {
+            let batch = {
+                let mut q = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if q.pending.is_empty() {
+                    q.flushing = false;
+                    return;
+                }
+                let n = q.pending.len().min(MAX_BATCH);
+                q.pending.drain(..n).collect::<Vec<_>>()
+            };
+            let items: Vec<(&Plan, u64)> = batch.iter().map(|(p, a)| (p, *a)).collect();
+            if let Err(e) = self.settle_batch(&items).await {
+                tracing::warn!(error = %e, requests = items.len(), "rate-limit settlement failed; slots free at lease expiry");
+            }
+        }
+    }
+}
+
+/// Settlements sent in one script call at most (bounded script arguments).
+const MAX_BATCH: usize = 128;
+
+/// Settlements waiting for the flusher.
+#[derive(Default)]
+struct SettleQueue {
+    pending: Vec<(Plan, u64)>,
+    /// A flusher runs (and will see what is pushed before it clears this).
+    flushing: bool,
 }
 
 fn parse_admit(plan: &Plan, reply: &[String]) -> Result<Decision, StoreError> {
@@ -194,6 +234,21 @@ impl LimitStore for RedisStore {
     }
 
     fn settle<'a>(&'a self, plan: &'a Plan, actual_tokens: u64) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.settle_plan(plan, actual_tokens))
+        Box::pin(async move { self.settle_batch(&[(plan, actual_tokens)]).await })
+    }
+
+    /// Queues the settlement; a flusher on `tasks` sends everything queued
+    /// in one script call per round trip (under load many leases share one
+    /// call; idle, a lease is settled at once). No timer: nothing waits for
+    /// a batch to fill.
+    fn settle_later(self: Arc<Self>, plan: Plan, actual_tokens: u64, tasks: &tokio_util::task::TaskTracker) {
+        let start = {
+            let mut q = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            q.pending.push((plan, actual_tokens));
+            !std::mem::replace(&mut q.flushing, true)
+        };
+        if start {
+            tasks.spawn(self.flush());
+        }
     }
 }

@@ -1,29 +1,43 @@
--- Settles one request: token buckets get back (or pay) the difference
--- between the reservation and the actual tokens, slots are released, the
--- daily counter is corrected. Mirrors crosslogic_core::limits::Bucket::settle.
+-- Settles a batch of requests: for each, token buckets get back (or pay)
+-- the difference between the reservation and the actual tokens, slots are
+-- released, the daily counter is corrected. Mirrors
+-- crosslogic_core::limits::Bucket::settle. One call settles one request
+-- (LimitStore::settle) or every request a gateway finished since its last
+-- call (the batched settlement of leases): one round trip for all of them.
 --
--- KEYS: nb token buckets, then ns concurrency sets, then the daily counter (if any)
--- ARGV: request_id, nb, ns, has_daily, refund, nb x (capacity)
+-- KEYS: per request, its nb token buckets, then its ns concurrency sets,
+--       then its daily counter (if any)
+-- ARGV: count, then per request: request_id, nb, ns, has_daily, refund,
+--       nb x (capacity)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local rid = ARGV[1]
-local nb, ns, hd = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local refund = tonumber(ARGV[5])
-for i = 1, nb do
-  local cap = tonumber(ARGV[5 + i])
-  local st = redis.call('HMGET', KEYS[i], 'l', 't')
-  local level, at = tonumber(st[1]), tonumber(st[2])
-  if level == nil or at == nil then level, at = cap, now end
-  level = math.min(cap, math.min(cap, level + math.max(0, now - at) * cap / 60000) + refund)
-  redis.call('HSET', KEYS[i], 'l', tostring(level), 't', tostring(now))
-  redis.call('PEXPIRE', KEYS[i], 120000)
-end
-for j = 1, ns do
-  redis.call('ZREM', KEYS[nb + j], rid)
-end
-if hd == 1 and refund ~= 0 then
-  local k = KEYS[nb + ns + 1]
-  local used = tonumber(redis.call('GET', k) or '0')
-  redis.call('SET', k, tostring(math.max(0, used - refund)), 'KEEPTTL')
+local a, k = 2, 1
+for _ = 1, tonumber(ARGV[1]) do
+  local rid = ARGV[a]
+  local nb, ns, hd = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local refund = tonumber(ARGV[a + 4])
+  a = a + 5
+  for i = 0, nb - 1 do
+    local cap = tonumber(ARGV[a + i])
+    local st = redis.call('HMGET', KEYS[k + i], 'l', 't')
+    local level, at = tonumber(st[1]), tonumber(st[2])
+    if level == nil or at == nil then level, at = cap, now end
+    level = math.min(cap, math.min(cap, level + math.max(0, now - at) * cap / 60000) + refund)
+    redis.call('HSET', KEYS[k + i], 'l', tostring(level), 't', tostring(now))
+    redis.call('PEXPIRE', KEYS[k + i], 120000)
+  end
+  a = a + nb
+  k = k + nb
+  for j = 0, ns - 1 do
+    redis.call('ZREM', KEYS[k + j], rid)
+  end
+  k = k + ns
+  if hd == 1 then
+    if refund ~= 0 then
+      local used = tonumber(redis.call('GET', KEYS[k]) or '0')
+      redis.call('SET', KEYS[k], tostring(math.max(0, used - refund)), 'KEEPTTL')
+    end
+    k = k + 1
+  end
 end
 return 1
