@@ -7,6 +7,13 @@ mod cli;
 mod commands;
 mod output;
 
+/// mimalloc instead of glibc's malloc: under load the gateway's profile
+/// (`perf`, 64 connections) spent about a tenth of its CPU in glibc's
+/// allocator, partly waiting on its arena locks between tokio's workers;
+/// mimalloc's per-thread heaps avoid both.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::Parser;
