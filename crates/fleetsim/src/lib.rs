@@ -219,7 +219,7 @@ impl Summary {
         }
     }
 
-    fn finish(&mut self, _s: &Scenario) {
+    fn finish(&mut self) {
         self.usd_per_million_tokens = if self.tokens > 0.0 {
             self.cost_usd / self.tokens * 1e6
         } else {

@@ -137,6 +137,23 @@ pub fn plot(dir: &Path, runs: &[Run]) -> Result<Vec<PathBuf>, PlotError> {
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// The series labels, top left on a light box.
+fn legend<'a>(chart: &mut Chart<'a, 'a>) -> DrawResult {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()?;
+    Ok(())
+}
+
 const SPOT: RGBColor = RGBColor(46, 125, 50);
 const ON_DEMAND: RGBColor = RGBColor(198, 40, 40);
 const LAUNCHING: RGBColor = RGBColor(120, 120, 120);
@@ -211,12 +228,7 @@ fn replicas(path: &Path, run: &Run) -> DrawResult {
         .draw_series(AreaSeries::new(od, 0.0, ON_DEMAND.mix(0.6)))?
         .label("on-demand (active)")
         .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], ON_DEMAND.mix(0.6).filled()));
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()?;
+    legend(&mut chart)?;
     root.present()?;
     Ok(())
 }
@@ -250,12 +262,7 @@ fn over_time(path: &Path, runs: &[Run], what: &str, value: impl Fn(&crate::Sampl
             .label(run.summary.policy.to_string())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()?;
+    legend(&mut chart)?;
     root.present()?;
     Ok(())
 }

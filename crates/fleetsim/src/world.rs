@@ -624,7 +624,7 @@ impl<'a> World<'a> {
         };
         self.sum.p50_queue_seconds = quantile(0.5);
         self.sum.p99_queue_seconds = quantile(0.99);
-        self.sum.finish(self.s);
+        self.sum.finish();
         (self.sum, self.samples)
     }
 }

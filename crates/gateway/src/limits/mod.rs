@@ -311,14 +311,6 @@ impl Limiter {
             },
         }
     }
-
-    /// Settles a plan with the tokens actually used (logged on failure; a
-    /// lost settlement only delays slot release until the lease expires).
-    pub async fn settle(&self, plan: &Plan, actual_tokens: u64) {
-        if let Err(e) = self.store.settle(plan, actual_tokens).await {
-            tracing::warn!(error = %e, request_id = %plan.request_id, "rate-limit settlement failed; slots free at lease expiry");
-        }
-    }
 }
 
 /// OpenAI's headers from the tightest request and token buckets.
