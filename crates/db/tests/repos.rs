@@ -188,6 +188,124 @@ async fn tenant_list_pages_with_a_keyset_cursor() {
     db.drop_db().await;
 }
 
+/// A batch goes in by COPY; what is read back is exactly what was
+/// recorded, whatever characters the text fields hold, and a batch that
+/// COPY cannot take (a known request id, a vanished reference) still goes in
+/// through the careful path, new rows only.
+#[tokio::test]
+async fn usage_rows_read_back_exactly_and_refused_batches_take_the_careful_path() {
+    let db = migrated().await;
+    let p = &db.pool;
+    let t = tenants::create(p, &new_tenant("copy@x.test")).await.unwrap();
+    let model = catalog::get_model(p, "llama-3-8b").await.unwrap();
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-30T23:59:59.123456Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let record = |i: usize, metadata: serde_json::Value| usage::UsageRecord {
+        request_id: format!("req-\t\\N\\{i}\n\u{e9}"),
+        timestamp: at,
+        tenant_id: t.id,
+        environment_id: None,
+        api_key_id: None,
+        region_id: None,
+        model_id: Some(model.id),
+        model_name: "tab\there \\ \"quoted\" \r\n \u{1F600}".into(),
+        node_id: None,
+        prompt_tokens: 7,
+        completion_tokens: i as i32,
+        cached_tokens: 3,
+        latency_ms: 42,
+        cost_microdollars: 1,
+        cost_exact: crosslogic_core::Femtos(1_234_567_891),
+        status: UsageStatus::Cancelled,
+        metadata,
+    };
+    let odd = json!({ "k": "a\tb\\c\nd \"e\" \\N", "n": [1, null, 2.5] });
+    let first: Vec<_> = (0..3).map(|i| record(i, odd.clone())).collect();
+    assert_eq!(usage::insert_batch(p, &first).await.unwrap(), 3);
+    #[allow(clippy::type_complexity)]
+    let back: Vec<(
+        String,
+        chrono::DateTime<Utc>,
+        String,
+        i32,
+        i32,
+        i32,
+        String,
+        serde_json::Value,
+        rust_decimal::Decimal,
+        Option<Uuid>,
+    )> = sqlx::query_as(
+        "SELECT request_id, timestamp, model_name, completion_tokens, total_tokens, cached_tokens, status, metadata,
+                    cost_exact_microdollars, environment_id
+               FROM usage_records WHERE tenant_id = $1 ORDER BY completion_tokens",
+    )
+    .bind(t.id)
+    .fetch_all(p)
+    .await
+    .unwrap();
+    assert_eq!(back.len(), 3);
+    for (i, row) in back.iter().enumerate() {
+        let r = &first[i];
+        assert_eq!(row.0, r.request_id);
+        assert_eq!(row.1, at, "microseconds kept, UTC");
+        assert_eq!(row.2, r.model_name);
+        assert_eq!((row.3, row.4, row.5), (i as i32, 7 + i as i32, 3));
+        assert_eq!(row.6, "cancelled");
+        assert_eq!(row.7, odd);
+        assert_eq!(row.8.to_string(), "1.234567891", "exact cost to 10⁻⁹ µ$");
+        assert_eq!(row.9, None, "NULL stays NULL");
+    }
+
+    // A replay that overlaps: only the new rows are written, once.
+    let node = nodes::create(
+        p,
+        &nodes::NewNode {
+            cluster_name: "copy-node".into(),
+            provider: Provider::Local,
+            region_code: None,
+            instance_type: None,
+            gpu_type: None,
+            gpu_count: 0,
+            vram_total_gb: None,
+            model_name: "llama-3-8b".into(),
+            deployment_id: None,
+            spot_instance: false,
+            agent_token_hash: None,
+            metadata: json!({}),
+        },
+    )
+    .await
+    .unwrap();
+    let mut second: Vec<_> = (0..6).map(|i| record(i, json!({}))).collect();
+    second[5].node_id = Some(node.id);
+    assert_eq!(usage::insert_batch(p, &second).await.unwrap(), 3, "3 known, 3 new");
+    // A node deleted while its request was in flight: the row goes in with
+    // no node, as the deletion would have left it.
+    let mut gone = record(9, json!({}));
+    gone.node_id = Some(Uuid::new_v4());
+    assert_eq!(usage::insert_batch(p, &[gone]).await.unwrap(), 1);
+    let nodes_of: Vec<(i32, Option<Uuid>)> =
+        sqlx::query_as("SELECT completion_tokens, node_id FROM usage_records WHERE tenant_id = $1 ORDER BY 1")
+            .bind(t.id)
+            .fetch_all(p)
+            .await
+            .unwrap();
+    assert_eq!(
+        nodes_of,
+        vec![
+            (0, None),
+            (1, None),
+            (2, None),
+            (3, None),
+            (4, None),
+            (5, Some(node.id)),
+            (9, None)
+        ]
+    );
+    db.drop_db().await;
+}
+
 #[tokio::test]
 async fn usage_batches_are_idempotent_and_roll_up_per_hour() {
     let db = migrated().await;

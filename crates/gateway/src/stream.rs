@@ -19,7 +19,45 @@ use crate::usage::{RequestGuard, Usage};
 /// Sets `stream_options.include_usage` in a streamed request's `body` so
 /// the engine reports usage. Returns the body to send and whether the
 /// client did not ask for usage itself (its chunk is then hidden).
-pub fn ask_for_usage(body: &[u8]) -> Result<(Bytes, bool), ApiError> {
+///
+/// Most clients send no `stream_options`: the member is then appended to
+/// the body's text as it is (one copy, no re-encoding of the prompt). A body
+/// that has `stream_options` is passed on untouched when it already asks
+/// for usage, and otherwise re-encoded with the member set.
+pub fn ask_for_usage(body: &Bytes) -> Result<(Bytes, bool), ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        stream_options: Option<Value>,
+    }
+    let trimmed = body.trim_ascii();
+    if let (Some(b'{'), Some(b'}')) = (trimmed.first(), trimmed.last()) {
+        match serde_json::from_slice::<Probe>(body) {
+            Ok(Probe { stream_options: None }) => {
+                const MEMBER: &[u8] = br#""stream_options":{"include_usage":true}"#;
+                let close = body.trim_ascii_end().len() - 1; // the closing brace
+                let empty = trimmed[1..trimmed.len() - 1].trim_ascii().is_empty();
+                let mut out = Vec::with_capacity(body.len() + MEMBER.len() + 1);
+                out.extend_from_slice(&body[..close]);
+                if !empty {
+                    out.push(b',');
+                }
+                out.extend_from_slice(MEMBER);
+                out.extend_from_slice(&body[close..]);
+                return Ok((Bytes::from(out), true));
+            }
+            Ok(Probe {
+                stream_options: Some(Value::Object(o)),
+            }) if o.get("include_usage") == Some(&Value::Bool(true)) => return Ok((body.clone(), false)),
+            // Anything else (other options, a non-object, duplicate keys)
+            // takes the general path, which also names what is wrong.
+            _ => {}
+        }
+    }
+    reencode(body)
+}
+
+fn reencode(body: &[u8]) -> Result<(Bytes, bool), ApiError> {
     let mut doc: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::invalid_request(format!("We could not parse the JSON body of your request: {e}."), None)
     })?;
@@ -72,16 +110,37 @@ impl MeteredStream {
         }
     }
 
-    /// Moves every complete event out of `buf`, keeping or dropping each.
-    fn drain_events(&mut self) -> BytesMut {
-        let mut out = BytesMut::new();
-        while let Some(end) = find_event_end(&self.buf) {
-            let event = self.buf.split_to(end);
-            if self.keep(&event) {
-                out.extend_from_slice(&event);
+    /// The complete events of what arrived, each kept or dropped; an
+    /// incomplete last event waits in `buf` for the rest. Engines send
+    /// whole events per read, so the usual chunk is passed on as it came
+    /// (no copy); only a dropped event or a split one costs a copy.
+    fn on_chunk(&mut self, bytes: Bytes) -> Bytes {
+        let data = if self.buf.is_empty() {
+            bytes
+        } else {
+            self.buf.extend_from_slice(&bytes);
+            self.buf.split().freeze()
+        };
+        let mut pos = 0;
+        // Set once an event is dropped: the kept ones are copied from then on.
+        let mut kept: Option<BytesMut> = None;
+        while let Some(len) = find_event_end(&data[pos..]) {
+            let event = &data[pos..pos + len];
+            let keep = self.keep(event);
+            match (&mut kept, keep) {
+                (None, false) => kept = Some(BytesMut::from(&data[..pos])),
+                (Some(out), true) => out.extend_from_slice(event),
+                _ => {}
             }
+            pos += len;
         }
-        out
+        if pos < data.len() {
+            self.buf.extend_from_slice(&data[pos..]);
+        }
+        match kept {
+            Some(out) => out.freeze(),
+            None => data.slice(..pos),
+        }
     }
 
     fn keep(&mut self, event: &[u8]) -> bool {
@@ -118,14 +177,14 @@ struct UsageChunk {
     choices: Option<Vec<serde::de::IgnoredAny>>,
 }
 
-/// End (exclusive) of the first complete event, including its blank line.
+/// End (exclusive) of the first complete event, including its blank line
+/// (`\n\n` or `\r\n\r\n`).
 fn find_event_end(buf: &[u8]) -> Option<usize> {
-    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
-    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    memchr::memchr_iter(b'\n', buf).find_map(|i| match buf.get(i + 1) {
+        Some(b'\n') => Some(i + 2),
+        Some(b'\r') if i > 0 && buf[i - 1] == b'\r' && buf.get(i + 2) == Some(&b'\n') => Some(i + 3),
+        _ => None,
+    })
 }
 
 /// The `data:` payload of an event (single-line data, as engines send).
@@ -137,7 +196,7 @@ fn event_data(event: &[u8]) -> Option<&[u8]> {
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(hay, needle).is_some()
 }
 
 impl Stream for MeteredStream {
@@ -151,8 +210,7 @@ impl Stream for MeteredStream {
                     // Only this chunk's handling is the gateway's time; the
                     // wait for it is the node's.
                     let work = std::time::Instant::now();
-                    self.buf.extend_from_slice(&bytes);
-                    let out = self.drain_events();
+                    let out = self.on_chunk(bytes);
                     self.guard.gateway_time += work.elapsed();
                     if self.done {
                         // `[DONE]` is in `out`: the usage is journaled before
@@ -160,7 +218,7 @@ impl Stream for MeteredStream {
                         self.guard.finish();
                     }
                     if !out.is_empty() {
-                        return Poll::Ready(Some(Ok(out.freeze())));
+                        return Poll::Ready(Some(Ok(out)));
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
@@ -200,5 +258,60 @@ mod tests {
         assert_eq!(find_event_end(b"data: a\n"), None);
         assert_eq!(event_data(b"data: {\"x\":1}\n\n"), Some(&b"{\"x\":1}"[..]));
         assert_eq!(event_data(b": comment\n\n"), None);
+        assert_eq!(find_event_end(b"data: a\r\ndata: b\r\n\r\n"), Some(20));
+        assert_eq!(find_event_end(b"\n\n"), Some(2));
+    }
+
+    fn asked(body: &str) -> (serde_json::Value, bool) {
+        let (out, hide) = ask_for_usage(&Bytes::from(body.to_owned())).unwrap();
+        (serde_json::from_slice(&out).unwrap(), hide)
+    }
+
+    #[test]
+    fn usage_is_asked_for_without_touching_the_rest_of_the_body() {
+        let body = r#"{"model":"m","messages":[{"role":"user","content":"a \"}\" b"}],"stream":true}"#;
+        let (out, hide) = ask_for_usage(&Bytes::from(body)).unwrap();
+        assert!(hide);
+        let mut want: serde_json::Value = serde_json::from_str(body).unwrap();
+        want["stream_options"] = serde_json::json!({ "include_usage": true });
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(&out).unwrap(), want);
+        assert!(
+            out.starts_with(&body.as_bytes()[..body.len() - 1]),
+            "the client's text is kept as it was"
+        );
+        // Trailing whitespace after the object, pretty-printed bodies.
+        let (doc, hide) = asked("{\n  \"model\": \"m\"\n}\n\t ");
+        assert!(hide);
+        assert_eq!(
+            doc,
+            serde_json::json!({ "model": "m", "stream_options": { "include_usage": true } })
+        );
+    }
+
+    #[test]
+    fn existing_stream_options_are_kept_or_completed() {
+        let body = Bytes::from_static(br#"{"model":"m","stream_options":{"include_usage":true}}"#);
+        let (out, hide) = ask_for_usage(&body).unwrap();
+        assert!(!hide, "the client asked for usage itself");
+        assert_eq!(out, body, "passed on untouched");
+        let (doc, hide) = asked(r#"{"model":"m","stream_options":{"include_usage":false,"x":1}}"#);
+        assert!(hide);
+        assert_eq!(
+            doc["stream_options"],
+            serde_json::json!({ "include_usage": true, "x": 1 })
+        );
+        let (doc, hide) = asked(r#"{"model":"m","stream_options":{}}"#);
+        assert!(hide);
+        assert_eq!(doc["stream_options"], serde_json::json!({ "include_usage": true }));
+    }
+
+    #[test]
+    fn bodies_that_cannot_take_the_option_are_refused_by_name() {
+        let e = ask_for_usage(&Bytes::from_static(br#"{"model":"m","stream_options":"yes"}"#)).unwrap_err();
+        assert!(format!("{e:?}").contains("stream_options must be an object"), "{e:?}");
+        let e = ask_for_usage(&Bytes::from_static(br#"["m"]"#)).unwrap_err();
+        assert!(format!("{e:?}").contains("must be a JSON object"), "{e:?}");
+        let e = ask_for_usage(&Bytes::from_static(b"{\"model\":")).unwrap_err();
+        assert!(format!("{e:?}").contains("could not parse"), "{e:?}");
     }
 }

@@ -10,6 +10,9 @@ use uuid::Uuid;
 
 use crate::error::DbResult;
 
+mod ingest;
+pub use ingest::insert_batch;
+
 /// One served request to record.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct UsageRecord {
@@ -35,80 +38,6 @@ pub struct UsageRecord {
     pub cost_exact: Femtos,
     pub status: UsageStatus,
     pub metadata: Value,
-}
-
-impl UsageRecord {
-    /// The exact cost, or the rounded one for records that predate it.
-    fn exact(&self) -> Femtos {
-        if self.cost_exact == Femtos::ZERO && self.cost_microdollars != 0 {
-            Femtos::from_micros(crosslogic_core::Micros(self.cost_microdollars))
-        } else {
-            self.cost_exact
-        }
-    }
-}
-
-/// Inserts a batch in one statement (`unnest` of column arrays). Rows whose
-/// `request_id` already exists are skipped, so replaying a batch after a
-/// failure never duplicates. Returns how many rows were new.
-pub async fn insert_batch(db: impl PgExecutor<'_>, records: &[UsageRecord]) -> DbResult<u64> {
-    if records.is_empty() {
-        return Ok(0);
-    }
-    macro_rules! col {
-        ($f:ident) => {
-            records.iter().map(|r| r.$f.clone()).collect::<Vec<_>>()
-        };
-    }
-    let total: Vec<i32> = records
-        .iter()
-        .map(|r| r.prompt_tokens.saturating_add(r.completion_tokens))
-        .collect();
-    let status: Vec<&str> = records.iter().map(|r| r.status.as_str()).collect();
-    let exact: Vec<rust_decimal::Decimal> = records.iter().map(|r| crate::money::to_numeric(r.exact())).collect();
-    // References that vanished since the request was served (an
-    // environment or key deleted meanwhile, a node gone) are written as
-    // NULL, as their deletion would have done, so one such record never
-    // fails the whole batch.
-    let done = sqlx::query(
-        "INSERT INTO usage_records (request_id, timestamp, tenant_id, environment_id, api_key_id, region_id, model_id,
-                                    model_name, node_id, prompt_tokens, completion_tokens, total_tokens, cached_tokens,
-                                    latency_ms, cost_microdollars, status, metadata, cost_exact_microdollars)
-         SELECT u.request_id, u.ts, u.tenant_id, e.id, k.id, r.id, m.id, u.model_name, n.id, u.prompt, u.completion,
-                u.total, u.cached, u.latency, u.cost, u.status, u.metadata, u.exact
-           FROM unnest($1::text[], $2::timestamptz[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], $7::uuid[],
-                       $8::text[], $9::uuid[], $10::int[], $11::int[], $12::int[], $13::int[], $14::int[],
-                       $15::bigint[], $16::text[], $17::jsonb[], $18::numeric[])
-                AS u(request_id, ts, tenant_id, environment_id, api_key_id, region_id, model_id, model_name, node_id,
-                     prompt, completion, total, cached, latency, cost, status, metadata, exact)
-           LEFT JOIN environments e ON e.id = u.environment_id
-           LEFT JOIN api_keys k ON k.id = u.api_key_id
-           LEFT JOIN regions r ON r.id = u.region_id
-           LEFT JOIN models m ON m.id = u.model_id
-           LEFT JOIN nodes n ON n.id = u.node_id
-         ON CONFLICT (request_id) DO NOTHING",
-    )
-    .bind(col!(request_id))
-    .bind(col!(timestamp))
-    .bind(col!(tenant_id))
-    .bind(col!(environment_id))
-    .bind(col!(api_key_id))
-    .bind(col!(region_id))
-    .bind(col!(model_id))
-    .bind(col!(model_name))
-    .bind(col!(node_id))
-    .bind(col!(prompt_tokens))
-    .bind(col!(completion_tokens))
-    .bind(total)
-    .bind(col!(cached_tokens))
-    .bind(col!(latency_ms))
-    .bind(col!(cost_microdollars))
-    .bind(status)
-    .bind(col!(metadata))
-    .bind(exact)
-    .execute(db)
-    .await?;
-    Ok(done.rows_affected())
 }
 
 /// Tokens an environment used since `since` (daily quota checks at start-up).
