@@ -48,3 +48,9 @@ pub fn upstream_error(reason: &'static str) {
 pub fn usage_records(outcome: &'static str, n: u64) {
     counter!("crosslogic_gateway_usage_records_total", "outcome" => outcome).increment(n);
 }
+
+/// Usage rows new in PostgreSQL (a replayed record already there is not
+/// counted): the ingestion rate.
+pub fn usage_rows_inserted(n: u64) {
+    counter!("crosslogic_gateway_usage_rows_inserted_total").increment(n);
+}

@@ -5,8 +5,9 @@
 //! (one `write(2)`; the process may die at any instant afterwards and the
 //! record is replayed at the next start) and queued in memory
 //! ([`Metering::record`], never blocks). [`run_writer`] inserts the queue in
-//! batches (one multi-row statement per batch, duplicates ignored by
-//! `request_id`), updates the keys' `last_used_at` in the same round, and
+//! batches (one `COPY` per batch, two batches in flight, duplicates ignored
+//! by `request_id`: see `crosslogic_db::repo::usage::insert_batch`),
+//! updates the keys' `last_used_at` in the same round, and
 //! tells the journal which records are in PostgreSQL so it can delete its
 //! segments. When PostgreSQL is unreachable, the batch's journal segments
 //! (or, without a journal, a new [`spool`] file) wait on disk and are
@@ -24,6 +25,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use crosslogic_db::repo::{api_keys, usage};
 use crosslogic_db::PgPool;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -116,6 +119,7 @@ async fn write(pool: &PgPool, batch: &[UsageRecord]) -> Result<u64, crosslogic_d
     for chunk in batch.chunks(BATCH) {
         inserted += usage::insert_batch(pool, chunk).await?;
     }
+    crate::telemetry::usage_rows_inserted(inserted);
     if !last_used.is_empty() {
         let (ids, at): (Vec<Uuid>, Vec<DateTime<Utc>>) = last_used.into_iter().unzip();
         api_keys::touch_last_used(pool, &ids, &at).await?;
@@ -123,75 +127,156 @@ async fn write(pool: &PgPool, batch: &[UsageRecord]) -> Result<u64, crosslogic_d
     Ok(inserted)
 }
 
-async fn flush(pool: &PgPool, w: &MeteringWriter, batch: &mut Vec<Queued>) {
-    if batch.is_empty() {
-        return;
-    }
-    let records: Vec<UsageRecord> = batch.iter().map(|(r, _)| r.clone()).collect();
-    let segments: Vec<SegmentId> = batch.iter().filter_map(|(_, s)| *s).collect();
-    match write(pool, &records).await {
+/// What the writer needs to write a batch or replay the spool.
+struct Sink {
+    pool: PgPool,
+    spool_dir: PathBuf,
+    journal: Option<Arc<Journal>>,
+}
+
+/// Writes a batch; on failure its records stay on disk (journal segments
+/// marked for replay, or a new spool file). Returns whether it was written.
+async fn flush(sink: &Sink, batch: Vec<Queued>) -> bool {
+    let (records, segments): (Vec<UsageRecord>, Vec<Option<SegmentId>>) = batch.into_iter().unzip();
+    let journaled: Vec<SegmentId> = segments.iter().filter_map(|s| *s).collect();
+    match write(&sink.pool, &records).await {
         Ok(n) => {
             crate::telemetry::usage_records("written", records.len() as u64);
             tracing::debug!(records = records.len(), inserted = n, "usage batch written");
-            if let Some(j) = &w.journal {
-                j.inserted(&segments);
+            if let Some(j) = &sink.journal {
+                j.inserted(&journaled);
             }
+            true
         }
         Err(e) => {
-            if let Some(j) = &w.journal {
-                j.failed(&segments);
+            if let Some(j) = &sink.journal {
+                j.failed(&journaled);
             }
             // Records that never reached the journal go to a spool file.
-            let loose: Vec<UsageRecord> = batch
+            let loose: Vec<UsageRecord> = records
                 .iter()
+                .zip(&segments)
                 .filter(|(_, s)| s.is_none())
                 .map(|(r, _)| r.clone())
                 .collect();
             crate::telemetry::usage_records("spooled", records.len() as u64);
             tracing::warn!(error = %e, records = records.len(), "database unavailable; usage kept on disk for replay");
             if !loose.is_empty() {
-                if let Err(io) = spool::spool(&w.spool_dir, &loose) {
+                if let Err(io) = spool::spool(&sink.spool_dir, &loose) {
                     tracing::error!(error = %e, spool_error = %io, records = loose.len(), "usage LOST: neither written nor spooled");
                 }
             }
+            false
         }
     }
-    batch.clear();
+}
+
+/// Batches written at once, each on its own connection: PostgreSQL spends
+/// most of a row's time in its foreign-key checks, one backend per batch,
+/// so two batches in flight use two cores where one would use one.
+const IN_FLIGHT: usize = 2;
+
+/// What finished in the writer's set of work.
+enum Done {
+    Flushed(bool),
+    /// Records replayed by a pass over the spool.
+    Replayed(usize),
 }
 
 /// Batches queued records into the database until `shutdown`, then drains.
-pub async fn run_writer(mut w: MeteringWriter, pool: PgPool, shutdown: CancellationToken) {
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut replay = tokio::time::interval(Duration::from_secs(5));
+///
+/// Up to [`IN_FLIGHT`] batches are written at once. Spool files (batches
+/// that failed, journals of a process that died) are replayed at start,
+/// every 5 s, as soon as a write succeeds after one failed (PostgreSQL is
+/// back), and again right after a pass that replayed something — one pass
+/// at a time, beside the live batches.
+pub async fn run_writer(w: MeteringWriter, pool: PgPool, shutdown: CancellationToken) {
+    let MeteringWriter {
+        mut rx,
+        spool_dir,
+        journal,
+    } = w;
+    let sink = Sink {
+        pool,
+        spool_dir,
+        journal,
+    };
+    let sink = &sink;
+    let mut work = FuturesUnordered::new();
+    let mut flushing = 0;
+    let mut replaying = true;
+    work.push(replay_spool(&sink.pool, &sink.spool_dir).map(Done::Replayed).boxed());
+    // Set when a write failed: the next success replays what it left.
+    let mut failed = false;
+    let mut replay = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(5),
+        Duration::from_secs(5),
+    );
     replay.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut rotate = tokio::time::interval(Duration::from_millis(250));
     rotate.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut closed = false;
     loop {
+        let mut start_replay = false;
         tokio::select! {
-            n = w.rx.recv_many(&mut batch, BATCH) => {
+            n = async {
+                let mut batch = Vec::new(); // recv_many reserves BATCH when it has records
+                let n = rx.recv_many(&mut batch, BATCH).await;
+                (n, batch)
+            }, if flushing < IN_FLIGHT && !closed => {
+                let (n, batch) = n;
                 if n == 0 {
-                    break; // every sender is gone
+                    closed = true; // every sender is gone
+                } else {
+                    flushing += 1;
+                    work.push(flush(sink, batch).map(Done::Flushed).boxed());
                 }
-                flush(&pool, &w, &mut batch).await;
             }
-            _ = replay.tick() => {
-                replay_spool(&pool, &w.spool_dir).await;
-            }
+            Some(done) = work.next() => match done {
+                Done::Flushed(true) => {
+                    flushing -= 1;
+                    start_replay = std::mem::take(&mut failed);
+                }
+                Done::Flushed(false) => {
+                    flushing -= 1;
+                    failed = true;
+                }
+                Done::Replayed(n) => {
+                    replaying = false;
+                    // More files may have been closed meanwhile (a backlog
+                    // after an outage): go on until a pass finds none.
+                    start_replay = n > 0;
+                }
+            },
+            _ = replay.tick() => start_replay = true,
             _ = rotate.tick() => {
-                if let Some(j) = &w.journal {
+                if let Some(j) = &sink.journal {
                     j.rotate_idle();
                 }
             }
-            () = shutdown.cancelled() => break,
+            () = shutdown.cancelled(), if !closed => closed = true,
+        }
+        if start_replay && !replaying {
+            replaying = true;
+            work.push(replay_spool(&sink.pool, &sink.spool_dir).map(Done::Replayed).boxed());
+        }
+        if closed {
+            break;
         }
     }
-    // Drain what is queued: requests finished before shutdown reached here.
-    w.rx.close();
-    while w.rx.recv_many(&mut batch, BATCH).await > 0 {
-        flush(&pool, &w, &mut batch).await;
+    // Finish what is in flight, then drain what is queued: requests
+    // finished before shutdown reached here.
+    while work.next().await.is_some() {}
+    rx.close();
+    loop {
+        let mut batch = Vec::with_capacity(BATCH);
+        if rx.recv_many(&mut batch, BATCH).await == 0 {
+            break;
+        }
+        flush(sink, batch).await;
     }
-    if let Some(j) = &w.journal {
+    if let Some(j) = &sink.journal {
         j.close();
     }
-    replay_spool(&pool, &w.spool_dir).await;
+    replay_spool(&sink.pool, &sink.spool_dir).await;
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 use crosslogic_db::PgPool;
+use futures_util::StreamExt;
 use uuid::Uuid;
 
 use super::UsageRecord;
@@ -66,37 +67,60 @@ fn read_spool(path: &Path) -> std::io::Result<Vec<UsageRecord>> {
     Ok(out)
 }
 
-/// Replays spool files; each is deleted once its records are in the database.
+enum Replayed {
+    /// Its records are in the database (this many) and the file is gone.
+    Done(usize),
+    /// Unreadable, or refused by the database and set aside.
+    Skipped,
+    /// The database is unreachable or failing: try again later.
+    Later,
+}
+
+async fn replay_file(pool: &PgPool, path: PathBuf) -> Replayed {
+    let records = match read_spool(&path) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, file = %path.display(), "cannot read spool file");
+            return Replayed::Skipped;
+        }
+    };
+    match super::write(pool, &records).await {
+        Ok(_) => {
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::error!(error = %e, file = %path.display(), "cannot delete replayed spool file");
+            }
+            Replayed::Done(records.len())
+        }
+        // The database refused the file's data (a record it cannot
+        // take): set it aside so it does not block every later file.
+        Err(e) if e.is_refusal() => {
+            let aside = path.with_extension("rejected");
+            tracing::error!(error = %e, file = %path.display(), records = records.len(),
+                            "spooled usage refused by the database; set aside as .rejected for the operator");
+            if let Err(io) = std::fs::rename(&path, &aside) {
+                tracing::error!(error = %io, file = %path.display(), "cannot set a refused spool file aside");
+                return Replayed::Later;
+            }
+            Replayed::Skipped
+        }
+        // Unreachable or failing: keep the file and try again later.
+        Err(_) => Replayed::Later,
+    }
+}
+
+/// Replays spool files, oldest first, [`super::IN_FLIGHT`] at a time; each
+/// is deleted once its records are in the database. Stops at the first
+/// file the database cannot take now (it stays for the next replay).
 pub async fn replay_spool(pool: &PgPool, spool_dir: &Path) -> usize {
     let mut replayed = 0;
-    for path in spooled_files(spool_dir) {
-        let records = match read_spool(&path) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, file = %path.display(), "cannot read spool file");
-                continue;
-            }
-        };
-        match super::write(pool, &records).await {
-            Ok(_) => {
-                replayed += records.len();
-                if let Err(e) = std::fs::remove_file(&path) {
-                    tracing::error!(error = %e, file = %path.display(), "cannot delete replayed spool file");
-                }
-            }
-            // The database refused the file's data (a record it cannot
-            // take): set it aside so it does not block every later file.
-            Err(e) if e.is_refusal() => {
-                let aside = path.with_extension("rejected");
-                tracing::error!(error = %e, file = %path.display(), records = records.len(),
-                                "spooled usage refused by the database; set aside as .rejected for the operator");
-                if let Err(io) = std::fs::rename(&path, &aside) {
-                    tracing::error!(error = %io, file = %path.display(), "cannot set a refused spool file aside");
-                    break;
-                }
-            }
-            // Unreachable or failing: keep the file and try again later.
-            Err(_) => break,
+    let mut files = futures_util::stream::iter(spooled_files(spool_dir))
+        .map(|path| replay_file(pool, path))
+        .buffered(super::IN_FLIGHT);
+    while let Some(outcome) = files.next().await {
+        match outcome {
+            Replayed::Done(n) => replayed += n,
+            Replayed::Skipped => {}
+            Replayed::Later => break,
         }
     }
     if replayed > 0 {
