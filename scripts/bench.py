@@ -62,6 +62,22 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def postgres_cpu_seconds():
+    """CPU time of every PostgreSQL process (server and backends) on the machine."""
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() != "postgres":
+                    continue
+            total += cpu_seconds(pid)
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return total
+
+
 def psql(url, sql):
     return subprocess.run(["psql", url, "-Atqc", sql], check=True, capture_output=True, text=True).stdout.strip()
 
@@ -118,7 +134,11 @@ def main():
     ap.add_argument("--database-url", required=True)
     ap.add_argument("--redis-url", required=True)
     ap.add_argument("--duration", type=int, default=8)
+    ap.add_argument("--only", default="", help="comma-separated mode:conns to run, e.g. json:64 (default: all)")
+    ap.add_argument("--hold", action="store_true", help="set everything up, print the URLs, key and pids, and wait for Ctrl-C")
+    ap.add_argument("--perf", default="", help="directory: `perf record -g` each crosslogic process during its timed runs")
     a = ap.parse_args()
+    only = {x.strip() for x in a.only.split(",") if x.strip()}
 
     dbname = f"crosslogic_bench_{os.getpid()}"
     psql(a.database_url, f"CREATE DATABASE {dbname}")
@@ -176,6 +196,18 @@ def main():
                     sys.exit(f"{url}: {MODEL} is not served")
                 time.sleep(0.2)
 
+        if a.hold:
+            print(f"direct {sim_url} (pid {sim.pid})\nrouter {router_url} (pid {router.pid})\n"
+                  f"all {main_url} (pid {main_p.pid})\ngateway {gw_url} (pid {gw_p.pid})\n"
+                  f"gateway+redis {gwr_url} (pid {gwr_p.pid})\nkey {key}\ndatabase {db}", flush=True)
+            # Ctrl-C, or SIGTERM (a background job ignores SIGINT), ends it.
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                return
+
         paths = [
             ("direct to the node", sim_url, sim, None, False),
             ("vllm-router round_robin", router_url, router, None, False),
@@ -186,12 +218,24 @@ def main():
         rows = []
         for stream in (False, True):
             for conns in (1, 64):
+                mode = "stream" if stream else "json"
+                if only and f"{mode}:{conns}" not in only:
+                    continue
                 for name, url, proc, k_, metered in paths:
                     wrk(url, conns, a.duration, stream, k_, warmup=True)
                     before_rows = settled_rows(db) if metered else 0
-                    cpu0 = cpu_seconds(proc.pid)
+                    cpu0, pg0 = cpu_seconds(proc.pid), postgres_cpu_seconds()
+                    recorder = None
+                    if a.perf and metered:
+                        os.makedirs(a.perf, exist_ok=True)
+                        slug = re.sub(r"[^a-z0-9]+", "-", f"{mode}-{conns}-{name}".lower()).strip("-")
+                        recorder = subprocess.Popen(["perf", "record", "-g", "-p", str(proc.pid), "-o",
+                                                     os.path.join(a.perf, slug + ".perf"), "--", "sleep", str(a.duration)],
+                                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     r = wrk(url, conns, a.duration, stream, k_)
                     cpu = cpu_seconds(proc.pid) - cpu0
+                    if recorder:
+                        recorder.wait()
                     served = r["requests"] - r["non2xx"]
                     rows_ok = ""
                     if metered:
@@ -200,24 +244,30 @@ def main():
                         # gateway meters them (as cancelled) but wrk does not
                         # count them.
                         rows_ok = f"{written - served:+d}"
-                    rows.append({"mode": "stream" if stream else "json", "conns": conns, "path": name, **r,
-                                 "cpu_us": cpu / max(1, r["requests"]) * 1e6, "usage_vs_served": rows_ok})
+                    # After the rows settled: the writers' last batches count.
+                    pg = postgres_cpu_seconds() - pg0
+                    rows.append({"mode": mode, "conns": conns, "path": name, **r,
+                                 "cpu_us": cpu / max(1, r["requests"]) * 1e6,
+                                 "pg_us": pg / max(1, r["requests"]) * 1e6, "usage_vs_served": rows_ok})
                     print(f"  {rows[-1]['mode']:6} c={conns:<3} {name:36} {r['rps']:9.0f} req/s", flush=True)
         print()
         print("rows−served: usage rows written during a timed run minus the 2xx answers wrk counted; wrk stops")
         print("with up to c requests in flight, which the gateway meters (as cancelled) and wrk does not count,")
         print("so 0 ≤ rows−served ≤ c means nothing was lost or counted twice. Streaming latencies are whole")
-        print("streams (16 tokens at zero inter-token latency), not the time to the first byte.")
+        print("streams (16 tokens at zero inter-token latency), not the time to the first byte. CPU µs/req is")
+        print("the process in front (the node itself for direct); PG µs/req is every PostgreSQL process's")
+        print("CPU during the run (the usage rows written), per request: on 2 shared cores it is throughput")
+        print("the proxy cannot have.")
         print()
         head = (f"{'mode':6} {'c':>3}  {'path':36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'Δp50':>8} {'Δp99':>8} "
-                f"{'CPU µs/req':>10} {'×router':>8} {'non-2xx':>8} {'rows−served':>11}")
+                f"{'CPU µs/req':>10} {'PG µs/req':>9} {'×router':>8} {'non-2xx':>8} {'rows−served':>11}")
         print(head)
         print("-" * len(head))
         for r in rows:
             direct = next(x for x in rows if x["mode"] == r["mode"] and x["conns"] == r["conns"] and x["path"].startswith("direct"))
             router_r = next(x for x in rows if x["mode"] == r["mode"] and x["conns"] == r["conns"] and x["path"].startswith("vllm"))
             print(f"{r['mode']:6} {r['conns']:>3}  {r['path']:36} {r['rps']:9.0f} {r['p50']:8.3f} {r['p99']:8.3f} "
-                  f"{r['p50'] - direct['p50']:+8.3f} {r['p99'] - direct['p99']:+8.3f} {r['cpu_us']:10.1f} "
+                  f"{r['p50'] - direct['p50']:+8.3f} {r['p99'] - direct['p99']:+8.3f} {r['cpu_us']:10.1f} {r['pg_us']:9.1f} "
                   f"{r['rps'] / router_r['rps']:8.2f} {r['non2xx']:8d} {r['usage_vs_served']:>11}")
         bad = [r for r in rows if r["non2xx"] or r["errors"]]
         if bad:

@@ -40,4 +40,4 @@ exec python3 scripts/bench.py \
   --router "$venv/bin/vllm-router" \
   --database-url "$CROSSLOGIC_TEST_DATABASE_URL" \
   --redis-url "$CROSSLOGIC_TEST_REDIS_URL" \
-  --duration "${BENCH_DURATION:-8}"
+  --duration "${BENCH_DURATION:-8}" "$@"

@@ -103,7 +103,7 @@ async fn inference(
     // 4. Admission: every limit layer, with the token estimate reserved.
     let estimate = gw.limiter.estimate(&req);
     let ctx = Arc::new(RequestContext {
-        request_id: format!("req_{}", uuid::Uuid::new_v4().simple()),
+        request_id: Arc::from(format!("req_{}", uuid::Uuid::new_v4().simple())),
         key,
         model,
         snapshot,
@@ -111,7 +111,7 @@ async fn inference(
         endpoint: endpoint.label(),
         prompt_estimate: estimate.prompt,
     });
-    let plan = gw.limiter.plan(&ctx.key, &ctx.request_id, estimate.total());
+    let plan = gw.limiter.plan(&ctx.key, Arc::clone(&ctx.request_id), estimate.total());
     let rate_headers = gw.limiter.admit(&plan).await?;
     let lease = Lease::new(gw.limiter.clone(), plan, gw.tasks.clone());
     // The gateway's own time so far; the served attempt adds its work on

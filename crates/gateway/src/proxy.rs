@@ -40,7 +40,7 @@ pub struct Outbound {
 
 /// Sends `req`, retrying another node on connect failures and 502/503.
 pub async fn forward(gw: &Gateway, req: Outbound) -> Result<Response, ApiError> {
-    let request_id = req.ctx.request_id.as_str();
+    let request_id: &str = &req.ctx.request_id;
     // Dropped unused (every attempt failed) it settles with 0 tokens.
     let mut lease = Some(req.lease);
     let mut last_error = String::from("no node accepted the request");

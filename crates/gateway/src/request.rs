@@ -2,6 +2,8 @@
 //! model, streamed or not, its completion budget — and the body, passed on
 //! untouched except for asking the engine for usage when streaming.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use crosslogic_core::ModelType;
 use crosslogic_http::ApiError;
@@ -111,9 +113,9 @@ impl InferenceRequest {
 
     /// The model from `snapshot`, if `may_use` allows it and it serves this
     /// endpoint (404 `model_not_found` for unknown or forbidden models).
-    pub fn model_in(&self, snapshot: &Snapshot, may_use: impl Fn(&str) -> bool) -> Result<ModelInfo, ApiError> {
+    pub fn model_in(&self, snapshot: &Snapshot, may_use: impl Fn(&str) -> bool) -> Result<Arc<ModelInfo>, ApiError> {
         let model = match snapshot.models.get(&self.model) {
-            Some(m) if may_use(&self.model) => m.clone(),
+            Some(m) if may_use(&self.model) => Arc::clone(m),
             _ => return Err(ApiError::model_not_found(&self.model)),
         };
         let name = &self.model;

@@ -76,13 +76,15 @@ pub struct ModelInfo {
     pub input_price: PricePerMillion,
     pub output_price: PricePerMillion,
     pub created: i64,
+    /// Its `crosslogic_gateway_tokens_total` counters.
+    pub tokens: crate::telemetry::TokenCounters,
 }
 
 /// One consistent view of nodes and catalog.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     nodes_by_model: HashMap<String, Vec<Arc<NodeState>>>,
-    pub models: HashMap<String, ModelInfo>,
+    pub models: HashMap<String, Arc<ModelInfo>>,
     /// Region id → cost multiplier in thousandths.
     pub multipliers: HashMap<Uuid, u32>,
     /// Region code → id.
@@ -161,14 +163,15 @@ impl Routes {
         for m in models.into_iter().filter(|m| m.status != ModelStatus::Deprecated) {
             next.models.insert(
                 m.name.clone(),
-                ModelInfo {
+                Arc::new(ModelInfo {
                     id: m.id,
                     input_price: m.input_price(),
                     output_price: m.output_price(),
                     model_type: m.model_type,
                     created: m.created_at.timestamp(),
+                    tokens: crate::telemetry::TokenCounters::new(&m.name),
                     name: m.name,
-                },
+                }),
             );
         }
         for r in regions {

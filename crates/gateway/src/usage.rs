@@ -38,9 +38,9 @@ pub struct PromptDetails {
 /// the usage guard of the attempt that is served.
 pub struct RequestContext {
     /// `req_<uuid>`: the usage row's id, sent to the node and the client.
-    pub request_id: String,
+    pub request_id: Arc<str>,
     pub key: Arc<AuthedKey>,
-    pub model: ModelInfo,
+    pub model: Arc<ModelInfo>,
     /// The routing snapshot the request was admitted with (prices, regions).
     pub snapshot: Arc<Snapshot>,
     /// When the handler started (the usage row's latency counts from here).
@@ -120,7 +120,7 @@ impl RequestGuard {
             multiplier,
         );
         UsageRecord {
-            request_id: ctx.request_id.clone(),
+            request_id: ctx.request_id.to_string(),
             timestamp: Utc::now(),
             tenant_id: ctx.key.tenant_id,
             environment_id: Some(ctx.key.environment_id),
@@ -153,8 +153,7 @@ impl RequestGuard {
             self.recorded = true;
             crate::telemetry::overhead(self.ctx.endpoint, self.gateway_time);
             let record = self.to_record();
-            crate::telemetry::tokens(
-                &record.model_name,
+            self.ctx.model.tokens.add(
                 u64::try_from(record.prompt_tokens).unwrap_or(0),
                 u64::try_from(record.completion_tokens).unwrap_or(0),
             );

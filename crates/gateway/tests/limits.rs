@@ -31,7 +31,7 @@ struct P {
 impl P {
     fn bucket(&self, name: &str, layer: Layer, kind: LimitKind, capacity: u64, cost: u64) -> BucketSpec {
         BucketSpec {
-            key: format!("{}:{name}", self.prefix),
+            key: format!("{}:{name}", self.prefix).into(),
             layer,
             kind,
             capacity,
@@ -40,14 +40,14 @@ impl P {
     }
     fn slot(&self, name: &str, layer: Layer, limit: u64) -> SlotSpec {
         SlotSpec {
-            key: format!("{}:{name}", self.prefix),
+            key: format!("{}:{name}", self.prefix).into(),
             layer,
             limit,
         }
     }
     fn daily(&self, quota: u64, cost: u64) -> DailySpec {
         DailySpec {
-            key: format!("{}:day", self.prefix),
+            key: format!("{}:day", self.prefix).into(),
             layer: Layer::Environment,
             quota,
             cost,
@@ -70,7 +70,7 @@ fn admitted(d: &Decision) -> bool {
 async fn requests_per_minute_allow_the_limit_then_refuse_with_a_wait(store: Arc<dyn LimitStore>) {
     let p = P { prefix: prefix() };
     let plan = |id: String| Plan {
-        request_id: id,
+        request_id: id.into(),
         buckets: vec![p.bucket("rpm", Layer::Key, LimitKind::RequestsPerMinute, 3, 1)],
         ..Plan::default()
     };
@@ -89,7 +89,7 @@ async fn requests_per_minute_allow_the_limit_then_refuse_with_a_wait(store: Arc<
 async fn token_reservations_settle_to_actual_usage(store: Arc<dyn LimitStore>) {
     let p = P { prefix: prefix() };
     let plan = |id: String| Plan {
-        request_id: id,
+        request_id: id.into(),
         buckets: vec![p.bucket("tpm", Layer::Environment, LimitKind::TokensPerMinute, 1000, 600)],
         reserved_tokens: 600,
         ..Plan::default()
@@ -108,7 +108,7 @@ async fn token_reservations_settle_to_actual_usage(store: Arc<dyn LimitStore>) {
 async fn concurrency_slots_are_released_by_settlement(store: Arc<dyn LimitStore>) {
     let p = P { prefix: prefix() };
     let plan = |id: String| Plan {
-        request_id: id,
+        request_id: id.into(),
         slots: vec![p.slot("conc", Layer::Tenant, 2)],
         ..Plan::default()
     };
@@ -124,7 +124,7 @@ async fn concurrency_slots_are_released_by_settlement(store: Arc<dyn LimitStore>
 async fn daily_quota_counts_actual_tokens(store: Arc<dyn LimitStore>) {
     let p = P { prefix: prefix() };
     let plan = |id: String| Plan {
-        request_id: id,
+        request_id: id.into(),
         daily: Some(p.daily(1000, 600)),
         reserved_tokens: 600,
         ..Plan::default()
@@ -139,7 +139,7 @@ async fn daily_quota_counts_actual_tokens(store: Arc<dyn LimitStore>) {
     store.settle(&first, 100).await.unwrap();
     assert!(admitted(&store.admit(&plan(rid())).await.unwrap()));
     let too_big = Plan {
-        request_id: rid(),
+        request_id: rid().into(),
         daily: Some(p.daily(1000, 5000)),
         reserved_tokens: 5000,
         ..Plan::default()
@@ -151,14 +151,14 @@ async fn a_refusal_charges_nothing(store: Arc<dyn LimitStore>) {
     let p = P { prefix: prefix() };
     let full = p.slot("conc", Layer::Key, 1);
     let holder = Plan {
-        request_id: rid(),
+        request_id: rid().into(),
         slots: vec![full.clone()],
         ..Plan::default()
     };
     assert!(admitted(&store.admit(&holder).await.unwrap()));
     // The request bucket passes, the slot does not: the bucket must stay full.
     let blocked = Plan {
-        request_id: rid(),
+        request_id: rid().into(),
         buckets: vec![p.bucket("rpm", Layer::Global, LimitKind::RequestsPerMinute, 1, 1)],
         slots: vec![full.clone()],
         ..Plan::default()
@@ -167,7 +167,7 @@ async fn a_refusal_charges_nothing(store: Arc<dyn LimitStore>) {
     assert_eq!(r.kind, LimitKind::Concurrency);
     store.settle(&holder, 0).await.unwrap();
     let retry = Plan {
-        request_id: rid(),
+        request_id: rid().into(),
         ..blocked
     };
     assert!(
@@ -179,7 +179,7 @@ async fn a_refusal_charges_nothing(store: Arc<dyn LimitStore>) {
 async fn a_request_larger_than_the_limit_can_never_fit(store: Arc<dyn LimitStore>) {
     let p = P { prefix: prefix() };
     let plan = Plan {
-        request_id: rid(),
+        request_id: rid().into(),
         buckets: vec![p.bucket("tpm", Layer::Key, LimitKind::TokensPerMinute, 100, 101)],
         reserved_tokens: 101,
         ..Plan::default()
@@ -194,7 +194,7 @@ async fn settlements_off_the_request_path_release_and_refund_everything(store: A
     let p = P { prefix: prefix() };
     let n = 300;
     let plan = |id: String| Plan {
-        request_id: id,
+        request_id: id.into(),
         reserved_tokens: 100,
         buckets: vec![p.bucket("tpm", Layer::Key, LimitKind::TokensPerMinute, 100 * n, 100)],
         slots: vec![p.slot("conc", Layer::Key, n)],
@@ -269,7 +269,7 @@ conformance!(
 async fn leases_expire(store: Arc<dyn LimitStore>) {
     let p = P { prefix: prefix() };
     let plan = |id: String| Plan {
-        request_id: id,
+        request_id: id.into(),
         slots: vec![p.slot("conc", Layer::Key, 1)],
         ..Plan::default()
     };
@@ -302,7 +302,7 @@ async fn two_gateways_on_one_redis_share_their_limits() {
     let b = RedisStore::new(&redis_url(), Duration::from_secs(600)).unwrap();
     let p = P { prefix: prefix() };
     let plan = |id: String| Plan {
-        request_id: id,
+        request_id: id.into(),
         buckets: vec![p.bucket("tpm", Layer::Key, LimitKind::TokensPerMinute, 1000, 400)],
         reserved_tokens: 400,
         ..Plan::default()
@@ -319,7 +319,7 @@ async fn an_unreachable_redis_is_an_error_the_limiter_can_fail_open_or_closed_on
     use crosslogic_gateway::limits::{FailureMode, Limiter, LimitsConfig};
     let dead = RedisStore::new("redis://127.0.0.1:1", Duration::from_secs(600)).unwrap();
     let plan = Plan {
-        request_id: rid(),
+        request_id: rid().into(),
         slots: vec![P { prefix: prefix() }.slot("c", Layer::Key, 1)],
         ..Plan::default()
     };

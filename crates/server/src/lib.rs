@@ -174,10 +174,10 @@ impl App {
             config,
         } = self;
         let pool = db.pool().clone();
-        ops::install_metrics();
         let tasks = TaskTracker::new();
         // Background work stops in phase 2, after requests have drained.
         let background = CancellationToken::new();
+        ops::install_metrics(&tasks, background.clone());
         let role = config.role;
         let gateway = match role.serves_gateway() {
             true => Some(

@@ -58,9 +58,22 @@ fn prometheus() -> Option<&'static metrics_exporter_prometheus::PrometheusHandle
         .as_ref()
 }
 
-/// Installs the metrics recorder (call before serving).
-pub(crate) fn install_metrics() {
-    let _ = prometheus();
+/// Installs the metrics recorder (call before serving) and runs its upkeep
+/// on `tasks` until `shutdown`: histogram samples are kept raw until they
+/// are folded into buckets, which without upkeep happens only when
+/// `/metrics` is scraped — a process nobody scrapes would grow without end.
+pub(crate) fn install_metrics(tasks: &tokio_util::task::TaskTracker, shutdown: tokio_util::sync::CancellationToken) {
+    let Some(handle) = prometheus() else { return };
+    tasks.spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => handle.run_upkeep(),
+                () = shutdown.cancelled() => return,
+            }
+        }
+    });
 }
 
 /// Prometheus text exposition of every `crosslogic_*` metric.

@@ -50,6 +50,8 @@ pub struct AuthedKey {
     /// Models the environment may use; `None` = all.
     pub allowed_models: Option<HashSet<String>>,
     pub raw: KeyAuth,
+    /// This key's limit counter names, made once by the limiter.
+    pub(crate) limit_names: std::sync::OnceLock<crate::limits::ScopeNames>,
 }
 
 impl AuthedKey {
@@ -64,6 +66,7 @@ impl AuthedKey {
             region: raw.environment_region.clone(),
             allowed_models: if allowed.is_empty() { None } else { Some(allowed) },
             raw,
+            limit_names: std::sync::OnceLock::new(),
         }
     }
 

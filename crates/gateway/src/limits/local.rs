@@ -3,7 +3,7 @@
 //! restart (buckets start full), which is what a single instance wants.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crosslogic_core::limits::{Bucket, LimitKind};
@@ -13,11 +13,11 @@ use super::{Decision, LimitStore, Plan, Refusal, StoreError};
 
 #[derive(Default)]
 struct State {
-    buckets: HashMap<String, Bucket>,
+    buckets: HashMap<Arc<str>, Bucket>,
     /// Slot key → request id → lease expiry (ms).
-    slots: HashMap<String, HashMap<String, u64>>,
+    slots: HashMap<Arc<str>, HashMap<Arc<str>, u64>>,
     /// Daily key → tokens used.
-    daily: HashMap<String, u64>,
+    daily: HashMap<Arc<str>, u64>,
 }
 
 /// Limits kept in this process's memory.

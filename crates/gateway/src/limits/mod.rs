@@ -31,7 +31,7 @@ use crosslogic_http::ApiError;
 /// A token bucket to charge.
 #[derive(Debug, Clone)]
 pub struct BucketSpec {
-    pub key: String,
+    pub key: Arc<str>,
     pub layer: Layer,
     pub kind: LimitKind,
     pub capacity: u64,
@@ -41,7 +41,7 @@ pub struct BucketSpec {
 /// A concurrency limit to take a slot in.
 #[derive(Debug, Clone)]
 pub struct SlotSpec {
-    pub key: String,
+    pub key: Arc<str>,
     pub layer: Layer,
     pub limit: u64,
 }
@@ -49,7 +49,7 @@ pub struct SlotSpec {
 /// A daily token quota to charge.
 #[derive(Debug, Clone)]
 pub struct DailySpec {
-    pub key: String,
+    pub key: Arc<str>,
     pub layer: Layer,
     pub quota: u64,
     pub cost: u64,
@@ -60,7 +60,7 @@ pub struct DailySpec {
 /// Every limit one request is subject to.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
-    pub request_id: String,
+    pub request_id: Arc<str>,
     pub buckets: Vec<BucketSpec>,
     pub slots: Vec<SlotSpec>,
     pub daily: Option<DailySpec>,
@@ -208,15 +208,18 @@ impl Limiter {
     }
 
     /// Every limit that applies to a request by `key` reserving `tokens`.
-    pub fn plan(&self, key: &AuthedKey, request_id: &str, tokens: u64) -> Plan {
+    pub fn plan(&self, key: &AuthedKey, request_id: Arc<str>, tokens: u64) -> Plan {
         let r = &key.raw;
         let p = &self.prefix;
-        let scopes = [
-            (Layer::Global, "global".to_owned()),
-            (Layer::Tenant, format!("tenant:{}", key.tenant_id)),
-            (Layer::Environment, format!("env:{}", key.environment_id)),
-            (Layer::Key, format!("key:{}", key.key_id)),
-        ];
+        let cached = key.limit_names.get_or_init(|| ScopeNames::new(p, key));
+        // Another limiter (another prefix) on the same key: not cached.
+        let fresh;
+        let names = if cached.prefix == *p {
+            cached
+        } else {
+            fresh = ScopeNames::new(p, key);
+            &fresh
+        };
         let rpm = [
             self.config.global_requests_per_min,
             pos(r.tenant_requests_per_min),
@@ -236,14 +239,14 @@ impl Limiter {
             pos(Some(r.key_concurrency)),
         ];
         let mut plan = Plan {
-            request_id: request_id.to_owned(),
+            request_id,
             reserved_tokens: tokens,
             ..Plan::default()
         };
-        for (i, (layer, scope)) in scopes.iter().enumerate() {
+        for (i, layer) in LAYERS.iter().enumerate() {
             if let Some(cap) = rpm[i] {
                 plan.buckets.push(BucketSpec {
-                    key: format!("{p}:rpm:{scope}"),
+                    key: Arc::clone(&names.rpm[i]),
                     layer: *layer,
                     kind: LimitKind::RequestsPerMinute,
                     capacity: cap,
@@ -252,7 +255,7 @@ impl Limiter {
             }
             if let Some(cap) = tpm[i] {
                 plan.buckets.push(BucketSpec {
-                    key: format!("{p}:tpm:{scope}"),
+                    key: Arc::clone(&names.tpm[i]),
                     layer: *layer,
                     kind: LimitKind::TokensPerMinute,
                     capacity: cap,
@@ -261,7 +264,7 @@ impl Limiter {
             }
             if let Some(limit) = conc[i] {
                 plan.slots.push(SlotSpec {
-                    key: format!("{p}:conc:{scope}"),
+                    key: Arc::clone(&names.conc[i]),
                     layer: *layer,
                     limit,
                 });
@@ -273,13 +276,13 @@ impl Limiter {
             let next = day.succ_opt().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc());
             let ms_to_reset = next.map_or(86_400_000, |n| u64::try_from((n - now).num_milliseconds()).unwrap_or(0));
             plan.daily = Some(DailySpec {
-                key: format!(
+                key: Arc::from(format!(
                     "{p}:day:env:{}:{}{:02}{:02}",
                     key.environment_id,
                     day.year(),
                     day.month(),
                     day.day()
-                ),
+                )),
                 layer: Layer::Environment,
                 quota,
                 cost: tokens,
@@ -309,6 +312,39 @@ impl Limiter {
                     ))
                 }
             },
+        }
+    }
+}
+
+/// The layers, in the order of [`ScopeNames`]' arrays.
+const LAYERS: [Layer; 4] = [Layer::Global, Layer::Tenant, Layer::Environment, Layer::Key];
+
+/// The names of one key's counters in the limit store, per layer: the same
+/// for every request of the key, so made once (on its cached [`AuthedKey`])
+/// rather than formatted a dozen times per request.
+#[derive(Debug, Clone)]
+pub struct ScopeNames {
+    prefix: String,
+    rpm: [Arc<str>; 4],
+    tpm: [Arc<str>; 4],
+    conc: [Arc<str>; 4],
+}
+
+impl ScopeNames {
+    fn new(prefix: &str, key: &AuthedKey) -> ScopeNames {
+        let scopes = [
+            "global".to_owned(),
+            format!("tenant:{}", key.tenant_id),
+            format!("env:{}", key.environment_id),
+            format!("key:{}", key.key_id),
+        ];
+        let names =
+            |kind: &str| -> [Arc<str>; 4] { scopes.each_ref().map(|s| Arc::from(format!("{prefix}:{kind}:{s}"))) };
+        ScopeNames {
+            prefix: prefix.to_owned(),
+            rpm: names("rpm"),
+            tpm: names("tpm"),
+            conc: names("conc"),
         }
     }
 }

@@ -82,15 +82,15 @@ impl RedisStore {
     async fn admit_plan(&self, plan: &Plan) -> Result<Decision, StoreError> {
         let mut inv = self.admit.prepare_invoke();
         for b in &plan.buckets {
-            inv.key(&b.key);
+            inv.key(&*b.key);
         }
         for s in &plan.slots {
-            inv.key(&s.key);
+            inv.key(&*s.key);
         }
         if let Some(d) = &plan.daily {
-            inv.key(&d.key);
+            inv.key(&*d.key);
         }
-        inv.arg(&plan.request_id)
+        inv.arg(&*plan.request_id)
             .arg(self.lease_ms)
             .arg(plan.buckets.len())
             .arg(plan.slots.len())
@@ -125,15 +125,15 @@ impl RedisStore {
             let refund =
                 i64::try_from(plan.reserved_tokens).unwrap_or(i64::MAX) - i64::try_from(*actual).unwrap_or(i64::MAX);
             for b in &tokens {
-                inv.key(&b.key);
+                inv.key(&*b.key);
             }
             for s in &plan.slots {
-                inv.key(&s.key);
+                inv.key(&*s.key);
             }
             if let Some(d) = &plan.daily {
-                inv.key(&d.key);
+                inv.key(&*d.key);
             }
-            inv.arg(&plan.request_id)
+            inv.arg(&*plan.request_id)
                 .arg(tokens.len())
                 .arg(plan.slots.len())
                 .arg(u8::from(plan.daily.is_some()))

@@ -176,6 +176,12 @@ async fn flush(sink: &Sink, batch: Vec<Queued>) -> bool {
 /// so two batches in flight use two cores where one would use one.
 const IN_FLIGHT: usize = 2;
 
+/// Longest a record waits for others to share its batch: at a few hundred
+/// requests per second a batch per record would cost PostgreSQL a
+/// transaction each (its CPU, on the gateway's cores); 100 ms makes them
+/// batches of tens to hundreds. The journal has every record meanwhile.
+const LINGER: Duration = Duration::from_millis(100);
+
 /// What finished in the writer's set of work.
 enum Done {
     Flushed(bool),
@@ -185,7 +191,8 @@ enum Done {
 
 /// Batches queued records into the database until `shutdown`, then drains.
 ///
-/// Up to [`IN_FLIGHT`] batches are written at once. Spool files (batches
+/// A batch is written when it is full ([`BATCH`]) or its oldest record
+/// has waited [`LINGER`]; up to [`IN_FLIGHT`] at once. Spool files (batches
 /// that failed, journals of a process that died) are replayed at start,
 /// every 5 s, as soon as a write succeeds after one failed (PostgreSQL is
 /// back), and again right after a pass that replayed something — one pass
@@ -216,22 +223,31 @@ pub async fn run_writer(w: MeteringWriter, pool: PgPool, shutdown: CancellationT
     let mut rotate = tokio::time::interval(Duration::from_millis(250));
     rotate.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut closed = false;
+    // Records received and not yet handed to a flush, and when they must be.
+    let mut pending: Vec<Queued> = Vec::new();
+    let mut incoming: Vec<Queued> = Vec::new();
+    let mut due = tokio::time::Instant::now();
     loop {
+        let can_flush = flushing < IN_FLIGHT && !pending.is_empty();
+        if can_flush && (pending.len() >= BATCH || due <= tokio::time::Instant::now()) {
+            flushing += 1;
+            work.push(flush(sink, std::mem::take(&mut pending)).map(Done::Flushed).boxed());
+            continue;
+        }
         let mut start_replay = false;
+        let room = BATCH.saturating_sub(pending.len());
         tokio::select! {
-            n = async {
-                let mut batch = Vec::new(); // recv_many reserves BATCH when it has records
-                let n = rx.recv_many(&mut batch, BATCH).await;
-                (n, batch)
-            }, if flushing < IN_FLIGHT && !closed => {
-                let (n, batch) = n;
+            n = rx.recv_many(&mut incoming, room), if room > 0 && !closed => {
                 if n == 0 {
                     closed = true; // every sender is gone
                 } else {
-                    flushing += 1;
-                    work.push(flush(sink, batch).map(Done::Flushed).boxed());
+                    if pending.is_empty() {
+                        due = tokio::time::Instant::now() + LINGER;
+                    }
+                    pending.append(&mut incoming);
                 }
             }
+            () = tokio::time::sleep_until(due), if can_flush => {}
             Some(done) = work.next() => match done {
                 Done::Flushed(true) => {
                     flushing -= 1;
@@ -267,6 +283,9 @@ pub async fn run_writer(w: MeteringWriter, pool: PgPool, shutdown: CancellationT
     // Finish what is in flight, then drain what is queued: requests
     // finished before shutdown reached here.
     while work.next().await.is_some() {}
+    if !pending.is_empty() {
+        flush(sink, pending).await;
+    }
     rx.close();
     loop {
         let mut batch = Vec::with_capacity(BATCH);
