@@ -342,8 +342,10 @@ impl ScopeNames {
             |kind: &str| -> [Arc<str>; 4] { scopes.each_ref().map(|s| Arc::from(format!("{prefix}:{kind}:{s}"))) };
         ScopeNames {
             prefix: prefix.to_owned(),
-            rpm: names("rpm"),
-            tpm: names("tpm"),
+            // Not "rpm"/"tpm": those held hashes before buckets became
+            // strings; gateways of both versions on one Redis keep apart.
+            rpm: names("req"),
+            tpm: names("tok"),
             conc: names("conc"),
         }
     }
