@@ -110,6 +110,41 @@ def parse_wrk(out):
     }
 
 
+def ttfb(url, key, n):
+    """Time to the first event of `n` streamed completions, one at a time on
+    one keep-alive connection (a raw socket: the client adds the same few
+    µs to every path). Returns the times in ms."""
+    u = urlparse(url)
+    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Hello!"}],
+                       "max_tokens": 16, "stream": True}).encode()
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {u.netloc}\r\nContent-Type: application/json\r\n"
+            + (f"Authorization: Bearer {key}\r\n" if key else "")
+            + f"Content-Length: {len(body)}\r\n\r\n").encode()
+    sock = socket.create_connection((u.hostname, u.port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    times = []
+    try:
+        for _ in range(n):
+            buf = b""
+            start = time.perf_counter()
+            sock.sendall(head + body)
+            first = None
+            # Chunked: the response ends with the zero-length chunk after [DONE].
+            while not (b"[DONE]" in buf and buf.endswith(b"0\r\n\r\n")):
+                data = sock.recv(65536)
+                if not data:
+                    raise RuntimeError(f"{url} closed the connection")
+                buf += data
+                if first is None and b"data:" in buf:
+                    first = time.perf_counter()
+            if b" 200 " not in buf.split(b"\r\n", 1)[0]:
+                raise RuntimeError(f"{url}: {buf[:200]!r}")
+            times.append((first - start) * 1000)
+    finally:
+        sock.close()
+    return times
+
+
 def wrk(url, conns, duration, stream, key, warmup=False):
     body = {"model": MODEL, "messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 16}
     if stream:
@@ -135,6 +170,7 @@ def main():
     ap.add_argument("--redis-url", required=True)
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--only", default="", help="comma-separated mode:conns to run, e.g. json:64 (default: all)")
+    ap.add_argument("--ttfb", type=int, default=2000, help="streamed requests per path for the time to the first event")
     ap.add_argument("--hold", action="store_true", help="set everything up, print the URLs, key and pids, and wait for Ctrl-C")
     ap.add_argument("--perf", default="", help="directory: `perf record -g` each crosslogic process during its timed runs")
     a = ap.parse_args()
@@ -269,6 +305,27 @@ def main():
             print(f"{r['mode']:6} {r['conns']:>3}  {r['path']:36} {r['rps']:9.0f} {r['p50']:8.3f} {r['p99']:8.3f} "
                   f"{r['p50'] - direct['p50']:+8.3f} {r['p99'] - direct['p99']:+8.3f} {r['cpu_us']:10.1f} {r['pg_us']:9.1f} "
                   f"{r['rps'] / router_r['rps']:8.2f} {r['non2xx']:8d} {r['usage_vs_served']:>11}")
+        if not only or "stream:1" in only:
+            print()
+            print(f"Streaming time to the first event, one request at a time ({a.ttfb} requests per path, after 200")
+            print("warm-up ones; all paths interleaved in rounds of 100, so drift on this machine hits them alike):")
+            print()
+            head = f"{'path':36} {'p50 ms':>8} {'p99 ms':>8} {'Δp50':>8} {'Δp99':>8}"
+            print(head)
+            print("-" * len(head))
+            samples = {name: [] for name, *_ in paths}
+            for name, url, _, k_, _ in paths:
+                ttfb(url, k_, 200)
+            for _ in range(max(1, a.ttfb // 100)):
+                for name, url, _, k_, _ in paths:
+                    samples[name].append(ttfb(url, k_, 100))
+            res = {}
+            for name, got in samples.items():
+                t = sorted(x for r in got for x in r)
+                res[name] = (t[len(t) // 2], t[int(len(t) * 0.99)])
+            d50, d99 = res[paths[0][0]]
+            for name, (p50, p99) in res.items():
+                print(f"{name:36} {p50:8.3f} {p99:8.3f} {p50 - d50:+8.3f} {p99 - d99:+8.3f}")
         bad = [r for r in rows if r["non2xx"] or r["errors"]]
         if bad:
             print("\nruns with failures:", [(r["path"], r["mode"], r["conns"], r["non2xx"], r["errors"]) for r in bad])

@@ -5,7 +5,8 @@
 //! agree on time. Connection loss is reported as [`StoreError`] and handled
 //! by the limiter's failure mode.
 //!
-//! Key layout: `<prefix>:{rpm,tpm,conc}:<scope>` and
+//! Key layout: `<prefix>:{req,tok}:<scope>` (token buckets: a string
+//! "<level> <at_ms>"), `<prefix>:conc:<scope>` (a sorted set of leases) and
 //! `<prefix>:day:env:<id>:<yyyymmdd>`. One script touches the global,
 //! tenant, environment and key entries of a request together, so this store
 //! targets a single Redis primary (with replicas), not Redis Cluster.
