@@ -27,8 +27,12 @@ use crate::usage::{RequestGuard, Usage};
 pub fn ask_for_usage(body: &Bytes) -> Result<(Bytes, bool), ApiError> {
     #[derive(serde::Deserialize)]
     struct Probe {
-        #[serde(default)]
+        /// `Some` whenever the member is there, `null` included.
+        #[serde(default, deserialize_with = "present")]
         stream_options: Option<Value>,
+    }
+    fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+        <Value as serde::Deserialize>::deserialize(d).map(Some)
     }
     let trimmed = body.trim_ascii();
     if let (Some(b'{'), Some(b'}')) = (trimmed.first(), trimmed.last()) {
@@ -70,6 +74,10 @@ fn reencode(body: &[u8]) -> Result<(Bytes, bool), ApiError> {
     let opts = obj
         .entry("stream_options")
         .or_insert_with(|| Value::Object(Default::default()));
+    // `null` means not given (some clients send unset options as null).
+    if opts.is_null() {
+        *opts = Value::Object(Default::default());
+    }
     let Some(opts) = opts.as_object_mut() else {
         return Err(ApiError::invalid_request(
             "stream_options must be an object.",
@@ -302,6 +310,12 @@ mod tests {
         );
         let (doc, hide) = asked(r#"{"model":"m","stream_options":{}}"#);
         assert!(hide);
+        assert_eq!(doc["stream_options"], serde_json::json!({ "include_usage": true }));
+        // null is "not given": one member in the body sent, set.
+        let (out, hide) = ask_for_usage(&Bytes::from_static(br#"{"model":"m","stream_options":null}"#)).unwrap();
+        assert!(hide);
+        assert_eq!(memchr::memmem::find_iter(&out, b"stream_options").count(), 1, "{out:?}");
+        let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(doc["stream_options"], serde_json::json!({ "include_usage": true }));
     }
 

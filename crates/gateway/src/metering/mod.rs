@@ -17,7 +17,7 @@
 pub mod journal;
 mod spool;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,9 +106,12 @@ impl Metering {
     }
 }
 
-/// Writes one batch and the keys' `last_used_at`.
+/// Writes one batch, then the keys' `last_used_at` (advisory: its failure
+/// is logged, not the batch's — the rows are in).
 async fn write(pool: &PgPool, batch: &[UsageRecord]) -> Result<u64, crosslogic_db::DbError> {
-    let mut last_used: HashMap<Uuid, DateTime<Utc>> = HashMap::new();
+    // Ordered by key id: writers running at once lock the keys' rows in
+    // the same order, so they cannot deadlock on them.
+    let mut last_used: BTreeMap<Uuid, DateTime<Utc>> = BTreeMap::new();
     for r in batch {
         if let Some(k) = r.api_key_id {
             let e = last_used.entry(k).or_insert(r.timestamp);
@@ -122,7 +125,9 @@ async fn write(pool: &PgPool, batch: &[UsageRecord]) -> Result<u64, crosslogic_d
     crate::telemetry::usage_rows_inserted(inserted);
     if !last_used.is_empty() {
         let (ids, at): (Vec<Uuid>, Vec<DateTime<Utc>>) = last_used.into_iter().unzip();
-        api_keys::touch_last_used(pool, &ids, &at).await?;
+        if let Err(e) = api_keys::touch_last_used(pool, &ids, &at).await {
+            tracing::warn!(error = %e, keys = ids.len(), "could not update the keys' last_used_at");
+        }
     }
     Ok(inserted)
 }
@@ -251,7 +256,12 @@ pub async fn run_writer(w: MeteringWriter, pool: PgPool, shutdown: CancellationT
             Some(done) = work.next() => match done {
                 Done::Flushed(true) => {
                     flushing -= 1;
-                    start_replay = std::mem::take(&mut failed);
+                    // Kept while a pass runs: it may have listed the files
+                    // before the failed batch's became one.
+                    if failed && !replaying {
+                        failed = false;
+                        start_replay = true;
+                    }
                 }
                 Done::Flushed(false) => {
                     flushing -= 1;
@@ -280,20 +290,21 @@ pub async fn run_writer(w: MeteringWriter, pool: PgPool, shutdown: CancellationT
             break;
         }
     }
-    // Finish what is in flight, then drain what is queued: requests
-    // finished before shutdown reached here.
-    while work.next().await.is_some() {}
-    if !pending.is_empty() {
-        flush(sink, pending).await;
-    }
+    // Write what is queued — requests finished before shutdown reached
+    // here — beside what is in flight (a replay pass may be long), then
+    // wait for all of it.
     rx.close();
+    if !pending.is_empty() {
+        work.push(flush(sink, pending).map(Done::Flushed).boxed());
+    }
     loop {
-        let mut batch = Vec::with_capacity(BATCH);
+        let mut batch = Vec::new();
         if rx.recv_many(&mut batch, BATCH).await == 0 {
             break;
         }
-        flush(sink, batch).await;
+        work.push(flush(sink, batch).map(Done::Flushed).boxed());
     }
+    while work.next().await.is_some() {}
     if let Some(j) = &sink.journal {
         j.close();
     }

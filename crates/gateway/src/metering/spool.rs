@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 use crosslogic_db::PgPool;
+use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use uuid::Uuid;
 
@@ -87,7 +88,10 @@ async fn replay_file(pool: &PgPool, path: PathBuf) -> Replayed {
     match super::write(pool, &records).await {
         Ok(_) => {
             if let Err(e) = std::fs::remove_file(&path) {
+                // Not counted as replayed: the writer would otherwise start
+                // pass after pass over the same file.
                 tracing::error!(error = %e, file = %path.display(), "cannot delete replayed spool file");
+                return Replayed::Skipped;
             }
             Replayed::Done(records.len())
         }
@@ -109,18 +113,28 @@ async fn replay_file(pool: &PgPool, path: PathBuf) -> Replayed {
 }
 
 /// Replays spool files, oldest first, [`super::IN_FLIGHT`] at a time; each
-/// is deleted once its records are in the database. Stops at the first
-/// file the database cannot take now (it stays for the next replay).
+/// is deleted once its records are in the database. Stops starting files
+/// at the first one the database cannot take now (it stays for the next
+/// replay); files already being written are finished, never dropped
+/// half-way (a COPY cancelled mid-flight would leave its connection out of
+/// step). Returns how many records of deleted files were replayed.
 pub async fn replay_spool(pool: &PgPool, spool_dir: &Path) -> usize {
     let mut replayed = 0;
-    let mut files = futures_util::stream::iter(spooled_files(spool_dir))
-        .map(|path| replay_file(pool, path))
-        .buffered(super::IN_FLIGHT);
-    while let Some(outcome) = files.next().await {
-        match outcome {
-            Replayed::Done(n) => replayed += n,
-            Replayed::Skipped => {}
-            Replayed::Later => break,
+    let mut files = spooled_files(spool_dir).into_iter();
+    let mut running = FuturesUnordered::new();
+    let mut stop = false;
+    loop {
+        while !stop && running.len() < super::IN_FLIGHT {
+            match files.next() {
+                Some(path) => running.push(replay_file(pool, path)),
+                None => break,
+            }
+        }
+        match running.next().await {
+            Some(Replayed::Done(n)) => replayed += n,
+            Some(Replayed::Skipped) => {}
+            Some(Replayed::Later) => stop = true,
+            None => break,
         }
     }
     if replayed > 0 {
