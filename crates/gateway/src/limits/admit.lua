@@ -7,9 +7,7 @@
 -- ARGV: request_id, lease_ms, nb, ns, has_daily,
 --       nb x (capacity, cost), ns x (limit), [daily quota, daily cost, daily ttl_ms]
 -- Returns {"1", level_1, ..., level_nb} or {"0", index_of_refusing_key, retry_after_ms (-1: never)}
---
--- A token bucket is one string "<level> <at_ms>" (GET, then SET … PX: two
--- calls per bucket where a hash took three with its PEXPIRE).
+-- bucket_level / bucket_store: bucket.lua, prepended.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local rid = ARGV[1]
@@ -20,14 +18,7 @@ local levels = {}
 for i = 1, nb do
   local cap, cost = tonumber(ARGV[p]), tonumber(ARGV[p + 1])
   p = p + 2
-  local st = redis.call('GET', KEYS[i])
-  local level, at
-  if st then
-    local sp = string.find(st, ' ', 1, true)
-    if sp then level, at = tonumber(string.sub(st, 1, sp - 1)), tonumber(string.sub(st, sp + 1)) end
-  end
-  if level == nil or at == nil then level, at = cap, now end
-  level = math.min(cap, level + math.max(0, now - at) * cap / 60000)
+  local level = bucket_level(KEYS[i], cap, now)
   if cost > cap then return {'0', tostring(i), '-1'} end
   if level < cost then return {'0', tostring(i), tostring(math.ceil((cost - level) * 60000 / cap))} end
   levels[i] = level - cost
@@ -49,9 +40,7 @@ if hd == 1 then
 end
 local out = {'1'}
 for i = 1, nb do
-  local l = tostring(levels[i])
-  redis.call('SET', KEYS[i], l .. ' ' .. now, 'PX', 120000)
-  out[#out + 1] = l
+  out[#out + 1] = bucket_store(KEYS[i], levels[i], now)
 end
 for j = 1, ns do
   redis.call('ZADD', KEYS[nb + j], now + lease, rid)

@@ -46,8 +46,8 @@ impl RedisStore {
             client,
             conn: tokio::sync::OnceCell::new(),
             retry_at: std::sync::Mutex::new(None),
-            admit: Script::new(include_str!("admit.lua")),
-            settle: Script::new(include_str!("settle.lua")),
+            admit: Script::new(concat!(include_str!("bucket.lua"), include_str!("admit.lua"))),
+            settle: Script::new(concat!(include_str!("bucket.lua"), include_str!("settle.lua"))),
             lease_ms: lease_ttl.as_millis() as u64,
             queue: std::sync::Mutex::new(SettleQueue::default()),
         })

@@ -17,20 +17,12 @@ for _ = 1, tonumber(ARGV[1]) do
   local nb, ns, hd = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   local refund = tonumber(ARGV[a + 4])
   a = a + 5
-  -- A bucket is one string "<level> <at_ms>" (see admit.lua). Nothing to
-  -- give back or take: the bucket is left as it is (its refill is lazy).
+  -- Buckets: bucket.lua, prepended. Nothing to give back or take: the
+  -- bucket is left as it is (its refill is lazy).
   for i = 0, nb - 1 do
     if refund ~= 0 then
       local cap = tonumber(ARGV[a + i])
-      local st = redis.call('GET', KEYS[k + i])
-      local level, at
-      if st then
-        local sp = string.find(st, ' ', 1, true)
-        if sp then level, at = tonumber(string.sub(st, 1, sp - 1)), tonumber(string.sub(st, sp + 1)) end
-      end
-      if level == nil or at == nil then level, at = cap, now end
-      level = math.min(cap, math.min(cap, level + math.max(0, now - at) * cap / 60000) + refund)
-      redis.call('SET', KEYS[k + i], tostring(level) .. ' ' .. now, 'PX', 120000)
+      bucket_store(KEYS[k + i], math.min(cap, bucket_level(KEYS[k + i], cap, now) + refund), now)
     end
   end
   a = a + nb

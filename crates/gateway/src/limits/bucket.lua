@@ -1,0 +1,24 @@
+-- Token buckets, prepended to admit.lua and settle.lua (one definition for
+-- both): a bucket is one string "<level> <at_ms>" (GET, then SET … PX: two
+-- calls where a hash took three with its PEXPIRE); absent or unreadable
+-- means full. Mirrors crosslogic_core::limits::Bucket's refill.
+
+-- The level of the bucket at `key`, refilled up to `now` (ms).
+local function bucket_level(key, cap, now)
+  local st = redis.call('GET', key)
+  local level, at
+  if st then
+    local sp = string.find(st, ' ', 1, true)
+    if sp then level, at = tonumber(string.sub(st, 1, sp - 1)), tonumber(string.sub(st, sp + 1)) end
+  end
+  if level == nil or at == nil then return cap end
+  return math.min(cap, level + math.max(0, now - at) * cap / 60000)
+end
+
+-- Stores `level` as of `now`; returns the level as written.
+local function bucket_store(key, level, now)
+  local l = tostring(level)
+  redis.call('SET', key, l .. ' ' .. now, 'PX', 120000)
+  return l
+end
+
