@@ -296,6 +296,63 @@ async fn redis_leases_expire_when_a_holder_never_settles() {
     .await;
 }
 
+/// A lease settled off the request path rides along with the gateway's
+/// next admission (one round trip for both): that admission already sees
+/// the slot released and the tokens refunded; a refused admission carries
+/// it too; the flusher that follows settles nothing twice.
+#[tokio::test]
+async fn redis_admissions_carry_queued_settlements() {
+    let store = Arc::new(RedisStore::new(&redis_url(), Duration::from_secs(600)).unwrap());
+    let other = RedisStore::new(&redis_url(), Duration::from_secs(600)).unwrap();
+    let p = P { prefix: prefix() };
+    let plan = |id: String, cost: u64| Plan {
+        request_id: id.into(),
+        reserved_tokens: cost,
+        buckets: vec![p.bucket("tpm", Layer::Key, LimitKind::TokensPerMinute, 100, cost)],
+        slots: vec![p.slot("conc", Layer::Key, 1)],
+        daily: Some(p.daily(10_000, cost)),
+    };
+    let tasks = tokio_util::task::TaskTracker::new();
+    // The first request reserves all 100 tokens and uses 10, the next ones
+    // reserve 90 and use none: each fits (slot and tokens) only if the
+    // settlement before it was applied first.
+    let first = plan(rid(), 100);
+    assert!(admitted(&store.admit(&first).await.unwrap()));
+    Arc::clone(&store).settle_later(first, 10, &tasks);
+    for _ in 0..5 {
+        let next = plan(rid(), 90);
+        assert!(
+            admitted(&store.admit(&next).await.unwrap()),
+            "the queued settlement did not ride along with the admission"
+        );
+        Arc::clone(&store).settle_later(next, 0, &tasks);
+    }
+    // A refused admission (200 tokens can never fit) carries what is queued
+    // as well: the other gateway, which has no queue, finds the slot free.
+    let never = refused(store.admit(&plan(rid(), 200)).await.unwrap());
+    assert_eq!(never.retry_after_ms, None);
+    let last = plan(rid(), 10);
+    assert!(admitted(&other.admit(&last).await.unwrap()));
+    tasks.close();
+    tasks.wait().await;
+    // Six settled once each (10 tokens used in all), one held (10 reserved).
+    let mut conn = ::redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let daily: i64 = ::redis::cmd("GET")
+        .arg(format!("{}:day", p.prefix))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(daily, 20, "a settlement was applied twice or not at all");
+    assert_eq!(
+        refused(store.admit(&plan(rid(), 1)).await.unwrap()).kind,
+        LimitKind::Concurrency
+    );
+}
+
 #[tokio::test]
 async fn two_gateways_on_one_redis_share_their_limits() {
     let a = RedisStore::new(&redis_url(), Duration::from_secs(600)).unwrap();

@@ -1,7 +1,13 @@
--- Token buckets, prepended to admit.lua and settle.lua (one definition for
--- both): a bucket is one string "<level> <at_ms>" (GET, then SET … PX: two
--- calls where a hash took three with its PEXPIRE); absent or unreadable
+-- Token buckets, prepended to the admit and settle scripts (one definition
+-- for both): a bucket is one string "<level> <at_ms>" (GET, then SET … PX:
+-- two calls where a hash took three with its PEXPIRE); absent or unreadable
 -- means full. Mirrors crosslogic_core::limits::Bucket's refill.
+
+-- Redis's clock in ms (all gateways share it).
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 
 -- The level of the bucket at `key`, refilled up to `now` (ms).
 local function bucket_level(key, cap, now)
@@ -21,4 +27,3 @@ local function bucket_store(key, level, now)
   redis.call('SET', key, l .. ' ' .. now, 'PX', 120000)
   return l
 end
-

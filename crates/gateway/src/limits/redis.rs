@@ -1,8 +1,11 @@
 //! Redis limit store: limits shared by every gateway. Admission is one Lua
 //! script call (one round trip on the request path; atomic on the server;
-//! EVALSHA after the first call); leases are settled off the request path,
-//! every lease finished since the last call in one script call. Redis's clock is used so gateways
-//! agree on time. Connection loss is reported as [`StoreError`] and handled
+//! EVALSHA after the first call). Leases are settled off the request path:
+//! a finished lease waits in a queue, and the next admission carries every
+//! queued settlement in its own script call (under load, no round trip is
+//! spent on settling at all); what no admission took within
+//! [`SETTLE_LINGER`] goes in one settle call. Redis's clock is used so
+//! gateways agree on time. Connection loss is reported as [`StoreError`] and handled
 //! by the limiter's failure mode.
 //!
 //! Key layout: `<prefix>:{req,tok}:<scope>` (token buckets: a string
@@ -46,8 +49,16 @@ impl RedisStore {
             client,
             conn: tokio::sync::OnceCell::new(),
             retry_at: std::sync::Mutex::new(None),
-            admit: Script::new(concat!(include_str!("bucket.lua"), include_str!("admit.lua"))),
-            settle: Script::new(concat!(include_str!("bucket.lua"), include_str!("settle.lua"))),
+            admit: Script::new(concat!(
+                include_str!("bucket.lua"),
+                include_str!("settle.lua"),
+                include_str!("admit.lua")
+            )),
+            settle: Script::new(concat!(
+                include_str!("bucket.lua"),
+                include_str!("settle.lua"),
+                "settle_batch(now_ms(), 1, 1)\nreturn 1\n"
+            )),
             lease_ms: lease_ttl.as_millis() as u64,
             queue: std::sync::Mutex::new(SettleQueue::default()),
         })
@@ -81,7 +92,16 @@ impl RedisStore {
     }
 
     async fn admit_plan(&self, plan: &Plan) -> Result<Decision, StoreError> {
+        let mut conn = self.conn().await?;
+        // Settlements queued by this gateway ride along (settled first, in
+        // the same script call).
+        let carried = {
+            let mut q = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let n = q.pending.len().min(MAX_CARRIED);
+            q.pending.drain(..n).collect::<Vec<_>>()
+        };
         let mut inv = self.admit.prepare_invoke();
+        push_settlements(&mut inv, &carried);
         for b in &plan.buckets {
             inv.key(&*b.key);
         }
@@ -105,45 +125,22 @@ impl RedisStore {
         if let Some(d) = &plan.daily {
             inv.arg(d.quota).arg(d.cost).arg(d.ms_to_reset);
         }
-        let mut conn = self.conn().await?;
-        let reply: Vec<String> = inv
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| StoreError(e.to_string()))?;
+        let reply: Result<Vec<String>, _> = inv.invoke_async(&mut conn).await;
+        let reply = reply.map_err(|e| {
+            if !carried.is_empty() {
+                // As with a failed settle call: the slots free at lease expiry.
+                tracing::warn!(error = %e, requests = carried.len(), "rate-limit settlement failed; slots free at lease expiry");
+            }
+            StoreError(e.to_string())
+        })?;
         parse_admit(plan, &reply)
     }
 
     /// Settles `items` with one script call (one round trip).
-    async fn settle_batch(&self, items: &[(&Plan, u64)]) -> Result<(), StoreError> {
-        let mut inv = self.settle.prepare_invoke();
-        inv.arg(items.len());
-        for (plan, actual) in items {
-            let tokens: Vec<_> = plan
-                .buckets
-                .iter()
-                .filter(|b| b.kind == LimitKind::TokensPerMinute)
-                .collect();
-            let refund =
-                i64::try_from(plan.reserved_tokens).unwrap_or(i64::MAX) - i64::try_from(*actual).unwrap_or(i64::MAX);
-            for b in &tokens {
-                inv.key(&*b.key);
-            }
-            for s in &plan.slots {
-                inv.key(&*s.key);
-            }
-            if let Some(d) = &plan.daily {
-                inv.key(&*d.key);
-            }
-            inv.arg(&*plan.request_id)
-                .arg(tokens.len())
-                .arg(plan.slots.len())
-                .arg(u8::from(plan.daily.is_some()))
-                .arg(refund);
-            for b in &tokens {
-                inv.arg(b.capacity);
-            }
-        }
+    async fn settle_batch(&self, items: &[(Plan, u64)]) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
+        let mut inv = self.settle.prepare_invoke();
+        push_settlements(&mut inv, items);
         let _: i64 = inv
             .invoke_async(&mut conn)
             .await
@@ -151,10 +148,12 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Sends the queued settlements, a batch per round trip, until none is
-    /// left; then the flusher ends (the next settlement starts another).
+    /// Sends the settlements no admission carried within [`SETTLE_LINGER`],
+    /// a batch per round trip, until none is left; then the flusher ends
+    /// (the next settlement starts another).
     async fn flush(self: Arc<Self>) {
         loop {
+            tokio::time::sleep(SETTLE_LINGER).await;
             let batch = {
                 let mut q = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 if q.pending.is_empty() {
@@ -164,16 +163,51 @@ impl RedisStore {
                 let n = q.pending.len().min(MAX_BATCH);
                 q.pending.drain(..n).collect::<Vec<_>>()
             };
-            let items: Vec<(&Plan, u64)> = batch.iter().map(|(p, a)| (p, *a)).collect();
-            if let Err(e) = self.settle_batch(&items).await {
-                tracing::warn!(error = %e, requests = items.len(), "rate-limit settlement failed; slots free at lease expiry");
+            if let Err(e) = self.settle_batch(&batch).await {
+                tracing::warn!(error = %e, requests = batch.len(), "rate-limit settlement failed; slots free at lease expiry");
             }
         }
     }
 }
 
-/// Settlements sent in one script call at most (bounded script arguments).
+/// Settlements sent in one settle call at most (bounded script arguments).
 const MAX_BATCH: usize = 128;
+
+/// Settlements one admission carries at most (its round trip stays short).
+const MAX_CARRIED: usize = 32;
+
+/// How long a finished lease waits for an admission to carry its
+/// settlement before it is sent alone. Other gateways see the slot released
+/// this much later; this gateway's own admissions settle first.
+pub const SETTLE_LINGER: Duration = Duration::from_millis(5);
+
+/// Appends settlements to a script call in settle.lua's layout: their keys,
+/// then the count and each one's arguments.
+fn push_settlements(inv: &mut redis::ScriptInvocation<'_>, items: &[(Plan, u64)]) {
+    inv.arg(items.len());
+    for (plan, actual) in items {
+        let tokens = || plan.buckets.iter().filter(|b| b.kind == LimitKind::TokensPerMinute);
+        let refund =
+            i64::try_from(plan.reserved_tokens).unwrap_or(i64::MAX) - i64::try_from(*actual).unwrap_or(i64::MAX);
+        for b in tokens() {
+            inv.key(&*b.key);
+        }
+        for s in &plan.slots {
+            inv.key(&*s.key);
+        }
+        if let Some(d) = &plan.daily {
+            inv.key(&*d.key);
+        }
+        inv.arg(&*plan.request_id)
+            .arg(tokens().count())
+            .arg(plan.slots.len())
+            .arg(u8::from(plan.daily.is_some()))
+            .arg(refund);
+        for b in tokens() {
+            inv.arg(b.capacity);
+        }
+    }
+}
 
 /// Settlements waiting for the flusher.
 #[derive(Default)]
@@ -235,13 +269,12 @@ impl LimitStore for RedisStore {
     }
 
     fn settle<'a>(&'a self, plan: &'a Plan, actual_tokens: u64) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move { self.settle_batch(&[(plan, actual_tokens)]).await })
+        Box::pin(async move { self.settle_batch(&[(plan.clone(), actual_tokens)]).await })
     }
 
-    /// Queues the settlement; a flusher on `tasks` sends everything queued
-    /// in one script call per round trip (under load many leases share one
-    /// call; idle, a lease is settled at once). No timer: nothing waits for
-    /// a batch to fill.
+    /// Queues the settlement for the next admission to carry; a flusher on
+    /// `tasks` sends what none carried within [`SETTLE_LINGER`] (idle, a
+    /// lease is settled that much later).
     fn settle_later(self: Arc<Self>, plan: Plan, actual_tokens: u64, tasks: &tokio_util::task::TaskTracker) {
         let start = {
             let mut q = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -1,42 +1,45 @@
 -- Settles a batch of requests: for each, token buckets get back (or pay)
 -- the difference between the reservation and the actual tokens, slots are
 -- released, the daily counter is corrected. Mirrors
--- crosslogic_core::limits::Bucket::settle. One call settles one request
--- (LimitStore::settle) or every request a gateway finished since its last
--- call (the batched settlement of leases): one round trip for all of them.
+-- crosslogic_core::limits::Bucket::settle. Prepended to the admit script
+-- (an admission carries the settlements its gateway queued since the last
+-- call: one round trip for both) and run alone by the settle script.
 --
--- KEYS: per request, its nb token buckets, then its ns concurrency sets,
---       then its daily counter (if any)
--- ARGV: count, then per request: request_id, nb, ns, has_daily, refund,
---       nb x (capacity)
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local a, k = 2, 1
-for _ = 1, tonumber(ARGV[1]) do
-  local rid = ARGV[a]
-  local nb, ns, hd = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-  local refund = tonumber(ARGV[a + 4])
-  a = a + 5
-  -- Buckets: bucket.lua, prepended. Nothing to give back or take: the
-  -- bucket is left as it is (its refill is lazy).
-  for i = 0, nb - 1 do
-    if refund ~= 0 then
-      local cap = tonumber(ARGV[a + i])
-      bucket_store(KEYS[k + i], math.min(cap, bucket_level(KEYS[k + i], cap, now) + refund), now)
+-- KEYS from k: per request, its nb token buckets, then its ns concurrency
+--              sets, then its daily counter (if any)
+-- ARGV from a: count, then per request: request_id, nb, ns, has_daily,
+--              refund, nb x (capacity)
+-- Returns the KEYS and ARGV positions after the batch.
+-- bucket_level / bucket_store: bucket.lua, prepended.
+local function settle_batch(now, k, a)
+  local count = tonumber(ARGV[a])
+  a = a + 1
+  for _ = 1, count do
+    local rid = ARGV[a]
+    local nb, ns, hd = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+    local refund = tonumber(ARGV[a + 4])
+    a = a + 5
+    -- Nothing to give back or take: the bucket is left as it is (its
+    -- refill is lazy).
+    for i = 0, nb - 1 do
+      if refund ~= 0 then
+        local cap = tonumber(ARGV[a + i])
+        bucket_store(KEYS[k + i], math.min(cap, bucket_level(KEYS[k + i], cap, now) + refund), now)
+      end
+    end
+    a = a + nb
+    k = k + nb
+    for j = 0, ns - 1 do
+      redis.call('ZREM', KEYS[k + j], rid)
+    end
+    k = k + ns
+    if hd == 1 then
+      if refund ~= 0 then
+        local used = tonumber(redis.call('GET', KEYS[k]) or '0')
+        redis.call('SET', KEYS[k], tostring(math.max(0, used - refund)), 'KEEPTTL')
+      end
+      k = k + 1
     end
   end
-  a = a + nb
-  k = k + nb
-  for j = 0, ns - 1 do
-    redis.call('ZREM', KEYS[k + j], rid)
-  end
-  k = k + ns
-  if hd == 1 then
-    if refund ~= 0 then
-      local used = tonumber(redis.call('GET', KEYS[k]) or '0')
-      redis.call('SET', KEYS[k], tostring(math.max(0, used - refund)), 'KEEPTTL')
-    end
-    k = k + 1
-  end
+  return k, a
 end
-return 1
