@@ -179,7 +179,11 @@ def main():
     dbname = f"crosslogic_bench_{os.getpid()}"
     psql(a.database_url, f"CREATE DATABASE {dbname}")
     u = urlparse(a.database_url)
-    db = urlunparse(u._replace(path="/" + dbname))
+    # Loopback: no TLS to PostgreSQL (as with the embedded server of
+    # scripts/serve.sh); Debian's packaged server offers TLS with a snakeoil
+    # certificate, and `prefer` would encrypt every usage row on both ends.
+    query = u.query if "sslmode" in u.query else "&".join(x for x in (u.query, "sslmode=disable") if x)
+    db = urlunparse(u._replace(path="/" + dbname, query=query))
     procs, dirs = [], []
 
     def start(cmd, env=None, name=""):

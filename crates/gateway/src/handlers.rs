@@ -124,7 +124,7 @@ async fn inference(
         gw,
         Outbound {
             ctx,
-            path: endpoint.path(),
+            endpoint,
             body: req.body,
             stream: req.stream,
             hide_usage: req.hide_usage,

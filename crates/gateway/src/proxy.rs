@@ -22,8 +22,8 @@ const MAX_ATTEMPTS: usize = 3;
 /// An admitted inference request ready to send.
 pub struct Outbound {
     pub ctx: Arc<RequestContext>,
-    /// The node's path (`/v1/chat/completions`…).
-    pub path: &'static str,
+    /// The endpoint (the same path on the node).
+    pub endpoint: crate::request::Endpoint,
     pub body: Bytes,
     pub stream: bool,
     /// Hide the usage chunk the gateway asked for (see [`crate::stream`]).
@@ -48,9 +48,16 @@ pub async fn forward(gw: &Gateway, req: Outbound) -> Result<Response, ApiError> 
         // Dropped unserved (the attempt failed) it records nothing.
         let mut guard = RequestGuard::new(Arc::clone(&req.ctx), Arc::clone(node), gw.metering.clone());
         guard.gateway_time = req.admitted;
+        let Some(url) = node.url(req.endpoint) else {
+            node.record_failure();
+            crate::telemetry::upstream_error("connect");
+            tracing::warn!(request_id, node_id = %node.id, endpoint = %node.endpoint, "node endpoint is not a URL; trying another");
+            last_error = "node endpoint is not a URL".to_owned();
+            continue;
+        };
         let sent = gw
             .http
-            .post(format!("{}{}", node.endpoint, req.path))
+            .post(url.clone())
             .header(header::CONTENT_TYPE, "application/json")
             .header("x-request-id", request_id)
             .body(req.body.clone())

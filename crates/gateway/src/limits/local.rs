@@ -74,7 +74,11 @@ impl LocalStore {
         }
         for s in &plan.slots {
             let held = st.slots.entry(s.key.clone()).or_default();
-            held.retain(|_, exp| *exp > now);
+            // Expired leases (of requests whose settlement never ran) only
+            // matter at the limit: swept then, not on every admission.
+            if held.len() as u64 >= s.limit {
+                held.retain(|_, exp| *exp > now);
+            }
             if held.len() as u64 >= s.limit {
                 return Ok(Decision::Refused(Refusal {
                     layer: s.layer,
