@@ -138,6 +138,9 @@ pub async fn start(
         .read_timeout(config.upstream_idle_timeout)
         .pool_max_idle_per_host(256)
         .tcp_nodelay(true)
+        // A node answers; it never redirects (and following one would send
+        // a tenant's prompt elsewhere).
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| StartError(format!("HTTP client: {e}")))?;
     let routes = Routes::default();
