@@ -474,7 +474,9 @@ async fn key_limits_answer_429_with_openai_headers() {
 async fn a_concurrency_slot_is_released_when_the_client_disconnects() {
     let env = Env::start(
         SimConfig {
-            itl: Duration::from_millis(50),
+            // Far longer than the wait below: the slot must come back when
+            // the client goes, not when the node's next token arrives.
+            itl: Duration::from_secs(20),
             ..SimConfig::default()
         },
         None,
@@ -502,7 +504,10 @@ async fn a_concurrency_slot_is_released_when_the_client_disconnects() {
     drop(holder); // client goes away mid-stream
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let status = env.post("/v1/chat/completions", &env.key, chat(false)).await.status();
+        // One token: answered without waiting for the slow node's next one.
+        let mut quick = chat(false);
+        quick["max_tokens"] = json!(1);
+        let status = env.post("/v1/chat/completions", &env.key, quick).await.status();
         if status == 200 {
             break;
         }
