@@ -8,7 +8,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use crosslogic_http::ApiError;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde::Deserialize;
 
 use crate::routing::NodeState;
@@ -104,12 +104,20 @@ const READ_AHEAD: usize = 64;
 /// instead of one write and two task wake-ups each (hyper hands a node's
 /// events over one at a time, on demand). When the client goes away the
 /// task stops at once and drops the node's stream, which is metered as
-/// cancelled.
+/// cancelled. What already arrived with the node's headers is taken at once
+/// (it leaves with the client's headers, in one write).
 fn read_ahead(
     mut events: MeteredStream,
     tasks: &tokio_util::task::TaskTracker,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+    let first = events.next().now_or_never();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(READ_AHEAD);
+    let ended = matches!(first, Some(None));
+    let out =
+        futures_util::stream::iter(first.flatten()).chain(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    if ended {
+        return out; // dropping `tx` ends it after the head
+    }
     tasks.spawn(async move {
         loop {
             let item = tokio::select! {
@@ -123,7 +131,7 @@ fn read_ahead(
             }
         }
     });
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+    out
 }
 
 #[derive(Deserialize)]

@@ -33,6 +33,10 @@ impl TestGateway {
         let app = axum::Router::from(app);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
+        // TCP_NODELAY, as `crosslogic serve` sets it.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move { axum::serve(listener, app).await });
         TestGateway {
             base,
