@@ -101,16 +101,8 @@ impl RedisStore {
             q.pending.drain(..n).collect::<Vec<_>>()
         };
         let mut inv = self.admit.prepare_invoke();
-        push_settlements(&mut inv, &carried);
-        for b in &plan.buckets {
-            inv.key(&*b.key);
-        }
-        for s in &plan.slots {
-            inv.key(&*s.key);
-        }
-        if let Some(d) = &plan.daily {
-            inv.key(&*d.key);
-        }
+        push_settlements(&mut inv, carried.iter().map(|(p, a)| (p, *a)));
+        push_keys(&mut inv, plan, plan.buckets.iter());
         inv.arg(&*plan.request_id)
             .arg(self.lease_ms)
             .arg(plan.buckets.len())
@@ -137,7 +129,7 @@ impl RedisStore {
     }
 
     /// Settles `items` with one script call (one round trip).
-    async fn settle_batch(&self, items: &[(Plan, u64)]) -> Result<(), StoreError> {
+    async fn settle_batch<'p>(&self, items: impl ExactSizeIterator<Item = (&'p Plan, u64)>) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
         let mut inv = self.settle.prepare_invoke();
         push_settlements(&mut inv, items);
@@ -163,7 +155,7 @@ impl RedisStore {
                 let n = q.pending.len().min(MAX_BATCH);
                 q.pending.drain(..n).collect::<Vec<_>>()
             };
-            if let Err(e) = self.settle_batch(&batch).await {
+            if let Err(e) = self.settle_batch(batch.iter().map(|(p, a)| (p, *a))).await {
                 tracing::warn!(error = %e, requests = batch.len(), "rate-limit settlement failed; slots free at lease expiry");
             }
         }
@@ -181,23 +173,34 @@ const MAX_CARRIED: usize = 32;
 /// this much later; this gateway's own admissions settle first.
 pub const SETTLE_LINGER: Duration = Duration::from_millis(5);
 
+/// Appends a plan's keys in the scripts' order: `buckets` (all of the
+/// plan's for admission, its token buckets for settlement), its concurrency
+/// sets, its daily counter.
+fn push_keys<'a>(
+    inv: &mut redis::ScriptInvocation<'_>,
+    plan: &Plan,
+    buckets: impl Iterator<Item = &'a super::BucketSpec>,
+) {
+    for b in buckets {
+        inv.key(&*b.key);
+    }
+    for s in &plan.slots {
+        inv.key(&*s.key);
+    }
+    if let Some(d) = &plan.daily {
+        inv.key(&*d.key);
+    }
+}
+
 /// Appends settlements to a script call in settle.lua's layout: their keys,
 /// then the count and each one's arguments.
-fn push_settlements(inv: &mut redis::ScriptInvocation<'_>, items: &[(Plan, u64)]) {
+fn push_settlements<'p>(inv: &mut redis::ScriptInvocation<'_>, items: impl ExactSizeIterator<Item = (&'p Plan, u64)>) {
     inv.arg(items.len());
     for (plan, actual) in items {
         let tokens = || plan.buckets.iter().filter(|b| b.kind == LimitKind::TokensPerMinute);
         let refund =
-            i64::try_from(plan.reserved_tokens).unwrap_or(i64::MAX) - i64::try_from(*actual).unwrap_or(i64::MAX);
-        for b in tokens() {
-            inv.key(&*b.key);
-        }
-        for s in &plan.slots {
-            inv.key(&*s.key);
-        }
-        if let Some(d) = &plan.daily {
-            inv.key(&*d.key);
-        }
+            i64::try_from(plan.reserved_tokens).unwrap_or(i64::MAX) - i64::try_from(actual).unwrap_or(i64::MAX);
+        push_keys(inv, plan, tokens());
         inv.arg(&*plan.request_id)
             .arg(tokens().count())
             .arg(plan.slots.len())
@@ -269,7 +272,7 @@ impl LimitStore for RedisStore {
     }
 
     fn settle<'a>(&'a self, plan: &'a Plan, actual_tokens: u64) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move { self.settle_batch(&[(plan.clone(), actual_tokens)]).await })
+        Box::pin(async move { self.settle_batch(std::iter::once((plan, actual_tokens))).await })
     }
 
     /// Queues the settlement for the next admission to carry; a flusher on
