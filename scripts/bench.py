@@ -62,15 +62,16 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def postgres_cpu_seconds():
-    """CPU time of every PostgreSQL process (server and backends) on the machine."""
+def cpu_seconds_of(comm):
+    """CPU time of every process named `comm` on the machine (all of
+    PostgreSQL's server and backends, say)."""
     total = 0.0
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
             with open(f"/proc/{pid}/comm") as f:
-                if f.read().strip() != "postgres":
+                if f.read().strip() != comm:
                     continue
             total += cpu_seconds(pid)
         except (FileNotFoundError, ProcessLookupError, PermissionError):
@@ -264,7 +265,7 @@ def main():
                 for name, url, proc, k_, metered in paths:
                     wrk(url, conns, a.duration, stream, k_, warmup=True)
                     before_rows = settled_rows(db) if metered else 0
-                    cpu0, pg0 = cpu_seconds(proc.pid), postgres_cpu_seconds()
+                    cpu0, pg0, rd0 = cpu_seconds(proc.pid), cpu_seconds_of("postgres"), cpu_seconds_of("redis-server")
                     recorder = None
                     if a.perf and metered:
                         os.makedirs(a.perf, exist_ok=True)
@@ -285,10 +286,12 @@ def main():
                         # count them.
                         rows_ok = f"{written - served:+d}"
                     # After the rows settled: the writers' last batches count.
-                    pg = postgres_cpu_seconds() - pg0
+                    pg = cpu_seconds_of("postgres") - pg0
+                    rd = cpu_seconds_of("redis-server") - rd0
                     rows.append({"mode": mode, "conns": conns, "path": name, **r,
                                  "cpu_us": cpu / max(1, r["requests"]) * 1e6,
-                                 "pg_us": pg / max(1, r["requests"]) * 1e6, "usage_vs_served": rows_ok})
+                                 "pg_us": pg / max(1, r["requests"]) * 1e6,
+                                 "redis_us": rd / max(1, r["requests"]) * 1e6, "usage_vs_served": rows_ok})
                     print(f"  {rows[-1]['mode']:6} c={conns:<3} {name:36} {r['rps']:9.0f} req/s", flush=True)
         print()
         print("rows−served: usage rows written during a timed run minus the 2xx answers wrk counted; wrk stops")
@@ -296,11 +299,11 @@ def main():
         print("so 0 ≤ rows−served ≤ c means nothing was lost or counted twice. Streaming latencies are whole")
         print("streams (16 tokens at zero inter-token latency), not the time to the first byte. CPU µs/req is")
         print("the process in front (the node itself for direct); PG µs/req is every PostgreSQL process's")
-        print("CPU during the run (the usage rows written), per request: on 2 shared cores it is throughput")
-        print("the proxy cannot have.")
+        print("CPU during the run (the usage rows written), per request, and Redis µs/req the Redis server's")
+        print("(the shared limits): on 2 shared cores both are throughput the proxy cannot have.")
         print()
         head = (f"{'mode':6} {'c':>3}  {'path':36} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'Δp50':>8} {'Δp99':>8} "
-                f"{'CPU µs/req':>10} {'PG µs/req':>9} {'×router':>8} {'non-2xx':>8} {'rows−served':>11}")
+                f"{'CPU µs/req':>10} {'PG µs/req':>9} {'Redis µs/req':>12} {'×router':>8} {'non-2xx':>8} {'rows−served':>11}")
         print(head)
         print("-" * len(head))
         for r in rows:
@@ -308,7 +311,7 @@ def main():
             router_r = next(x for x in rows if x["mode"] == r["mode"] and x["conns"] == r["conns"] and x["path"].startswith("vllm"))
             print(f"{r['mode']:6} {r['conns']:>3}  {r['path']:36} {r['rps']:9.0f} {r['p50']:8.3f} {r['p99']:8.3f} "
                   f"{r['p50'] - direct['p50']:+8.3f} {r['p99'] - direct['p99']:+8.3f} {r['cpu_us']:10.1f} {r['pg_us']:9.1f} "
-                  f"{r['rps'] / router_r['rps']:8.2f} {r['non2xx']:8d} {r['usage_vs_served']:>11}")
+                  f"{r['redis_us']:12.1f} {r['rps'] / router_r['rps']:8.2f} {r['non2xx']:8d} {r['usage_vs_served']:>11}")
         if not only or "stream:1" in only:
             print()
             print(f"Streaming time to the first event, one request at a time ({a.ttfb} requests per path, after 200")

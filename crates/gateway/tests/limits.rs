@@ -353,6 +353,69 @@ async fn redis_admissions_carry_queued_settlements() {
     );
 }
 
+/// The daily counter in Redis expires an hour after its day ends; a
+/// settlement that takes it to zero removes it (absent means 0), and one
+/// that finds it gone (a request that ran past the day's expiry) gives the
+/// counter it recreates an expiry too, so no counter outlives its day.
+#[tokio::test]
+async fn redis_daily_counters_always_expire() {
+    let store = RedisStore::new(&redis_url(), Duration::from_secs(600)).unwrap();
+    let p = P { prefix: prefix() };
+    let plan = |cost: u64| Plan {
+        request_id: rid().into(),
+        reserved_tokens: cost,
+        daily: Some(p.daily(10_000, cost)),
+        ..Plan::default()
+    };
+    let mut conn = ::redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let key = format!("{}:day", p.prefix);
+    let state = |conn: &mut ::redis::aio::MultiplexedConnection| {
+        let key = key.clone();
+        let mut conn = conn.clone();
+        async move {
+            let (used, ttl): (Option<i64>, i64) = ::redis::pipe()
+                .get(&key)
+                .pttl(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            (used, ttl)
+        }
+    };
+    // Ends an hour after the day (3,600,000 ms away in `p.daily`).
+    let day_ttl = 1..=7_200_000;
+
+    let a = plan(50);
+    assert!(admitted(&store.admit(&a).await.unwrap()));
+    let (used, ttl) = state(&mut conn).await;
+    assert_eq!(used, Some(50));
+    assert!(day_ttl.contains(&ttl), "the day's first charge set no expiry: {ttl}");
+    // Nothing used: the counter is back to 0, i.e. gone.
+    store.settle(&a, 0).await.unwrap();
+    assert_eq!(state(&mut conn).await, (None, -2));
+
+    // A request that used more than it reserved, settled after its day's
+    // counter expired: the counter it recreates expires as well.
+    let b = plan(50);
+    assert!(admitted(&store.admit(&b).await.unwrap()));
+    let _: () = ::redis::cmd("DEL").arg(&key).query_async(&mut conn).await.unwrap();
+    store.settle(&b, 80).await.unwrap();
+    let (used, ttl) = state(&mut conn).await;
+    assert_eq!(used, Some(30));
+    assert!(ttl > 0, "a recreated counter never expires: {ttl}");
+
+    // A later admission adds to it and leaves its expiry alone.
+    let c = plan(20);
+    assert!(admitted(&store.admit(&c).await.unwrap()));
+    let (used, ttl_after) = state(&mut conn).await;
+    assert_eq!(used, Some(50));
+    assert!(ttl_after > 0 && ttl_after <= ttl);
+}
+
 #[tokio::test]
 async fn two_gateways_on_one_redis_share_their_limits() {
     let a = RedisStore::new(&redis_url(), Duration::from_secs(600)).unwrap();

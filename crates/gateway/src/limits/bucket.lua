@@ -9,9 +9,9 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- The level of the bucket at `key`, refilled up to `now` (ms).
-local function bucket_level(key, cap, now)
-  local st = redis.call('GET', key)
+-- The level of a bucket stored as `st` (what GET or MGET gave for its key),
+-- refilled up to `now` (ms).
+local function bucket_level_of(st, cap, now)
   local level, at
   if st then
     local sp = string.find(st, ' ', 1, true)
@@ -19,6 +19,11 @@ local function bucket_level(key, cap, now)
   end
   if level == nil or at == nil then return cap end
   return math.min(cap, level + math.max(0, now - at) * cap / 60000)
+end
+
+-- The level of the bucket at `key`, refilled up to `now` (ms).
+local function bucket_level(key, cap, now)
+  return bucket_level_of(redis.call('GET', key), cap, now)
 end
 
 -- Stores `level` as of `now`; returns the level as written.

@@ -35,8 +35,15 @@ local function settle_batch(now, k, a)
     k = k + ns
     if hd == 1 then
       if refund ~= 0 then
-        local used = tonumber(redis.call('GET', KEYS[k]) or '0')
-        redis.call('SET', KEYS[k], tostring(math.max(0, used - refund)), 'KEEPTTL')
+        -- An absent counter is 0: one that would drop to 0 or below is
+        -- deleted. One this created (the day's key had expired: a request
+        -- that ran past the day's end) outlives its day, then expires.
+        local used = redis.call('DECRBY', KEYS[k], refund)
+        if used <= 0 then
+          redis.call('DEL', KEYS[k])
+        elseif used == -refund then
+          redis.call('PEXPIRE', KEYS[k], 90000000)
+        end
       end
       k = k + 1
     end
