@@ -1,7 +1,7 @@
 -- Token buckets, prepended to the admit and settle scripts (one definition
--- for both): a bucket is one string "<level> <at_ms>" (GET, then SET … PX:
--- two calls where a hash took three with its PEXPIRE); absent or unreadable
--- means full. Mirrors crosslogic_core::limits::Bucket's refill.
+-- for both): a bucket is one string "<level> <at_ms>" (read with the
+-- script's other keys in one MGET, written with SET … PX); absent or
+-- unreadable means full. Mirrors crosslogic_core::limits::Bucket's refill.
 
 -- Redis's clock in ms (all gateways share it).
 local function now_ms()
@@ -19,11 +19,6 @@ local function bucket_level_of(st, cap, now)
   end
   if level == nil or at == nil then return cap end
   return math.min(cap, level + math.max(0, now - at) * cap / 60000)
-end
-
--- The level of the bucket at `key`, refilled up to `now` (ms).
-local function bucket_level(key, cap, now)
-  return bucket_level_of(redis.call('GET', key), cap, now)
 end
 
 -- Stores `level` as of `now`; returns the level as written.

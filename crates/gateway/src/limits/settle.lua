@@ -10,7 +10,7 @@
 -- ARGV from a: count, then per request: request_id, nb, ns, has_daily,
 --              refund, nb x (capacity)
 -- Returns the KEYS and ARGV positions after the batch.
--- bucket_level / bucket_store: bucket.lua, prepended.
+-- bucket_level_of / bucket_store: bucket.lua, prepended.
 local function settle_batch(now, k, a)
   local count = tonumber(ARGV[a])
   a = a + 1
@@ -21,10 +21,11 @@ local function settle_batch(now, k, a)
     a = a + 5
     -- Nothing to give back or take: the bucket is left as it is (its
     -- refill is lazy).
-    for i = 0, nb - 1 do
-      if refund ~= 0 then
+    if refund ~= 0 and nb > 0 then
+      local stored = redis.call('MGET', unpack(KEYS, k, k + nb - 1))
+      for i = 0, nb - 1 do
         local cap = tonumber(ARGV[a + i])
-        bucket_store(KEYS[k + i], math.min(cap, bucket_level(KEYS[k + i], cap, now) + refund), now)
+        bucket_store(KEYS[k + i], math.min(cap, bucket_level_of(stored[i + 1], cap, now) + refund), now)
       end
     end
     a = a + nb
