@@ -12,7 +12,11 @@
 //!
 //! clamped to `[min, max]`. Scaling is fast up and slow down: the need must
 //! stay above (below) the current size for `upscale_delay`
-//! (`downscale_delay`) before nodes are launched (drained). Falling below
+//! (`downscale_delay`) before nodes are launched (drained), and then the
+//! size moves only as far as the need held over the whole window — the
+//! lowest need seen while above, the highest seen while below (as
+//! Kubernetes' HPA stabilization window does) — so a burst or a lull in the
+//! last sample before the timer runs out does not set the size. Falling below
 //! `min` (nodes died, were preempted) or rising above `max` (the operator
 //! lowered it) is corrected at once. Nodes that are still launching count
 //! toward the current size, so a slow launch never triggers a second one.
@@ -88,13 +92,18 @@ pub struct LoadSample {
 }
 
 /// What the reconciler remembers between passes: since when (milliseconds)
-/// the need has been above, or below, the current size. At most one is set.
+/// the need has been above, or below, the current size, and the need that
+/// held all that time. At most one side is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ScalingState {
     /// The need has exceeded the current size since then.
     pub above_since: Option<u64>,
     /// The need has been under the current size since then.
     pub below_since: Option<u64>,
+    /// While above: the lowest need seen since `above_since`; while below:
+    /// the highest since `below_since`.
+    #[serde(default)]
+    pub held_need: Option<u32>,
 }
 
 /// What to do on this reconciler pass.
@@ -152,9 +161,9 @@ fn millis(d: Duration) -> u64 {
 /// * live + launching below `min` → launch the shortfall at once;
 /// * live + launching above `max` → drain the excess at once;
 /// * need (clamped) above live + launching for at least `upscale_delay` →
-///   launch the difference;
-/// * need below live + launching for at least `downscale_delay` → drain the
-///   excess;
+///   launch up to the lowest need seen in that time;
+/// * need below live + launching for at least `downscale_delay` → drain
+///   down to the highest need seen in that time;
 /// * otherwise hold. A timer restarts whenever its condition stops holding.
 ///
 /// Launching nodes count toward the size (no relaunch storms), and a drain
@@ -186,18 +195,34 @@ pub fn decide(
         return drain((current - max).min(drainable));
     }
     if desired > current {
+        if state.above_since.is_none() {
+            *state = ScalingState::default();
+        }
         state.below_since = None;
         let since = *state.above_since.get_or_insert(now_ms);
+        let held = state.held_need.map_or(desired, |n| n.min(desired));
+        state.held_need = Some(held);
         if now_ms.saturating_sub(since) >= millis(policy.upscale_delay) {
-            state.above_since = None;
-            return ScaleDecision::Launch(desired - current);
+            *state = ScalingState::default();
+            // Zero when the size grew meanwhile to what held: a new window starts.
+            let n = held.saturating_sub(current);
+            return if n == 0 {
+                ScaleDecision::Hold
+            } else {
+                ScaleDecision::Launch(n)
+            };
         }
     } else if desired < current {
+        if state.below_since.is_none() {
+            *state = ScalingState::default();
+        }
         state.above_since = None;
         let since = *state.below_since.get_or_insert(now_ms);
+        let held = state.held_need.map_or(desired, |n| n.max(desired));
+        state.held_need = Some(held);
         if now_ms.saturating_sub(since) >= millis(policy.downscale_delay) {
-            state.below_since = None;
-            return drain((current - desired).min(drainable));
+            *state = ScalingState::default();
+            return drain(current.saturating_sub(held).min(drainable));
         }
     } else {
         *state = ScalingState::default();
@@ -331,6 +356,45 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_at_the_end_of_the_window_launches_only_what_held_all_along() {
+        let p = policy();
+        let mut st = ScalingState::default();
+        // Two live nodes; the need is 3 for 30 s, then one sample needs 10.
+        let steady = load(24, 0, 0.0);
+        let burst = load(60, 20, 0.0);
+        assert_eq!(decide(1, 20, 2, 0, &steady, CAP, &p, &mut st, 0), ScaleDecision::Hold);
+        assert_eq!(
+            decide(1, 20, 2, 0, &steady, CAP, &p, &mut st, 20_000),
+            ScaleDecision::Hold
+        );
+        assert_eq!(
+            decide(1, 20, 2, 0, &burst, CAP, &p, &mut st, 30_000),
+            ScaleDecision::Launch(1),
+            "the burst of the last sample must not set the size"
+        );
+        assert_eq!(st, ScalingState::default());
+    }
+
+    #[test]
+    fn a_lull_at_the_end_of_the_window_drains_only_what_stayed_idle() {
+        let p = policy();
+        let mut st = ScalingState::default();
+        // Six live nodes; the need is 4 for ten minutes, then one idle sample.
+        let light = load(32, 0, 0.0);
+        assert_eq!(decide(1, 20, 6, 0, &light, CAP, &p, &mut st, 0), ScaleDecision::Hold);
+        assert_eq!(
+            decide(1, 20, 6, 0, &light, CAP, &p, &mut st, 300_000),
+            ScaleDecision::Hold
+        );
+        assert_eq!(
+            decide(1, 20, 6, 0, &load(0, 0, 0.0), CAP, &p, &mut st, 600_000),
+            ScaleDecision::Drain(2)
+        );
+        // The window starts over after a decision.
+        assert_eq!(st, ScalingState::default());
+    }
+
+    #[test]
     fn scale_down_never_goes_below_min() {
         let p = ScalingPolicy {
             downscale_delay: Duration::ZERO,
@@ -373,6 +437,7 @@ mod tests {
         let mut st = ScalingState {
             above_since: None,
             below_since: Some(5),
+            held_need: Some(1),
         };
         assert_eq!(
             decide(3, 10, 1, 0, &load(0, 0, 0.0), CAP, &policy(), &mut st, 10),
@@ -418,7 +483,7 @@ mod tests {
             let l = load(inf, q, tps);
             let max = min + extra;
             let desired = desired_replicas(min, max, live, &l, CAP, &p);
-            let mut st = ScalingState { above_since: above, below_since: below };
+            let mut st = ScalingState { above_since: above, below_since: below, held_need: None };
             let mut now = 1_000_000u64;
             for dt in steps {
                 now += dt;
