@@ -64,7 +64,9 @@ def cpu_seconds(pid):
 
 def cpu_seconds_of(comm):
     """CPU time of every process named `comm` on the machine (all of
-    PostgreSQL's server and backends, say)."""
+    PostgreSQL's server and backends, say), with that of their children
+    that exited (a backend that served one psql call ends, and its time
+    moves to the postmaster's)."""
     total = 0.0
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -73,7 +75,9 @@ def cpu_seconds_of(comm):
             with open(f"/proc/{pid}/comm") as f:
                 if f.read().strip() != comm:
                     continue
-            total += cpu_seconds(pid)
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += sum(int(x) for x in fields[11:15]) / TICKS
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
     return total
