@@ -56,10 +56,12 @@ def call(method, url, body=None, token=TOKEN):
         return json.load(r)
 
 
-def cpu_seconds(pid):
+def cpu_seconds(pid, children=False):
+    """CPU time of `pid`, with that of its children that exited if asked."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    # utime, stime, then cutime, cstime.
+    return sum(int(x) for x in fields[11:15 if children else 13]) / TICKS
 
 
 def cpu_seconds_of(comm):
@@ -75,9 +77,7 @@ def cpu_seconds_of(comm):
             with open(f"/proc/{pid}/comm") as f:
                 if f.read().strip() != comm:
                     continue
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += sum(int(x) for x in fields[11:15]) / TICKS
+            total += cpu_seconds(pid, children=True)
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
     return total
