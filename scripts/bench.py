@@ -83,6 +83,32 @@ def cpu_seconds_of(comm):
     return total
 
 
+def pids_of(comm):
+    """Every thread of every process named `comm`."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() == comm:
+                    out += [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return out
+
+
+def pin(comms, cpus):
+    """Sets the CPU affinity of every thread of the named processes (new
+    PostgreSQL backends inherit the postmaster's)."""
+    for comm in comms:
+        for tid in pids_of(comm):
+            try:
+                os.sched_setaffinity(tid, cpus)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
 def psql(url, sql):
     return subprocess.run(["psql", url, "-Atqc", sql], check=True, capture_output=True, text=True).stdout.strip()
 
@@ -113,6 +139,27 @@ def parse_wrk(out):
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
         "errors": errors.group(1) if errors else "",
     }
+
+
+def overhead_buckets(url):
+    """The gateway's own-time histogram (crosslogic_gateway_overhead_seconds,
+    chat completions): {upper bound in s: cumulative count}."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    got = re.findall(r'^crosslogic_gateway_overhead_seconds_bucket\{endpoint="chat_completions",le="([^"]+)"\} (\d+)',
+                     text, re.M)
+    return {float(le): int(n) for le, n in got}
+
+
+def quantile_bound(before, after, q):
+    """The upper bound (ms) of the histogram bucket holding quantile `q` of
+    the observations between two scrapes."""
+    delta = sorted((le, after[le] - before.get(le, 0)) for le in after)
+    total = delta[-1][1] if delta else 0
+    for le, n in delta:
+        if total and n >= q * total:
+            return le * 1000
+    return float("nan")
 
 
 def ttfb(url, key, n):
@@ -178,7 +225,15 @@ def main():
     ap.add_argument("--ttfb", type=int, default=2000, help="streamed requests per path for the time to the first event")
     ap.add_argument("--hold", action="store_true", help="set everything up, print the URLs, key and pids, and wait for Ctrl-C")
     ap.add_argument("--perf", default="", help="directory: `perf record -g` each crosslogic process during its timed runs")
+    ap.add_argument("--pin-db", action="store_true",
+                    help="PostgreSQL on the last CPU, everything else on the others (restored at the end)")
     a = ap.parse_args()
+    # SIGTERM (a background job ignores SIGINT) stops it like Ctrl-C: what
+    # it started is stopped and its database dropped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    cpus = os.sched_getaffinity(0)
+    if a.pin_db and len(cpus) < 2:
+        sys.exit("--pin-db needs at least 2 CPUs")
     only = {x.strip() for x in a.only.split(",") if x.strip()}
 
     dbname = f"crosslogic_bench_{os.getpid()}"
@@ -198,6 +253,11 @@ def main():
         return p
 
     try:
+        if a.pin_db:
+            db_cpu = max(cpus)
+            # Children (and wrk) inherit the rest; PostgreSQL moves until the end.
+            os.sched_setaffinity(0, cpus - {db_cpu})
+            pin(("postgres",), {db_cpu})
         sim_port, router_port = free_port(), free_port()
         sim_url = f"http://127.0.0.1:{sim_port}"
         sim = start([a.bin, "engine-sim", "--served-model-name", MODEL, "--port", str(sim_port)], name="sim")
@@ -246,7 +306,6 @@ def main():
                   f"all {main_url} (pid {main_p.pid})\ngateway {gw_url} (pid {gw_p.pid})\n"
                   f"gateway+redis {gwr_url} (pid {gwr_p.pid})\nkey {key}\ndatabase {db}", flush=True)
             # Ctrl-C, or SIGTERM (a background job ignores SIGINT), ends it.
-            signal.signal(signal.SIGTERM, signal.default_int_handler)
             try:
                 while True:
                     time.sleep(3600)
@@ -275,6 +334,7 @@ def main():
                     # last paths of a mode, as the table grows).
                     psql(db, "VACUUM (ANALYZE) usage_records")
                     cpu0, pg0, rd0 = cpu_seconds(proc.pid), cpu_seconds_of("postgres"), cpu_seconds_of("redis-server")
+                    own0 = overhead_buckets(url) if metered else {}
                     recorder = None
                     if a.perf and metered:
                         os.makedirs(a.perf, exist_ok=True)
@@ -284,6 +344,10 @@ def main():
                                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     r = wrk(url, conns, a.duration, stream, k_)
                     cpu = cpu_seconds(proc.pid) - cpu0
+                    own = {}
+                    if metered:
+                        own1 = overhead_buckets(url)
+                        own = {"own_p50": quantile_bound(own0, own1, 0.5), "own_p99": quantile_bound(own0, own1, 0.99)}
                     if recorder:
                         recorder.wait()
                     served = r["requests"] - r["non2xx"]
@@ -300,7 +364,7 @@ def main():
                     rows.append({"mode": mode, "conns": conns, "path": name, **r,
                                  "cpu_us": cpu / max(1, r["requests"]) * 1e6,
                                  "pg_us": pg / max(1, r["requests"]) * 1e6,
-                                 "redis_us": rd / max(1, r["requests"]) * 1e6, "usage_vs_served": rows_ok})
+                                 "redis_us": rd / max(1, r["requests"]) * 1e6, "usage_vs_served": rows_ok, **own})
                     print(f"  {rows[-1]['mode']:6} c={conns:<3} {name:36} {r['rps']:9.0f} req/s", flush=True)
         print()
         print("rows−served: usage rows written during a timed run minus the 2xx answers wrk counted; wrk stops")
@@ -321,6 +385,20 @@ def main():
             print(f"{r['mode']:6} {r['conns']:>3}  {r['path']:36} {r['rps']:9.0f} {r['p50']:8.3f} {r['p99']:8.3f} "
                   f"{r['p50'] - direct['p50']:+8.3f} {r['p99'] - direct['p99']:+8.3f} {r['cpu_us']:10.1f} {r['pg_us']:9.1f} "
                   f"{r['redis_us']:12.1f} {r['rps'] / router_r['rps']:8.2f} {r['non2xx']:8d} {r['usage_vs_served']:>11}")
+        print()
+        print("The gateway's own time per request, as it reports it to an operator (the histogram")
+        print("crosslogic_gateway_overhead_seconds: time in the gateway, the node's own time excluded; read")
+        print("from /metrics before and after each timed run). The figures are the upper bounds of the")
+        print("histogram buckets holding the 50th and 99th percentiles. Where the client's Δp99 is far above")
+        print("them, the difference is time the gateway's threads were not running at all (see")
+        print("docs/OPERATIONS.md, \"Reading the benchmark\").")
+        print()
+        head = f"{'mode':6} {'c':>3}  {'path':36} {'own p50 ≤ ms':>12} {'own p99 ≤ ms':>12}"
+        print(head)
+        print("-" * len(head))
+        for r in rows:
+            if "own_p50" in r:
+                print(f"{r['mode']:6} {r['conns']:>3}  {r['path']:36} {r['own_p50']:12.2f} {r['own_p99']:12.2f}")
         if not only or "stream:1" in only:
             print()
             print(f"Streaming time to the first event, one request at a time ({a.ttfb} requests per path, after 200")
@@ -357,6 +435,8 @@ def main():
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
         psql(a.database_url, f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
+        if a.pin_db:
+            pin(("postgres",), cpus)
 
 
 if __name__ == "__main__":

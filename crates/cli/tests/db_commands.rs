@@ -17,7 +17,7 @@ async fn migrate_status_rollback_and_vacuum_work_against_an_external_database() 
     assert!(ok, "{out}");
     assert!(out.contains("applied database/schemas/01_core_tables.sql"), "{out}");
     let (ok, out) = run(&env, &["db", "migrate"]);
-    assert!(ok && out.contains("schema is up to date (version 10)"), "{out}");
+    assert!(ok && out.contains("schema is up to date (version 11)"), "{out}");
 
     let (ok, out) = run(&env, &["db", "status"]);
     assert!(ok, "{out}");
@@ -31,6 +31,7 @@ async fn migrate_status_rollback_and_vacuum_work_against_an_external_database() 
         "08_example_deployment",
         "09_console_sessions",
         "10_capacity_policy",
+        "11_usage_reference_checks",
         "regions",
         "database size:",
     ] {
@@ -43,7 +44,7 @@ async fn migrate_status_rollback_and_vacuum_work_against_an_external_database() 
     assert!(!ok && out.contains("--yes"), "{out}");
     let (ok, out) = run(&env, &["db", "rollback", "--to", "1", "--yes"]);
     assert!(
-        ok && out.contains("rolled back version 10") && out.contains("rolled back version 2"),
+        ok && out.contains("rolled back version 11") && out.contains("rolled back version 2"),
         "{out}"
     );
     let (ok, out) = run(&env, &["db", "status"]);

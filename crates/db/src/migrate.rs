@@ -87,6 +87,7 @@ pub static MIGRATIONS: &[Migration] = &[
     migration!(8, "08_example_deployment"),
     migration!(9, "09_console_sessions"),
     migration!(10, "10_capacity_policy"),
+    migration!(11, "11_usage_reference_checks"),
 ];
 
 /// Why migrating failed.

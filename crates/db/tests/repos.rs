@@ -306,6 +306,171 @@ async fn usage_rows_read_back_exactly_and_refused_batches_take_the_careful_path(
     db.drop_db().await;
 }
 
+/// usage_records' references are checked once per statement (migration
+/// 11), with a foreign key's guarantees: a missing reference is a
+/// `ForeignKey` error naming the former constraint; deleting a key sets its
+/// rows' reference to NULL and deleting the tenant deletes its rows; a
+/// referenced id cannot change; and an insert holding a reference makes a
+/// concurrent delete of it wait for the insert's commit, so the delete sees
+/// (and nulls) the new row instead of leaving it pointing at nothing.
+#[tokio::test]
+async fn usage_references_keep_foreign_key_guarantees_checked_per_statement() {
+    let db = migrated().await;
+    let p = &db.pool;
+    let t = tenants::create(p, &new_tenant("refs@x.test")).await.unwrap();
+    let env = environments::create(
+        p,
+        &environments::NewEnvironment {
+            tenant_id: t.id,
+            name: "prod".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let key = |hash: &str| api_keys::NewApiKey {
+        key_hash: hash.into(),
+        key_prefix: "cl_refs".into(),
+        tenant_id: t.id,
+        environment_id: env.id,
+        user_id: None,
+        name: "k".into(),
+        role: ApiKeyRole::Developer,
+        rate_limit_tokens_per_min: None,
+        rate_limit_requests_per_min: None,
+        concurrency_limit: None,
+        expires_at: None,
+        metadata: json!({}),
+    };
+    let (k1, k2) = (
+        api_keys::create(p, &key("refs-1")).await.unwrap(),
+        api_keys::create(p, &key("refs-2")).await.unwrap(),
+    );
+    let model = catalog::get_model(p, "llama-3-8b").await.unwrap();
+    let insert = "INSERT INTO usage_records (request_id, tenant_id, environment_id, api_key_id, model_id, model_name)
+                  VALUES ($1, $2, $3, $4, $5, 'llama-3-8b')";
+    for (rid, k) in [("r1", k1.id), ("r2", k1.id)] {
+        sqlx::query(insert)
+            .bind(rid)
+            .bind(t.id)
+            .bind(env.id)
+            .bind(k)
+            .bind(model.id)
+            .execute(p)
+            .await
+            .unwrap();
+    }
+
+    // A reference to nothing: refused as a foreign key would.
+    let err = sqlx::query(insert)
+        .bind("r-bad")
+        .bind(t.id)
+        .bind(env.id)
+        .bind(Uuid::new_v4())
+        .bind(model.id)
+        .execute(p)
+        .await
+        .unwrap_err();
+    let err = DbError::from(err);
+    assert!(
+        matches!(&err, DbError::ForeignKey { constraint } if constraint == "usage_records_api_key_id_fkey"),
+        "{err:?}"
+    );
+    // Pointing a row at another, missing model: refused too.
+    let err = sqlx::query("UPDATE usage_records SET model_id = $1 WHERE request_id = 'r1'")
+        .bind(Uuid::new_v4())
+        .execute(p)
+        .await
+        .unwrap_err();
+    assert!(matches!(DbError::from(err), DbError::ForeignKey { .. }));
+    // A referenced id cannot change.
+    let err = sqlx::query("UPDATE models SET id = $1 WHERE id = $2")
+        .bind(Uuid::new_v4())
+        .bind(model.id)
+        .execute(p)
+        .await
+        .unwrap_err();
+    assert!(matches!(DbError::from(err), DbError::ForeignKey { .. }));
+
+    // An insert in flight holds its key: the key's deletion waits for it,
+    // then nulls the new row with the others.
+    let mut tx = p.begin().await.unwrap();
+    sqlx::query(insert)
+        .bind("held")
+        .bind(t.id)
+        .bind(env.id)
+        .bind(k2.id)
+        .bind(model.id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let deleter = tokio::spawn({
+        let p = p.clone();
+        let k2 = k2.id;
+        async move {
+            sqlx::query("DELETE FROM api_keys WHERE id = $1")
+                .bind(k2)
+                .execute(&p)
+                .await
+                .unwrap()
+                .rows_affected()
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'DELETE FROM api_keys%'",
+        )
+        .fetch_one(p)
+        .await
+        .unwrap();
+        if waiting == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the delete never waited for the insert"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(!deleter.is_finished());
+    tx.commit().await.unwrap();
+    assert_eq!(deleter.await.unwrap(), 1);
+    let held: Option<Uuid> = sqlx::query_scalar("SELECT api_key_id FROM usage_records WHERE request_id = 'held'")
+        .fetch_one(p)
+        .await
+        .unwrap();
+    assert_eq!(
+        held, None,
+        "the row inserted while the key was being deleted lost its key"
+    );
+
+    // Deleting a key nulls its rows; deleting the tenant deletes them.
+    sqlx::query("DELETE FROM api_keys WHERE id = $1")
+        .bind(k1.id)
+        .execute(p)
+        .await
+        .unwrap();
+    let keyed: i64 = sqlx::query_scalar("SELECT count(api_key_id) FROM usage_records WHERE tenant_id = $1")
+        .bind(t.id)
+        .fetch_one(p)
+        .await
+        .unwrap();
+    assert_eq!(keyed, 0);
+    sqlx::query("DELETE FROM tenants WHERE id = $1")
+        .bind(t.id)
+        .execute(p)
+        .await
+        .unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_records WHERE tenant_id = $1")
+        .bind(t.id)
+        .fetch_one(p)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    db.drop_db().await;
+}
+
 #[tokio::test]
 async fn usage_batches_are_idempotent_and_roll_up_per_hour() {
     let db = migrated().await;

@@ -2,7 +2,7 @@
 //! cluster (the embedded supervisor, so the bench can stop and restart it).
 //!
 //! Records are what a served request produces: tenant, environment, key,
-//! region, model and node all set (every foreign key checked by
+//! region, model and node all set (every reference checked by
 //! PostgreSQL), handed to `Metering::record` with the journal on, as in
 //! production (one `write(2)` per record).
 //!

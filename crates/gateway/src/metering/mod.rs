@@ -176,8 +176,8 @@ async fn flush(sink: &Sink, batch: Vec<Queued>) -> bool {
     }
 }
 
-/// Batches written at once, each on its own connection: PostgreSQL spends
-/// most of a row's time in its foreign-key checks, one backend per batch,
+/// Batches written at once, each on its own connection: PostgreSQL works
+/// on a batch in one backend (parsing, index entries, reference checks),
 /// so two batches in flight use two cores where one would use one.
 const IN_FLIGHT: usize = 2;
 
