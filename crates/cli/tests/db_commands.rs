@@ -49,8 +49,8 @@ async fn migrate_status_rollback_and_vacuum_work_against_an_external_database() 
     );
     let (ok, out) = run(&env, &["db", "status"]);
     assert!(ok && out.contains("pending"), "{out}");
-    let (ok, out) = run(&env, &["db", "rollback", "--to", "11", "--yes"]);
-    assert!(!ok && out.contains("--to must be between 0 and 10"), "{out}");
+    let (ok, out) = run(&env, &["db", "rollback", "--to", "12", "--yes"]);
+    assert!(!ok && out.contains("--to must be between 0 and 11"), "{out}");
     let (ok, out) = run(&env, &["db", "migrate"]);
     assert!(ok && out.contains("02_deployments"), "{out}");
 

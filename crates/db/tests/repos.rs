@@ -28,6 +28,35 @@ fn new_tenant(email: &str) -> tenants::NewTenant {
     }
 }
 
+/// A tenant's "prod" environment with the defaults.
+async fn prod_env(p: &sqlx::PgPool, tenant: Uuid) -> environments::Environment {
+    let env = environments::NewEnvironment {
+        tenant_id: tenant,
+        name: "prod".into(),
+        ..Default::default()
+    };
+    environments::create(p, &env).await.unwrap()
+}
+
+/// A developer key with the environment's limits.
+async fn developer_key(p: &sqlx::PgPool, env: &environments::Environment, hash: &str) -> api_keys::ApiKey {
+    let key = api_keys::NewApiKey {
+        key_hash: hash.into(),
+        key_prefix: format!("cl_{hash}"),
+        tenant_id: env.tenant_id,
+        environment_id: env.id,
+        user_id: None,
+        name: String::new(),
+        role: ApiKeyRole::Developer,
+        rate_limit_tokens_per_min: None,
+        rate_limit_requests_per_min: None,
+        concurrency_limit: None,
+        expires_at: None,
+        metadata: json!({}),
+    };
+    api_keys::create(p, &key).await.unwrap()
+}
+
 #[tokio::test]
 async fn tenants_environments_and_keys_round_trip_with_typed_errors() {
     let db = migrated().await;
@@ -318,33 +347,10 @@ async fn usage_references_keep_foreign_key_guarantees_checked_per_statement() {
     let db = migrated().await;
     let p = &db.pool;
     let t = tenants::create(p, &new_tenant("refs@x.test")).await.unwrap();
-    let env = environments::create(
-        p,
-        &environments::NewEnvironment {
-            tenant_id: t.id,
-            name: "prod".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let key = |hash: &str| api_keys::NewApiKey {
-        key_hash: hash.into(),
-        key_prefix: "cl_refs".into(),
-        tenant_id: t.id,
-        environment_id: env.id,
-        user_id: None,
-        name: "k".into(),
-        role: ApiKeyRole::Developer,
-        rate_limit_tokens_per_min: None,
-        rate_limit_requests_per_min: None,
-        concurrency_limit: None,
-        expires_at: None,
-        metadata: json!({}),
-    };
+    let env = prod_env(p, t.id).await;
     let (k1, k2) = (
-        api_keys::create(p, &key("refs-1")).await.unwrap(),
-        api_keys::create(p, &key("refs-2")).await.unwrap(),
+        developer_key(p, &env, "refs1").await,
+        developer_key(p, &env, "refs2").await,
     );
     let model = catalog::get_model(p, "llama-3-8b").await.unwrap();
     let insert = "INSERT INTO usage_records (request_id, tenant_id, environment_id, api_key_id, model_id, model_name)
@@ -945,35 +951,8 @@ async fn auth_relevant_changes_notify_gateways_but_usage_touches_do_not() {
     let db = migrated().await;
     let p = &db.pool;
     let t = tenants::create(p, &new_tenant("n@x.test")).await.unwrap();
-    let env = environments::create(
-        p,
-        &environments::NewEnvironment {
-            tenant_id: t.id,
-            name: "prod".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let key = api_keys::create(
-        p,
-        &api_keys::NewApiKey {
-            key_hash: "hn".into(),
-            key_prefix: "cl_nnnnnnnn".into(),
-            tenant_id: t.id,
-            environment_id: env.id,
-            user_id: None,
-            name: String::new(),
-            role: ApiKeyRole::Developer,
-            rate_limit_tokens_per_min: None,
-            rate_limit_requests_per_min: None,
-            concurrency_limit: None,
-            expires_at: None,
-            metadata: json!({}),
-        },
-    )
-    .await
-    .unwrap();
+    let env = prod_env(p, t.id).await;
+    let key = developer_key(p, &env, "hn").await;
     let mut listener = sqlx::postgres::PgListener::connect(&db.url).await.unwrap();
     listener.listen("crosslogic_auth").await.unwrap();
 
