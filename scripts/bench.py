@@ -262,8 +262,11 @@ def main():
         sim_url = f"http://127.0.0.1:{sim_port}"
         sim = start([a.bin, "engine-sim", "--served-model-name", MODEL, "--port", str(sim_port)], name="sim")
         wait_http(sim_url + "/health")
+        # Its metrics exporter on a free port too (default 29000: one left
+        # by anything else would stop it from starting).
         router = start([a.router, "--host", "127.0.0.1", "--port", str(router_port), "--worker-urls", sim_url,
-                        "--policy", "round_robin", "--log-level", "warning"], name="router")
+                        "--policy", "round_robin", "--log-level", "warning",
+                        "--prometheus-host", "127.0.0.1", "--prometheus-port", str(free_port())], name="router")
         router_url = f"http://127.0.0.1:{router_port}"
         wait_http(router_url + "/health", timeout=120)
 
