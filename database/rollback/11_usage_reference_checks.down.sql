@@ -1,9 +1,10 @@
 -- =============================================================================
 -- 11_usage_reference_checks.down.sql — reverses
 -- database/schemas/11_usage_reference_checks.sql: the statement-level
--- reference checks go, usage_records' six foreign keys come back (rows
--- whose reference vanished meanwhile cannot exist: the triggers kept them
--- out, as the foreign keys did).
+-- reference checks go, usage_records' six foreign keys come back. Rows the
+-- triggers could not guard (loaded with triggers disabled, say) are made
+-- to fit first, as the foreign keys' actions would have: a row of a vanished
+-- tenant is deleted, another vanished reference becomes NULL.
 -- Idempotent (IF EXISTS, constraint guards). No BEGIN/COMMIT, no psql
 -- meta-commands.
 -- =============================================================================
@@ -28,7 +29,26 @@ DROP FUNCTION IF EXISTS usage_records_check_references();
 DROP FUNCTION IF EXISTS usage_records_check_changed_references();
 DROP FUNCTION IF EXISTS usage_records_parent_deleted();
 DROP FUNCTION IF EXISTS usage_records_parent_key_changed();
+DROP TRIGGER IF EXISTS usage_records_tenant_truncated ON tenants;
+DROP TRIGGER IF EXISTS usage_records_environment_truncated ON environments;
+DROP TRIGGER IF EXISTS usage_records_api_key_truncated ON api_keys;
+DROP TRIGGER IF EXISTS usage_records_region_truncated ON regions;
+DROP TRIGGER IF EXISTS usage_records_model_truncated ON models;
+DROP TRIGGER IF EXISTS usage_records_node_truncated ON nodes;
 DROP FUNCTION IF EXISTS usage_reference_lock(regclass, text, uuid[]);
+DROP FUNCTION IF EXISTS usage_records_parent_truncated();
+
+DELETE FROM usage_records u WHERE NOT EXISTS (SELECT 1 FROM tenants p WHERE p.id = u.tenant_id);
+UPDATE usage_records u SET environment_id = NULL
+ WHERE environment_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM environments p WHERE p.id = u.environment_id);
+UPDATE usage_records u SET api_key_id = NULL
+ WHERE api_key_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM api_keys p WHERE p.id = u.api_key_id);
+UPDATE usage_records u SET region_id = NULL
+ WHERE region_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM regions p WHERE p.id = u.region_id);
+UPDATE usage_records u SET model_id = NULL
+ WHERE model_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM models p WHERE p.id = u.model_id);
+UPDATE usage_records u SET node_id = NULL
+ WHERE node_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM nodes p WHERE p.id = u.node_id);
 
 DO $$
 BEGIN

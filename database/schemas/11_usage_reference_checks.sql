@@ -21,7 +21,15 @@
 --   * deleting a tenant deletes its usage rows (was ON DELETE CASCADE);
 --     deleting an environment, key, region, model or node sets the
 --     reference to NULL (was ON DELETE SET NULL); changing a referenced id
---     is refused (was the foreign keys' NO ACTION).
+--     is refused (was the foreign keys' NO ACTION); emptying a referenced
+--     table with TRUNCATE is refused while usage rows point into it (truncate
+--     usage_records in the same statement, as a foreign key required).
+--
+-- Deletes of the referenced rows are expected in READ COMMITTED, the
+-- platform's isolation level everywhere: the cascade and set-null triggers
+-- see rows committed while the delete waited for an insert's lock. (Under
+-- REPEATABLE READ a foreign key would fail with a serialization error
+-- instead; nothing here deletes those rows at that level.)
 --
 -- Idempotent (DROP … IF EXISTS, CREATE OR REPLACE). No BEGIN/COMMIT, no
 -- psql meta-commands. Requires 01_core_tables.sql.
@@ -161,6 +169,25 @@ BEGIN
 END;
 $$;
 
+-- AFTER TRUNCATE on a referenced table, per statement (TG_ARGV: the column
+-- of usage_records): refused while usage rows still point into it (after
+-- the statement emptied every table it names, usage_records included).
+CREATE OR REPLACE FUNCTION usage_records_parent_truncated() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    used boolean;
+BEGIN
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM usage_records WHERE %I IS NOT NULL)', TG_ARGV[0]) INTO used;
+    IF used THEN
+        RAISE EXCEPTION 'cannot truncate a table referenced in a foreign key constraint'
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = format('usage_records.%s references "%s".', TG_ARGV[0], TG_TABLE_NAME),
+                  HINT = 'Truncate table "usage_records" at the same time.';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
 CREATE OR REPLACE TRIGGER usage_records_tenant_deleted
     AFTER DELETE ON tenants REFERENCING OLD TABLE AS gone
     FOR EACH STATEMENT EXECUTE FUNCTION usage_records_parent_deleted('tenant_id', 'cascade');
@@ -198,3 +225,15 @@ CREATE OR REPLACE TRIGGER usage_records_model_key_changed
 CREATE OR REPLACE TRIGGER usage_records_node_key_changed
     BEFORE UPDATE OF id ON nodes FOR EACH ROW WHEN (NEW.id IS DISTINCT FROM OLD.id)
     EXECUTE FUNCTION usage_records_parent_key_changed('node_id');
+CREATE OR REPLACE TRIGGER usage_records_tenant_truncated
+    AFTER TRUNCATE ON tenants FOR EACH STATEMENT EXECUTE FUNCTION usage_records_parent_truncated('tenant_id');
+CREATE OR REPLACE TRIGGER usage_records_environment_truncated
+    AFTER TRUNCATE ON environments FOR EACH STATEMENT EXECUTE FUNCTION usage_records_parent_truncated('environment_id');
+CREATE OR REPLACE TRIGGER usage_records_api_key_truncated
+    AFTER TRUNCATE ON api_keys FOR EACH STATEMENT EXECUTE FUNCTION usage_records_parent_truncated('api_key_id');
+CREATE OR REPLACE TRIGGER usage_records_region_truncated
+    AFTER TRUNCATE ON regions FOR EACH STATEMENT EXECUTE FUNCTION usage_records_parent_truncated('region_id');
+CREATE OR REPLACE TRIGGER usage_records_model_truncated
+    AFTER TRUNCATE ON models FOR EACH STATEMENT EXECUTE FUNCTION usage_records_parent_truncated('model_id');
+CREATE OR REPLACE TRIGGER usage_records_node_truncated
+    AFTER TRUNCATE ON nodes FOR EACH STATEMENT EXECUTE FUNCTION usage_records_parent_truncated('node_id');

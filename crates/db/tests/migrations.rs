@@ -326,7 +326,7 @@ fn released_migration_files_never_change() {
         (8, "4210c60e6748c5bd53066cc5bc99d3b47b560f7d8b3b2468d0a6706822161318"),
         (9, "8a0d26fc942ab788343b35bb7a8d1dc0eced959451853916c387781019972c3c"),
         (10, "3845f82338d17d8e096c23de905501a150acec8ef1172b5ce171e65b23598232"),
-        (11, "1a68eb65b118aae940f8bb93963958ae0f8e330d2c39b4b304ccdfc8a098b545"),
+        (11, "cdf30fa0f754dcc64cd3c9ba7b753ad4196bbe78682ece4286aee309b0d41ef1"),
     ];
     assert_eq!(
         MIGRATIONS.len(),

@@ -397,6 +397,9 @@ async fn usage_references_keep_foreign_key_guarantees_checked_per_statement() {
         .await
         .unwrap_err();
     assert!(matches!(DbError::from(err), DbError::ForeignKey { .. }));
+    // Nor can a referenced table be emptied under the rows.
+    let err = sqlx::query("TRUNCATE api_keys").execute(p).await.unwrap_err();
+    assert!(err.to_string().contains("truncate"), "{err}");
 
     // An insert in flight holds its key: the key's deletion waits for it,
     // then nulls the new row with the others.
