@@ -57,6 +57,10 @@ struct State {
     open: Option<Open>,
     next: SegmentId,
     segments: HashMap<SegmentId, Info>,
+    /// Written segments to delete once the lock is released: unlinking a
+    /// segment of a busy second (megabytes of page cache to free) takes
+    /// about a millisecond, which appends must not wait for.
+    doomed: Vec<PathBuf>,
 }
 
 /// The journal of one gateway process.
@@ -108,6 +112,33 @@ impl Journal {
         let mut line = serde_json::to_vec(record)?;
         line.push(b'\n');
         let mut st = self.lock();
+        let appended = self.append_locked(&mut st, &line);
+        Self::release(st, false);
+        appended
+    }
+
+    /// Releases the lock, then deletes the segments settled meanwhile — on
+    /// a blocking thread when called from the runtime, unless `now`.
+    fn release(mut st: std::sync::MutexGuard<'_, State>, now: bool) {
+        let doomed = std::mem::take(&mut st.doomed);
+        drop(st);
+        if doomed.is_empty() {
+            return;
+        }
+        let remove = move || {
+            for path in doomed {
+                if let Err(e) = std::fs::remove_file(&path) {
+                    tracing::error!(error = %e, file = %path.display(), "cannot delete a written journal segment");
+                }
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) if !now => drop(rt.spawn_blocking(remove)),
+            _ => remove(),
+        }
+    }
+
+    fn append_locked(&self, st: &mut State, line: &[u8]) -> std::io::Result<SegmentId> {
         let rotate = match st.open.as_ref() {
             Some(o) => {
                 st.segments.get(&o.id).is_none_or(|i| i.appended >= SEGMENT_RECORDS)
@@ -116,7 +147,7 @@ impl Journal {
             None => true,
         };
         if rotate {
-            self.close_open(&mut st);
+            self.close_open(st);
             let id = st.next;
             st.next += 1;
             let path = self.dir.join(format!(
@@ -150,14 +181,14 @@ impl Journal {
             return Err(std::io::Error::other("no open journal segment"));
         };
         let id = open.id;
-        if let Err(e) = open.file.write_all(&line) {
+        if let Err(e) = open.file.write_all(line) {
             // A partial line may be on disk: never append after it. The
             // segment goes to the replay as it is (an unreadable last line
             // is skipped there; this record is queued without the journal).
             if let Some(info) = st.segments.get_mut(&id) {
                 info.failed = true;
             }
-            self.close_open(&mut st);
+            self.close_open(st);
             return Err(e);
         }
         if let Some(info) = st.segments.get_mut(&id) {
@@ -196,9 +227,7 @@ impl Journal {
             }
             st.segments.remove(&id);
         } else if info.inserted >= info.appended {
-            if let Err(e) = std::fs::remove_file(closed) {
-                tracing::error!(error = %e, file = %closed.display(), "cannot delete a written journal segment");
-            }
+            st.doomed.push(closed.to_path_buf());
             st.segments.remove(&id);
         }
     }
@@ -234,6 +263,7 @@ impl Journal {
         for id in touched {
             Self::settle(&mut st, id);
         }
+        Self::release(st, false);
     }
 
     /// Closes the open segment once it is old enough (called on the
@@ -243,12 +273,14 @@ impl Journal {
         if st.open.as_ref().is_some_and(|o| o.opened.elapsed() >= SEGMENT_AGE) {
             self.close_open(&mut st);
         }
+        Self::release(st, false);
     }
 
     /// Closes the open segment (at shutdown, after the writer drained).
     pub fn close(&self) {
         let mut st = self.lock();
         self.close_open(&mut st);
+        Self::release(st, true);
     }
 }
 
