@@ -64,49 +64,45 @@ def cpu_seconds(pid, children=False):
     return sum(int(x) for x in fields[11:15 if children else 13]) / TICKS
 
 
+# Processes that end between listing and reading are skipped.
+GONE = (FileNotFoundError, ProcessLookupError, PermissionError)
+
+
+def processes_named(comm):
+    """The pids of every process named `comm` on the machine."""
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    if f.read().strip() == comm:
+                        yield pid
+            except GONE:
+                continue
+
+
 def cpu_seconds_of(comm):
     """CPU time of every process named `comm` on the machine (all of
     PostgreSQL's server and backends, say), with that of their children
     that exited (a backend that served one psql call ends, and its time
     moves to the postmaster's)."""
     total = 0.0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+    for pid in processes_named(comm):
         try:
-            with open(f"/proc/{pid}/comm") as f:
-                if f.read().strip() != comm:
-                    continue
             total += cpu_seconds(pid, children=True)
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
+        except GONE:
             continue
     return total
 
 
-def pids_of(comm):
-    """Every thread of every process named `comm`."""
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+def pin(comm, cpus):
+    """Sets the CPU affinity of every thread of every process named `comm`
+    (new PostgreSQL backends inherit the postmaster's)."""
+    for pid in processes_named(comm):
         try:
-            with open(f"/proc/{pid}/comm") as f:
-                if f.read().strip() == comm:
-                    out += [int(t) for t in os.listdir(f"/proc/{pid}/task")]
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                os.sched_setaffinity(int(tid), cpus)
+        except GONE:
             continue
-    return out
-
-
-def pin(comms, cpus):
-    """Sets the CPU affinity of every thread of the named processes (new
-    PostgreSQL backends inherit the postmaster's)."""
-    for comm in comms:
-        for tid in pids_of(comm):
-            try:
-                os.sched_setaffinity(tid, cpus)
-            except (ProcessLookupError, PermissionError):
-                pass
 
 
 def psql(url, sql):
@@ -257,7 +253,7 @@ def main():
             db_cpu = max(cpus)
             # Children (and wrk) inherit the rest; PostgreSQL moves until the end.
             os.sched_setaffinity(0, cpus - {db_cpu})
-            pin(("postgres",), {db_cpu})
+            pin("postgres", {db_cpu})
         sim_port, router_port = free_port(), free_port()
         sim_url = f"http://127.0.0.1:{sim_port}"
         sim = start([a.bin, "engine-sim", "--served-model-name", MODEL, "--port", str(sim_port)], name="sim")
@@ -437,9 +433,9 @@ def main():
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
-        psql(a.database_url, f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
         if a.pin_db:
-            pin(("postgres",), cpus)
+            pin("postgres", cpus)
+        psql(a.database_url, f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
 
 
 if __name__ == "__main__":
