@@ -150,7 +150,8 @@ pub async fn start(
         .map_err(|e| StartError(format!("loading nodes and catalog: {e}")))?;
     let store: std::sync::Arc<dyn limits::LimitStore> = match &config.redis_url {
         Some(url) => std::sync::Arc::new(
-            limits::redis::RedisStore::new(url, config.limits.lease_ttl).map_err(|e| StartError(e.to_string()))?,
+            limits::redis::RedisStore::new(url, config.limits.lease_ttl, tasks.clone())
+                .map_err(|e| StartError(e.to_string()))?,
         ),
         None => std::sync::Arc::new(limits::local::LocalStore::new(config.limits.lease_ttl)),
     };

@@ -100,6 +100,13 @@ pub fn rate_limited(layer: Layer, kind: LimitKind) {
     counter!("crosslogic_gateway_rate_limited_total", "layer" => layer.as_str(), "limit" => kind.as_str()).increment(1);
 }
 
+/// One call to the shared limit store (Redis) that admitted `admissions`
+/// requests (0: settlements only): requests per call shows the batching.
+pub fn limit_store_call(admissions: usize) {
+    counter!("crosslogic_gateway_ratelimit_calls_total").increment(1);
+    counter!("crosslogic_gateway_ratelimit_admissions_total").increment(admissions as u64);
+}
+
 /// A failed attempt on a node (`connect`, `status`, `stream`, `body`).
 pub fn upstream_error(reason: &'static str) {
     counter!("crosslogic_gateway_upstream_errors_total", "reason" => reason).increment(1);

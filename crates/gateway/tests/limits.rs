@@ -11,6 +11,7 @@ use crosslogic_core::limits::{Layer, LimitKind};
 use crosslogic_gateway::limits::local::LocalStore;
 use crosslogic_gateway::limits::redis::RedisStore;
 use crosslogic_gateway::limits::{BucketSpec, DailySpec, Decision, LimitStore, Plan, Refusal, SlotSpec};
+use tokio_util::task::TaskTracker;
 
 fn redis_url() -> String {
     std::env::var("CROSSLOGIC_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
@@ -221,6 +222,57 @@ async fn settlements_off_the_request_path_release_and_refund_everything(store: A
     }
 }
 
+/// Many admissions at once (the Redis store sends them in batches, one
+/// script call for many) stay exact: a concurrency limit of 60 admits 60 of
+/// 150, every slot is released and every reservation corrected, and the
+/// daily quota ends exactly where the settled usage puts it.
+async fn concurrent_admissions_stay_exact(store: Arc<dyn LimitStore>) {
+    let p = P { prefix: prefix() };
+    let plan = |cost: u64| Plan {
+        request_id: rid().into(),
+        reserved_tokens: cost,
+        buckets: vec![
+            p.bucket("rpm", Layer::Key, LimitKind::RequestsPerMinute, 1_000, 1),
+            p.bucket("tpm", Layer::Environment, LimitKind::TokensPerMinute, 100_000, cost),
+        ],
+        slots: vec![
+            p.slot("conc-env", Layer::Environment, 1_000),
+            p.slot("conc", Layer::Key, 60),
+        ],
+        daily: Some(p.daily(1_000, cost)),
+    };
+    let tasks = tokio_util::task::TaskTracker::new();
+    let mut used = 0;
+    for round in 0..2 {
+        let plans: Vec<Plan> = (0..150).map(|_| plan(10)).collect();
+        let decisions = futures_util::future::join_all(plans.iter().map(|pl| store.admit(pl))).await;
+        let mut admitted_plans = Vec::new();
+        for (pl, d) in plans.into_iter().zip(decisions) {
+            match d.unwrap() {
+                Decision::Admitted { .. } => admitted_plans.push(pl),
+                Decision::Refused(r) => assert_eq!(r.kind, LimitKind::Concurrency, "round {round}: {r:?}"),
+            }
+        }
+        assert_eq!(
+            admitted_plans.len(),
+            60,
+            "round {round}: the concurrency limit was not exact"
+        );
+        // Each used 5 of the 10 it reserved.
+        for pl in admitted_plans {
+            Arc::clone(&store).settle_later(pl, 5, &tasks);
+        }
+        used += 60 * 5;
+    }
+    tasks.close();
+    tasks.wait().await;
+    // 600 of 1,000 used: 400 more fit, 401 do not.
+    assert_eq!(used, 600);
+    let r = refused(store.admit(&plan(401)).await.unwrap());
+    assert_eq!(r.kind, LimitKind::TokensPerDay);
+    assert!(admitted(&store.admit(&plan(400)).await.unwrap()));
+}
+
 macro_rules! conformance {
     ($module:ident, $make:expr) => {
         mod $module {
@@ -253,6 +305,10 @@ macro_rules! conformance {
                 settlements_off_the_request_path_release_and_refund_everything(store()).await;
             }
             #[tokio::test]
+            async fn concurrent_admissions() {
+                concurrent_admissions_stay_exact(store()).await;
+            }
+            #[tokio::test]
             async fn oversized_requests() {
                 a_request_larger_than_the_limit_can_never_fit(store()).await;
             }
@@ -263,7 +319,7 @@ macro_rules! conformance {
 conformance!(local, Arc::new(LocalStore::new(Duration::from_secs(600))));
 conformance!(
     redis,
-    Arc::new(RedisStore::new(&redis_url(), Duration::from_secs(600)).unwrap())
+    Arc::new(RedisStore::new(&redis_url(), Duration::from_secs(600), TaskTracker::new()).unwrap())
 );
 
 async fn leases_expire(store: Arc<dyn LimitStore>) {
@@ -291,7 +347,7 @@ async fn local_leases_expire_when_a_holder_never_settles() {
 #[tokio::test]
 async fn redis_leases_expire_when_a_holder_never_settles() {
     leases_expire(Arc::new(
-        RedisStore::new(&redis_url(), Duration::from_millis(300)).unwrap(),
+        RedisStore::new(&redis_url(), Duration::from_millis(300), TaskTracker::new()).unwrap(),
     ))
     .await;
 }
@@ -302,8 +358,8 @@ async fn redis_leases_expire_when_a_holder_never_settles() {
 /// it too; the flusher that follows settles nothing twice.
 #[tokio::test]
 async fn redis_admissions_carry_queued_settlements() {
-    let store = Arc::new(RedisStore::new(&redis_url(), Duration::from_secs(600)).unwrap());
-    let other = RedisStore::new(&redis_url(), Duration::from_secs(600)).unwrap();
+    let store = Arc::new(RedisStore::new(&redis_url(), Duration::from_secs(600), TaskTracker::new()).unwrap());
+    let other = RedisStore::new(&redis_url(), Duration::from_secs(600), TaskTracker::new()).unwrap();
     let p = P { prefix: prefix() };
     let plan = |id: String, cost: u64| Plan {
         request_id: id.into(),
@@ -353,13 +409,91 @@ async fn redis_admissions_carry_queued_settlements() {
     );
 }
 
+/// Admissions made while a call is in flight go together: 200 at once take
+/// a handful of round trips, not 200.
+#[tokio::test]
+async fn redis_admissions_in_flight_together_share_a_call() {
+    let store = RedisStore::new(&redis_url(), Duration::from_secs(600), TaskTracker::new()).unwrap();
+    let p = P { prefix: prefix() };
+    let plans: Vec<Plan> = (0..200)
+        .map(|_| Plan {
+            request_id: rid().into(),
+            reserved_tokens: 1,
+            buckets: vec![p.bucket("rpm", Layer::Key, LimitKind::RequestsPerMinute, 150, 1)],
+            ..Plan::default()
+        })
+        .collect();
+    let before = store.calls();
+    let decisions = futures_util::future::join_all(plans.iter().map(|pl| store.admit(pl))).await;
+    let calls = store.calls() - before;
+    let n = decisions.iter().filter(|d| admitted(d.as_ref().unwrap())).count();
+    assert_eq!(n, 150, "a batch admitted past the limit or refused within it");
+    assert!(calls <= 10, "200 concurrent admissions took {calls} calls");
+}
+
+/// A request dropped while its admission is in flight (its client went
+/// away) holds no slot afterwards: whichever of its admissions had been
+/// answered is settled, inline or in a batch.
+#[tokio::test]
+async fn redis_cancelled_admissions_release_their_slots() {
+    let tasks = TaskTracker::new();
+    let store = Arc::new(RedisStore::new(&redis_url(), Duration::from_secs(600), tasks.clone()).unwrap());
+    let p = P { prefix: prefix() };
+    let slot_key = format!("{}:conc", p.prefix);
+    let plan = || Plan {
+        request_id: rid().into(),
+        slots: vec![p.slot("conc", Layer::Key, 1_000)],
+        ..Plan::default()
+    };
+    let mut handles = Vec::new();
+    for i in 0..120 {
+        let (store, pl) = (Arc::clone(&store), plan());
+        let h = tokio::spawn(async move { admitted(&store.admit(&pl).await.unwrap()) });
+        // Some are cancelled before their call, some while it is in flight.
+        if i % 3 == 0 {
+            tokio::task::yield_now().await;
+        }
+        handles.push(h);
+    }
+    for h in handles.iter().step_by(2) {
+        h.abort();
+    }
+    let mut held = 0;
+    let mut cancelled = 0;
+    for h in handles {
+        match h.await {
+            Ok(true) => held += 1,
+            Ok(false) => panic!("refused below the limit"),
+            Err(e) => {
+                assert!(e.is_cancelled());
+                cancelled += 1;
+            }
+        }
+    }
+    assert!(cancelled > 0, "no admission was cancelled");
+    // Settlements of cancelled admissions are flushed by the store's tasks.
+    tasks.close();
+    tasks.wait().await;
+    let mut conn = ::redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let in_use: u64 = ::redis::cmd("ZCARD")
+        .arg(&slot_key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(in_use, held, "{cancelled} cancelled admissions left slots behind");
+}
+
 /// The daily counter in Redis expires an hour after its day ends; a
 /// settlement that takes it to zero removes it (absent means 0), and one
 /// that finds it gone (a request that ran past the day's expiry) gives the
 /// counter it recreates an expiry too, so no counter outlives its day.
 #[tokio::test]
 async fn redis_daily_counters_always_expire() {
-    let store = RedisStore::new(&redis_url(), Duration::from_secs(600)).unwrap();
+    let store = RedisStore::new(&redis_url(), Duration::from_secs(600), TaskTracker::new()).unwrap();
     let p = P { prefix: prefix() };
     let plan = |cost: u64| Plan {
         request_id: rid().into(),
@@ -418,8 +552,8 @@ async fn redis_daily_counters_always_expire() {
 
 #[tokio::test]
 async fn two_gateways_on_one_redis_share_their_limits() {
-    let a = RedisStore::new(&redis_url(), Duration::from_secs(600)).unwrap();
-    let b = RedisStore::new(&redis_url(), Duration::from_secs(600)).unwrap();
+    let a = RedisStore::new(&redis_url(), Duration::from_secs(600), TaskTracker::new()).unwrap();
+    let b = RedisStore::new(&redis_url(), Duration::from_secs(600), TaskTracker::new()).unwrap();
     let p = P { prefix: prefix() };
     let plan = |id: String| Plan {
         request_id: id.into(),
@@ -437,7 +571,7 @@ async fn two_gateways_on_one_redis_share_their_limits() {
 #[tokio::test]
 async fn an_unreachable_redis_is_an_error_the_limiter_can_fail_open_or_closed_on() {
     use crosslogic_gateway::limits::{FailureMode, Limiter, LimitsConfig};
-    let dead = RedisStore::new("redis://127.0.0.1:1", Duration::from_secs(600)).unwrap();
+    let dead = RedisStore::new("redis://127.0.0.1:1", Duration::from_secs(600), TaskTracker::new()).unwrap();
     let plan = Plan {
         request_id: rid().into(),
         slots: vec![P { prefix: prefix() }.slot("c", Layer::Key, 1)],

@@ -88,7 +88,7 @@ pub enum Decision {
 }
 
 /// The backend could not be reached or answered nonsense.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("rate-limit store: {0}")]
 pub struct StoreError(pub String);
 
