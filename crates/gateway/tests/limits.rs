@@ -17,6 +17,15 @@ fn redis_url() -> String {
     std::env::var("CROSSLOGIC_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
+/// A plain connection, to look at what the store wrote.
+async fn redis_conn() -> ::redis::aio::MultiplexedConnection {
+    ::redis::Client::open(redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
 fn prefix() -> String {
     format!("cltest:{}", uuid::Uuid::new_v4().simple())
 }
@@ -392,11 +401,7 @@ async fn redis_admissions_carry_queued_settlements() {
     tasks.close();
     tasks.wait().await;
     // Six settled once each (10 tokens used in all), one held (10 reserved).
-    let mut conn = ::redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = redis_conn().await;
     let daily: i64 = ::redis::cmd("GET")
         .arg(format!("{}:day", p.prefix))
         .query_async(&mut conn)
@@ -474,11 +479,7 @@ async fn redis_cancelled_admissions_release_their_slots() {
     // Settlements of cancelled admissions are flushed by the store's tasks.
     tasks.close();
     tasks.wait().await;
-    let mut conn = ::redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = redis_conn().await;
     let in_use: u64 = ::redis::cmd("ZCARD")
         .arg(&slot_key)
         .query_async(&mut conn)
@@ -501,11 +502,7 @@ async fn redis_daily_counters_always_expire() {
         daily: Some(p.daily(10_000, cost)),
         ..Plan::default()
     };
-    let mut conn = ::redis::Client::open(redis_url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = redis_conn().await;
     let key = format!("{}:day", p.prefix);
     let state = |conn: &mut ::redis::aio::MultiplexedConnection| {
         let key = key.clone();
